@@ -1,0 +1,30 @@
+"""Install the solar_ros Python package, its executables, launch and config files."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'solar_ros'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='solar_ros maintainers',
+    maintainer_email='maintainers@solar-ros.dev',
+    description='SOLAR model-based reinforcement learning from images for ROS 2 arms.',
+    license='Apache-2.0',
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+        ],
+    },
+)

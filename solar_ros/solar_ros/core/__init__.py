@@ -1,0 +1,1 @@
+"""The SOLAR algorithm: model, inference and policy updates (torch and numpy only)."""

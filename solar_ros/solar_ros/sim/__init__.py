@@ -1,0 +1,1 @@
+"""Simulated environments as plain Python classes (no ROS imports)."""
