@@ -1,0 +1,140 @@
+"""Recorded episodes, one NumPy ``.npz`` file each, written atomically as they complete.
+
+An episode file holds ``images (T + 1, H, W, 3) uint8`` (the frame after reset and one after
+each step), ``actions (T, du) float64`` (the commands actually sent), ``costs (T,) float64``
+(the cost returned by each step) and scalars ``task``, ``seed``, ``success``,
+``final_distance`` (metres or the environment's unit) and ``policy_version``. The format is
+plain ``numpy.load``; any tool reads it. Files are written to a temporary name and renamed,
+so a crash never leaves a half-written episode under its final name.
+"""
+
+from dataclasses import dataclass
+import os
+from pathlib import Path
+import tempfile
+from typing import Iterator, List, Optional
+
+import numpy as np
+
+EPISODE_GLOB = 'episode_*.npz'
+
+
+class EpisodeFormatError(ValueError):
+    """An episode has inconsistent shapes, bad values, or its file cannot be read."""
+
+
+@dataclass
+class Episode:
+    """One rollout as recorded.
+
+    Attributes:
+        images: (T + 1, H, W, 3) uint8 RGB frames; frame t is seen before action t.
+        actions: (T, du) float64 commands sent, in the environment's units (rad/s).
+        costs: (T,) float64 cost of each step.
+        task: task id the episode ran.
+        seed: seed of the reset.
+        success: whether the episode ended in success.
+        final_distance: distance to the goal at the end.
+        policy_version: version of the policy that produced it (0 = random).
+
+    """
+
+    images: np.ndarray
+    actions: np.ndarray
+    costs: np.ndarray
+    task: int
+    seed: int
+    success: bool
+    final_distance: float
+    policy_version: int = 0
+
+    def __post_init__(self) -> None:
+        """Check the shapes agree and every value is finite; raise EpisodeFormatError."""
+        self.images = np.asarray(self.images)
+        self.actions = np.asarray(self.actions, dtype=np.float64)
+        self.costs = np.asarray(self.costs, dtype=np.float64)
+        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
+            raise EpisodeFormatError(
+                f'images: expected (T + 1, H, W, 3) uint8, got {self.images.shape} '
+                f'{self.images.dtype}')
+        horizon = self.images.shape[0] - 1
+        if self.actions.ndim != 2 or self.actions.shape[0] != horizon:
+            raise EpisodeFormatError(
+                f'actions: expected ({horizon}, du) for {horizon + 1} images, '
+                f'got {self.actions.shape}')
+        if self.costs.shape != (horizon,):
+            raise EpisodeFormatError(f'costs: expected ({horizon},), got {self.costs.shape}')
+        for name in ('actions', 'costs'):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise EpisodeFormatError(f'{name}: contains NaN or inf')
+        if not np.isfinite(self.final_distance):
+            raise EpisodeFormatError(f'final_distance: not finite ({self.final_distance})')
+
+    @property
+    def horizon(self) -> int:
+        """Return the number of steps T."""
+        return int(self.actions.shape[0])
+
+    def save(self, path: Path) -> None:
+        """Write the episode to ``path`` atomically (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp_', suffix='.npz')
+        try:
+            with os.fdopen(handle, 'wb') as out:
+                np.savez(out, images=self.images, actions=self.actions, costs=self.costs,
+                         task=self.task, seed=self.seed, success=self.success,
+                         final_distance=self.final_distance,
+                         policy_version=self.policy_version)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path) -> 'Episode':
+        """Read an episode written by :meth:`save`; raise EpisodeFormatError if unreadable."""
+        try:
+            with np.load(path) as data:
+                return cls(images=data['images'], actions=data['actions'],
+                           costs=data['costs'], task=int(data['task']),
+                           seed=int(data['seed']), success=bool(data['success']),
+                           final_distance=float(data['final_distance']),
+                           policy_version=int(data['policy_version']))
+        except (OSError, KeyError, ValueError) as error:
+            if isinstance(error, EpisodeFormatError):
+                raise EpisodeFormatError(f'{path}: {error}') from error
+            raise EpisodeFormatError(f'{path}: not a readable episode file ({error})') from error
+
+
+class EpisodeStore:
+    """The episodes of one run, numbered in the order they completed, in one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        """Use (and create) ``directory`` for the episode files."""
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def paths(self) -> List[Path]:
+        """Return the episode files in completion order."""
+        return sorted(self.directory.glob(EPISODE_GLOB))
+
+    def __len__(self) -> int:
+        """Return the number of stored episodes."""
+        return len(self.paths())
+
+    def append(self, episode: Episode) -> Path:
+        """Store ``episode`` under the next number and return its path."""
+        path = self.directory / f'episode_{len(self):06d}.npz'
+        episode.save(path)
+        return path
+
+    def load(self, start: int = 0, stop: Optional[int] = None) -> List[Episode]:
+        """Return the episodes numbered ``start`` up to (not including) ``stop``."""
+        return [Episode.load(path) for path in self.paths()[start:stop]]
+
+    def __iter__(self) -> Iterator[Episode]:
+        """Iterate over every stored episode in order."""
+        return (Episode.load(path) for path in self.paths())
