@@ -7,8 +7,7 @@ iteration even when the run is killed. A resumed run appends to the same file.
 import csv
 import os
 from pathlib import Path
-import sys
-from typing import Dict, List, Mapping, Optional, TextIO, Union
+from typing import Dict, List, Mapping, Union
 
 Value = Union[int, float, str]
 
@@ -62,11 +61,6 @@ def _format(value: Value) -> str:
     return str(value)
 
 
-def progress_line(row: Mapping[str, Value], stream: Optional[TextIO] = None) -> str:
-    """Print and return a one-line summary of an iteration's metrics row."""
-    parts = []
-    for key, value in row.items():
-        parts.append(f'{key} {_format(value)}')
-    line = ' | '.join(parts)
-    print(line, file=stream or sys.stdout, flush=True)
-    return line
+def progress_line(row: Mapping[str, Value]) -> str:
+    """Return a one-line summary of an iteration's metrics row: ``key value | ...``."""
+    return ' | '.join(f'{key} {_format(value)}' for key, value in row.items())
