@@ -394,4 +394,3 @@ class OnlineKalmanFilter:
         mean, cov = _predict(self.mean[None], self.cov[None], F[None], Q[None], action[None])
         self.mean, self.cov = mean[0], cov[0]
         return self.mean, self.cov
-
