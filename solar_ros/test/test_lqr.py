@@ -238,3 +238,14 @@ def test_smoothed_noise_is_unit_variance_and_correlated():
     assert torch.all((var - 1.0).abs() < 0.1)
     lag1 = (draws[:, 1:] * draws[:, :-1]).mean(dim=(0, 2))
     assert torch.all(lag1 > 0.8)
+
+
+def test_kl_step_with_inactive_constraint_stops_at_eta_min():
+    dynamics, cost, _, _, _, _ = random_problem(15, horizon=6)
+    old = LinearGaussianPolicy.initial(6, 4, 2, std=0.5)
+    policy, _ = lqr_backward(dynamics, cost, 1e-8, old)
+    mean, cov = forward_marginals(dynamics, policy)
+    unconstrained = traj_kl(policy, old, mean, cov)
+    result = solve_kl_step(dynamics, cost, old, 10.0 * unconstrained)
+    assert result.converged and result.eta == pytest.approx(1e-8)
+    assert result.kl < 10.0 * unconstrained

@@ -319,11 +319,12 @@ def solve_kl_step(dynamics: GaussianDynamics, cost: QuadraticCost,
     """Search the dual variable eta so that the new policy's trajectory KL equals ``epsilon``.
 
     The KL decreases as eta grows. Starting from ``eta_init`` inside [eta_min, eta_max], each
-    backward pass tightens the bracket: KL < epsilon makes eta the upper bound and moves to
-    max(sqrt(lo hi), hi / 10); KL > epsilon makes it the lower bound and moves to
-    min(sqrt(lo hi), 10 lo). So eta moves a decade at a time until bracketed, then bisects in
-    log space. Stops when |KL - epsilon| <= rtol epsilon, when eta changes by less than a
-    factor 1 + 1e-6, or after ``max_iter`` passes.
+    backward pass tightens the bracket [lo, hi]: KL < epsilon makes eta the upper bound, KL >
+    epsilon the lower bound. Until both sides are found eta moves a decade at a time (never
+    past eta_min or eta_max), then it bisects the bracket in log space, eta = sqrt(lo hi).
+    Stops when |KL - epsilon| <= rtol epsilon, when KL < epsilon at eta_min (the constraint
+    is inactive), when eta changes by less than a factor 1 + 1e-6, or after ``max_iter``
+    passes.
 
     Args:
         dynamics: time-varying dynamics (F, Q, mu0, P0).
@@ -346,19 +347,21 @@ def solve_kl_step(dynamics: GaussianDynamics, cost: QuadraticCost,
         raise ValueError(f'eta_init: expected eta_min <= eta_init <= eta_max, got'
                          f' {eta_min}, {eta_init}, {eta_max}')
     lo, hi, eta = float(eta_min), float(eta_max), float(eta_init)
+    found_lo = found_hi = False
     for iteration in range(1, max_iter + 1):
         policy, eta = lqr_backward(dynamics, cost, eta, old_policy, max_eta=eta_max)
         mean, cov = forward_marginals(dynamics, policy)
         kl = traj_kl(policy, old_policy, mean, cov)
-        converged = abs(kl - epsilon) <= rtol * epsilon or (kl < epsilon and eta <= lo)
+        at_min = eta <= eta_min * (1.0 + 1e-6)
+        converged = abs(kl - epsilon) <= rtol * epsilon or (kl < epsilon and at_min)
         if converged:
             break
         if kl < epsilon:
-            hi = eta
-            new_eta = max(math.sqrt(lo * hi), 0.1 * hi)
+            hi, found_hi = eta, True
+            new_eta = math.sqrt(lo * hi) if found_lo else max(0.1 * hi, eta_min)
         else:
-            lo = eta
-            new_eta = min(math.sqrt(lo * hi), 10.0 * lo)
+            lo, found_lo = eta, True
+            new_eta = math.sqrt(lo * hi) if found_hi else min(10.0 * lo, eta_max)
         if abs(math.log(new_eta / eta)) < 1e-6:
             break
         eta = new_eta

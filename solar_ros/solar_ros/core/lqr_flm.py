@@ -387,7 +387,7 @@ class LQRFLM:
     action_cost: Optional[Tensor] = None
     policy: Optional[LinearGaussianPolicy] = None
     step_mult: float = 1.0
-    _last: Optional[_Prediction] = None
+    _last: Optional[_Prediction] = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         """Create the initial policy when none is given."""
