@@ -1,0 +1,186 @@
+"""Tests for LQR-FLM: local dynamics, cost fit, initial state and the policy-improvement loop."""
+
+import pytest
+from solar_ros.core.cost import QuadraticCost
+from solar_ros.core.lds import LDSParams
+from solar_ros.core.lqr import lqr_backward, policy_cost
+from solar_ros.core.lqr_flm import (fit_local_dynamics, fit_quadratic_cost,
+                                    initial_state_estimate, LQRFLM, observed_trajectories,
+                                    transition_stats)
+from solar_ros.core.mniw import MNIW
+from solar_ros.core.policy import LinearGaussianPolicy
+import torch
+
+DT = torch.float64
+
+
+def rollouts(dynamics, policy, num, gen, cost=None):
+    """Sample ``num`` rollouts: states (N, T, dx), actions (N, T, du), costs (N, T) or None."""
+    dx = dynamics.mu0.shape[0]
+    s = dynamics.mu0 + torch.randn(num, dx, dtype=DT, generator=gen) @ torch.linalg.cholesky(
+        dynamics.P0).T
+    states, actions = [], []
+    for t in range(policy.horizon):
+        a = policy.act(t, s, generator=gen)
+        states.append(s)
+        actions.append(a)
+        if t < policy.horizon - 1:
+            noise = torch.randn(num, dx, dtype=DT, generator=gen)
+            s = torch.cat([s, a], 1) @ dynamics.F[t].T + noise @ torch.linalg.cholesky(
+                dynamics.Q[t]).T
+    states, actions = torch.stack(states, 1), torch.stack(actions, 1)
+    costs = None if cost is None else cost.evaluate(torch.cat([states, actions], 2))
+    return states, actions, costs
+
+
+def time_varying_system(seed, dx=3, du=2, horizon=6, noise=0.05):
+    """Return random time-varying dynamics with process-noise std ``noise``."""
+    gen = torch.Generator().manual_seed(seed)
+    A = torch.eye(dx, dtype=DT) + 0.2 * torch.randn(horizon - 1, dx, dx, dtype=DT, generator=gen)
+    B = torch.randn(horizon - 1, dx, du, dtype=DT, generator=gen)
+    return LDSParams(F=torch.cat([A, B], 2),
+                     Q=noise ** 2 * torch.eye(dx, dtype=DT).expand(horizon - 1, dx, dx).clone(),
+                     mu0=torch.zeros(dx, dtype=DT), P0=torch.eye(dx, dtype=DT))
+
+
+def test_transition_stats_are_sums_over_rollouts():
+    gen = torch.Generator().manual_seed(0)
+    states = torch.randn(5, 4, 3, dtype=DT, generator=gen)
+    actions = torch.randn(5, 4, 2, dtype=DT, generator=gen)
+    stats = transition_stats(states, actions)
+    t = 2
+    x = torch.cat([states[:, t], actions[:, t]], 1)
+    torch.testing.assert_close(stats.xx[t], x.T @ x)
+    torch.testing.assert_close(stats.yx[t], states[:, t + 1].T @ x)
+    torch.testing.assert_close(stats.yy[t], states[:, t + 1].T @ states[:, t + 1])
+    assert stats.count.tolist() == [5.0, 5.0, 5.0]
+
+
+def test_many_samples_recover_time_varying_dynamics():
+    system = time_varying_system(1, noise=0.2)
+    gen = torch.Generator().manual_seed(1)
+    policy = LinearGaussianPolicy.initial(6, 3, 2, std=1.0)
+    states, actions, _ = rollouts(system, policy, 4000, gen)
+    prior = MNIW.prior(3, 2, 6)
+    fit = fit_local_dynamics(prior, observed_trajectories(states, actions), data_strength=1.0)
+    F, Q = fit.posterior.mean_dynamics()
+    # Standard errors: about 0.2 / sqrt(4000) = 0.003 for F; the prior adds about
+    # (S0 + (F - M0)(F - M0)^T) / 4000 = 0.003 to E[Sigma] = 0.04 I.
+    torch.testing.assert_close(F, system.F, atol=0.02, rtol=0)
+    torch.testing.assert_close(Q, system.Q, atol=0.008, rtol=0)
+    assert fit.iterations == 1 and fit.converged
+
+
+def test_few_samples_stay_near_prior():
+    system = time_varying_system(2)
+    gen = torch.Generator().manual_seed(2)
+    policy = LinearGaussianPolicy.initial(6, 3, 2, std=1.0)
+    states, actions, _ = rollouts(system, policy, 2, gen)
+    prior = MNIW.prior(3, 2, 6)
+    weak = fit_local_dynamics(prior, observed_trajectories(states, actions), data_strength=0.02)
+    gap_prior = (weak.posterior.M - prior.M).norm()
+    assert gap_prior < 0.1 * (system.F - prior.M).norm()
+    # The data pull the mean towards the truth in proportion to their strength.
+    distances = []
+    for strength in [0.0, 0.02, 1.0, 100.0]:
+        fit = fit_local_dynamics(prior, observed_trajectories(states, actions), strength)
+        distances.append(float((fit.posterior.M - system.F).norm()))
+    assert all(b < a for a, b in zip(distances, distances[1:]))
+    none = fit_local_dynamics(prior, observed_trajectories(states, actions), 0.0)
+    torch.testing.assert_close(none.posterior.M, prior.M)
+
+
+def test_cost_fit_recovers_state_cost_with_known_action_cost():
+    gen = torch.Generator().manual_seed(3)
+    states = torch.randn(30, 5, 3, dtype=DT, generator=gen)
+    actions = torch.randn(30, 5, 2, dtype=DT, generator=gen)
+    M = torch.randn(3, 3, dtype=DT, generator=gen)
+    R = torch.tensor([[0.5, 0.1], [0.1, 0.3]], dtype=DT)
+    C = torch.block_diag(M @ M.T, R)
+    c = torch.cat([torch.randn(3, dtype=DT, generator=gen), torch.zeros(2, dtype=DT)])
+    true = QuadraticCost.tiled(C, c, 1.5, 5)
+    costs = true.evaluate(torch.cat([states, actions], 2))
+    fitted = fit_quadratic_cost(states, actions, costs, action_cost=R)
+    torch.testing.assert_close(fitted.C, true.C, atol=1e-6, rtol=0)
+    torch.testing.assert_close(fitted.c, true.c, atol=1e-6, rtol=0)
+    torch.testing.assert_close(fitted.const, true.const, atol=1e-6, rtol=0)
+
+
+def test_cost_fit_without_action_cost_and_psd_projection():
+    gen = torch.Generator().manual_seed(4)
+    states = torch.randn(40, 5, 2, dtype=DT, generator=gen)
+    actions = torch.randn(40, 5, 1, dtype=DT, generator=gen)
+    C = torch.tensor([[1.0, 0.2, 0.3], [0.2, -0.5, 0.0], [0.3, 0.0, 0.8]], dtype=DT)
+    true = QuadraticCost.tiled(C, torch.tensor([0.1, -0.2, 0.3], dtype=DT), 0.0, 5)
+    costs = true.evaluate(torch.cat([states, actions], 2))
+    free = fit_quadratic_cost(states, actions, costs, psd=False)
+    torch.testing.assert_close(free.C, true.C, atol=1e-6, rtol=0)
+    projected = fit_quadratic_cost(states, actions, costs, psd=True)
+    evals, evecs = torch.linalg.eigh(C)
+    torch.testing.assert_close(projected.C[0], (evecs * evals.clamp(min=0)) @ evecs.T,
+                               atol=1e-6, rtol=0)
+    assert float(torch.linalg.eigvalsh(projected.C[0]).min()) > -1e-9
+    with pytest.raises(ValueError, match='costs'):
+        fit_quadratic_cost(states, actions, costs[:, :4])
+
+
+def test_initial_state_estimate_uses_total_variance():
+    means0 = torch.tensor([[0.0, 1.0], [2.0, 1.0]], dtype=DT)
+    covs0 = torch.stack([torch.diag(torch.tensor([0.5, 0.0], dtype=DT))] * 2)
+    mu0, P0 = initial_state_estimate(means0, covs0)
+    torch.testing.assert_close(mu0, torch.tensor([1.0, 1.0], dtype=DT))
+    torch.testing.assert_close(P0, torch.diag(torch.tensor([1.5, 1e-6], dtype=DT)))
+
+
+def point_mass(horizon=20, dt=0.2, noise=1e-3):
+    """Return the 2-D point mass (position, velocity; force input) and its goal-reaching cost."""
+    A = torch.eye(4, dtype=DT)
+    A[0, 2] = A[1, 3] = dt
+    B = torch.zeros(4, 2, dtype=DT)
+    B[2, 0] = B[3, 1] = dt
+    system = LDSParams(F=torch.cat([A, B], 1).expand(horizon - 1, 4, 6).clone(),
+                       Q=noise * torch.eye(4, dtype=DT).expand(horizon - 1, 4, 4).clone(),
+                       mu0=torch.tensor([1.0, -1.0, 0.0, 0.0], dtype=DT),
+                       P0=0.01 * torch.eye(4, dtype=DT))
+    R = 0.1 * torch.eye(2, dtype=DT)
+    C = torch.block_diag(torch.diag(torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=DT)), R)
+    return system, QuadraticCost.tiled(C, torch.zeros(6, dtype=DT), 0.0, horizon), R
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_lqr_flm_reaches_optimal_cost_on_known_linear_system(seed):
+    """States observed directly; the global prior is a model fitted to random rollouts."""
+    system, cost, R = point_mass()
+    optimal, _ = lqr_backward(system, cost, eta=1e-12)
+    best = policy_cost(system, cost, optimal)
+    gen = torch.Generator().manual_seed(seed)
+    random = LinearGaussianPolicy.initial(20, 4, 2, std=0.5)
+    states, actions, _ = rollouts(system, random, 50, gen)
+    prior = MNIW.prior(4, 2, 20).posterior(transition_stats(states, actions))
+    learner = LQRFLM(4, 2, 20, action_cost=R)
+    initial = policy_cost(system, cost, learner.policy)
+    for _ in range(10):
+        states, actions, costs = rollouts(system, learner.policy, 20, gen, cost)
+        result = learner.update(observed_trajectories(states, actions), actions, costs, prior)
+        assert result.converged
+        assert abs(result.kl - result.epsilon) <= 0.1 * result.epsilon
+    final = policy_cost(system, cost, learner.policy)
+    assert initial > 4 * best
+    assert final <= 1.05 * best
+
+
+def test_state_dict_round_trip_resumes_step_adaptation():
+    system, cost, R = point_mass(horizon=8)
+    gen = torch.Generator().manual_seed(5)
+    prior = MNIW.prior(4, 2, 8)
+    learner = LQRFLM(4, 2, 8, action_cost=R)
+    for _ in range(2):
+        states, actions, costs = rollouts(system, learner.policy, 20, gen, cost)
+        learner.update(observed_trajectories(states, actions), actions, costs, prior)
+    resumed = LQRFLM(4, 2, 8, action_cost=R)
+    resumed.load_state_dict(learner.state_dict())
+    states, actions, costs = rollouts(system, learner.policy, 20, gen, cost)
+    a = learner.update(observed_trajectories(states, actions), actions, costs, prior)
+    b = resumed.update(observed_trajectories(states, actions), actions, costs, prior)
+    assert a.step_mult == b.step_mult and a.step_mult != 1.0
+    torch.testing.assert_close(a.policy.K, b.policy.K)
