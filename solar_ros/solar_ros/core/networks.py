@@ -130,14 +130,22 @@ class QuadraticCostHead(nn.Module):
         """Return C = L L^T, (dx, dx)."""
         return self.factor @ self.factor.T
 
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        """Return the predicted cost (...) of latent states (..., dx)."""
-        quad = 0.5 * torch.einsum('...i,ij,...j->...', latents, self.matrix(), latents)
-        return quad + latents @ self.linear + self.const
+    def forward(self, latents: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """Return the predicted cost (...) of latent states (..., dx).
 
-    def log_likelihood(self, latents: torch.Tensor, costs: torch.Tensor) -> torch.Tensor:
+        With ``detach_params`` the head's parameters are constants (gradients reach only
+        ``latents``).
+        """
+        factor, linear, const = self.factor, self.linear, self.const
+        if detach_params:
+            factor, linear, const = factor.detach(), linear.detach(), const.detach()
+        quad = 0.5 * torch.einsum('...i,ij,...j->...', latents, factor @ factor.T, latents)
+        return quad + latents @ linear + const
+
+    def log_likelihood(self, latents: torch.Tensor, costs: torch.Tensor,
+                       detach_params: bool = False) -> torch.Tensor:
         """Return log N(costs; forward(latents), cost_std^2), shape (...) like ``costs``."""
         var = self.cost_std ** 2
-        residual = costs - self(latents)
+        residual = costs - self(latents, detach_params)
         return -0.5 * residual ** 2 / var - 0.5 * torch.log(
             torch.tensor(2.0 * torch.pi * var, dtype=residual.dtype))
