@@ -1,6 +1,6 @@
 """Versioned, checksummed checkpoint files written atomically.
 
-File layout: the magic line ``SOLAR_ROS_CHECKPOINT\\n``, one line of JSON header
+File layout: the magic line ``SOLAR_ROS_CHECKPOINT`` and a newline, one line of JSON header
 (``kind``, ``version``, ``length`` and ``sha256`` of the payload), then the payload: a
 ``torch.save`` of a dict of tensors, numbers, strings, lists and dicts, read back with
 ``weights_only=True`` (no arbitrary code runs on load).

@@ -48,7 +48,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, save_checkpoint
 from .lds import (GaussianPotentials, kalman_smoother, LDSParams, sample_backward,
                   SmootherResult)
-from .mniw import mniw_natural_step, MNIW
+from .mniw import MNIW, mniw_natural_step
 from .networks import bernoulli_log_likelihood, Decoder, Encoder, QuadraticCostHead
 
 CHECKPOINT_KIND = 'solar_ros.SolarModel'
