@@ -256,7 +256,7 @@ class SolarModel(nn.Module):
         """Build the networks and the MNIW prior/posterior, seeded by ``config.seed``."""
         super().__init__()
         self.config = config
-        dx, du, steps = config.latent_dim, config.action_dim, config.horizon - 1
+        dx, du = config.latent_dim, config.action_dim
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.encoder = Encoder(dx, config.image_size, config.channels, config.hidden,
@@ -264,7 +264,7 @@ class SolarModel(nn.Module):
             self.decoder = Decoder(dx, config.image_size, config.channels)
             self.cost_head = QuadraticCostHead(dx, config.cost_std)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
-        self.prior = MNIW.prior(dx, du, steps, scale=config.prior_scale)
+        self.prior = MNIW.prior(dx, du, config.horizon, scale=config.prior_scale)
         noise = config.init_noise * torch.randn(
             self.prior.M.shape, generator=self.generator, dtype=torch.float64)
         self.q = MNIW(self.prior.M + noise, self.prior.V.clone(), self.prior.S.clone(),
