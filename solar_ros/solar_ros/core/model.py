@@ -456,8 +456,8 @@ class SolarModel(nn.Module):
             self.q = mniw_natural_step(self.q, self.prior, _detach_stats(stats),
                                        num_data / size, self.config.mniw_step)
             self.num_updates += 1
-            record = {key: float(value) for key, value in terms.items()}
-            record['loss'] = float(loss)
+            record = {key: float(value.detach()) for key, value in terms.items()}
+            record['loss'] = float(loss.detach())
             history.append(record)
             if progress is not None:
                 progress(i, record)
