@@ -1,0 +1,77 @@
+"""Print the speed of the SOLAR model's parts on this CPU.
+
+Figures: encoder time per frame (forward, no gradient), one step of the online Kalman
+filter (update + predict), and one training update (encoder, smoother, sample, decoder,
+backward, Adam and the MNIW natural-gradient step) for the stated batch and horizon.
+
+Usage: python bench/model_speed.py [--threads 1] [--batch 8] [--horizon 20] [--latent 4]
+"""
+
+import argparse
+import time
+
+from solar_ros.core.lds import OnlineKalmanFilter
+from solar_ros.core.model import EpisodeBatch, ModelConfig, SolarModel
+from solar_ros.sim.point_mass import PointMassEnv, random_episodes
+import torch
+
+
+def best_time(function, repeats: int) -> float:
+    """Return the smallest wall time of ``repeats`` calls of ``function``, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    """Measure and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--horizon', type=int, default=20)
+    parser.add_argument('--latent', type=int, default=4)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    env = PointMassEnv(horizon=args.horizon)
+    data = random_episodes(env, max(args.batch, 8), seed=0)
+    batch = EpisodeBatch(data['images'], data['actions'], data['costs'])
+    config = ModelConfig(latent_dim=args.latent, action_dim=2, horizon=args.horizon,
+                         batch_size=args.batch)
+    model = SolarModel(config)
+    print(f'torch threads: {args.threads}, latent dim {args.latent}, action dim 2, '
+          f'image 64x64x3')
+
+    frames = batch.images[:4].reshape(-1, 1, 64, 64, 3)
+    with torch.no_grad():
+        encode = best_time(lambda: model.encoder(frames.float() / 255.0), 5)
+    print(f'encoder: {1e3 * encode / len(frames):.3f} ms per frame '
+          f'(batches of {len(frames)} frames)')
+
+    params = model.dynamics()
+    filt = OnlineKalmanFilter(args.latent)
+    filt.reset(params.mu0, params.P0)
+    potentials = model.encode(batch.images[:1])
+    actions = batch.actions[0]
+    steps = args.horizon - 1
+
+    def run_filter():
+        filt.reset(params.mu0, params.P0)
+        for t in range(steps):
+            filt.update(potentials.J[0, t], potentials.h[0, t])
+            filt.predict(params.F[t], params.Q[t], actions[t])
+
+    per_step = best_time(run_filter, 5) / steps
+    print(f'online filter: {1e6 * per_step:.1f} us per step (update + predict, '
+          f'dx={args.latent})')
+
+    model.fit(batch, 2)
+    update = best_time(lambda: model.fit(batch, 1), 5)
+    print(f'training update: {1e3 * update:.1f} ms (batch {args.batch} sequences x '
+          f'horizon {args.horizon} = {args.batch * args.horizon} frames)')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,151 @@
+"""Neural parts of the SOLAR model: image encoder, image decoder and quadratic cost head.
+
+All three are float32 torch modules. Images are (..., H, W, 3) with intensities in [0, 1]
+(channels last, as rendered); the networks move the channels first internally.
+
+Image likelihood: an element-wise Bernoulli on the [0, 1] intensities with logits from the
+decoder (the negative sigmoid cross-entropy, without the continuous-Bernoulli normaliser),
+as the SOLAR authors use. Chosen over a Gaussian because (a) it has no variance to tune or
+learn, whose value would otherwise set the balance between reconstruction and the KL and
+cost terms that the beta schedule was designed around; (b) the rendered scenes are nearly
+two-tone (a disc on a plain background), where the cross-entropy keeps strong gradients on
+the few pixels of the object while a fixed-variance Gaussian lets the background dominate.
+Its value is not a normalised density of continuous images, but it is one fixed function
+of the data, so ELBOs computed with it are comparable across models and training time.
+"""
+
+from typing import Tuple
+
+import torch
+from torch import nn
+import torch.nn.functional as functional
+
+
+def _check_size(image_size: int) -> None:
+    if image_size < 16 or image_size % 16:
+        raise ValueError(f'image_size must be a multiple of 16 (>= 16), got {image_size}')
+
+
+class Encoder(nn.Module):
+    """Map images to a Gaussian per latent dimension: mean and floored standard deviation.
+
+    Four 4x4 stride-2 convolutions with ReLU (channels c, 2c, 2c, 2c) reduce H x W to
+    H/16 x W/16, a ReLU dense layer of ``hidden`` units follows, then a linear head with
+    2 * latent_dim outputs: the mean and std = softplus(x) + min_std. The std half of the
+    head starts at zero (std = log 2 + min_std, weak evidence at the start of training).
+    """
+
+    def __init__(self, latent_dim: int, image_size: int = 64, channels: int = 16,
+                 hidden: int = 128, min_std: float = 0.01) -> None:
+        """Build the layers (sizes as in the class docstring)."""
+        super().__init__()
+        _check_size(image_size)
+        widths = [3, channels, 2 * channels, 2 * channels, 2 * channels]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1) for i in range(4))
+        self.dense = nn.Linear(widths[-1] * (image_size // 16) ** 2, hidden)
+        self.mean_head = nn.Linear(hidden, latent_dim)
+        self.std_head = nn.Linear(hidden, latent_dim)
+        nn.init.zeros_(self.std_head.weight)
+        nn.init.zeros_(self.std_head.bias)
+        self.latent_dim = latent_dim
+        self.min_std = min_std
+
+    def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Encode ``images`` (..., H, W, 3) float32 in [0, 1] to (mean, std), each (..., dx)."""
+        lead = images.shape[:-3]
+        x = images.reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2)
+        for conv in self.convs:
+            x = functional.relu(conv(x))
+        x = functional.relu(self.dense(x.flatten(1)))
+        mean = self.mean_head(x)
+        std = functional.softplus(self.std_head(x)) + self.min_std
+        return mean.reshape(*lead, self.latent_dim), std.reshape(*lead, self.latent_dim)
+
+
+class Decoder(nn.Module):
+    """Map latent states to Bernoulli logits of the image pixels.
+
+    A ReLU dense layer to 2c x H/16 x W/16, then four 4x4 stride-2 transposed convolutions
+    (channels 2c, 2c, c, 3) with ReLU between them; the last layer is linear (logits).
+    """
+
+    def __init__(self, latent_dim: int, image_size: int = 64, channels: int = 16) -> None:
+        """Build the layers (sizes as in the class docstring)."""
+        super().__init__()
+        _check_size(image_size)
+        self.base = image_size // 16
+        self.width = 2 * channels
+        self.dense = nn.Linear(latent_dim, self.width * self.base ** 2)
+        widths = [2 * channels, 2 * channels, 2 * channels, channels, 3]
+        self.deconvs = nn.ModuleList(
+            nn.ConvTranspose2d(widths[i], widths[i + 1], 4, stride=2, padding=1)
+            for i in range(4))
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        """Decode ``latents`` (..., dx) float32 to logits (..., H, W, 3)."""
+        lead = latents.shape[:-1]
+        x = functional.relu(self.dense(latents.reshape(-1, latents.shape[-1])))
+        x = x.reshape(-1, self.width, self.base, self.base)
+        for i, deconv in enumerate(self.deconvs):
+            x = deconv(x)
+            if i < len(self.deconvs) - 1:
+                x = functional.relu(x)
+        return x.permute(0, 2, 3, 1).reshape(*lead, *x.shape[-2:], 3)
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Return sum over pixels of x log sigmoid(l) + (1 - x) log sigmoid(-l).
+
+    Args:
+        logits: (..., H, W, 3) decoder output.
+        images: (..., H, W, 3) intensities in [0, 1].
+
+    Returns:
+        (...) log-likelihood per image (module docstring on the choice).
+
+    """
+    return -functional.binary_cross_entropy_with_logits(
+        logits, images, reduction='none').sum(dim=(-3, -2, -1))
+
+
+class QuadraticCostHead(nn.Module):
+    """Predict the per-step cost from the latent state: 1/2 s^T C s + c^T s + const.
+
+    C = L L^T is positive semi-definite by construction (L a free dx x dx matrix): the
+    costs SOLAR targets are distances to a goal, and LQR on the learned cost is only
+    well posed with a PSD state cost. The likelihood of an observed cost is
+    N(cost; prediction, cost_std^2).
+    """
+
+    def __init__(self, latent_dim: int, cost_std: float = 1.0, init_scale: float = 0.1) -> None:
+        """Initialise L ~ init_scale * N(0, 1) (torch's global generator), c = 0, const = 0."""
+        super().__init__()
+        self.factor = nn.Parameter(init_scale * torch.randn(latent_dim, latent_dim))
+        self.linear = nn.Parameter(torch.zeros(latent_dim))
+        self.const = nn.Parameter(torch.zeros(()))
+        self.cost_std = cost_std
+
+    def matrix(self) -> torch.Tensor:
+        """Return C = L L^T, (dx, dx)."""
+        return self.factor @ self.factor.T
+
+    def forward(self, latents: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """Return the predicted cost (...) of latent states (..., dx).
+
+        With ``detach_params`` the head's parameters are constants (gradients reach only
+        ``latents``).
+        """
+        factor, linear, const = self.factor, self.linear, self.const
+        if detach_params:
+            factor, linear, const = factor.detach(), linear.detach(), const.detach()
+        quad = 0.5 * torch.einsum('...i,ij,...j->...', latents, factor @ factor.T, latents)
+        return quad + latents @ linear + const
+
+    def log_likelihood(self, latents: torch.Tensor, costs: torch.Tensor,
+                       detach_params: bool = False) -> torch.Tensor:
+        """Return log N(costs; forward(latents), cost_std^2), shape (...) like ``costs``."""
+        var = self.cost_std ** 2
+        residual = costs - self(latents, detach_params)
+        return -0.5 * residual ** 2 / var - 0.5 * torch.log(
+            torch.tensor(2.0 * torch.pi * var, dtype=residual.dtype))

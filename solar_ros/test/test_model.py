@@ -1,0 +1,167 @@
+"""SolarModel on image sequences of the 2-D point mass: learning, prediction, checkpoints, checks.
+
+One model is trained once per module (a few hundred updates, single thread) and shared.
+"""
+
+import numpy as np
+import pytest
+from solar_ros.core import model as model_module
+from solar_ros.core.checkpoint import CheckpointError
+from solar_ros.core.lds import LDSParams
+from solar_ros.core.model import EpisodeBatch, ModelConfig, ModelInputError, SolarModel
+from solar_ros.sim.point_mass import PointMassEnv, random_episodes
+import torch
+
+HORIZON = 12
+OBSERVED = 3
+UPDATES = 300
+
+
+def make_batch(num, seed):
+    """Return an EpisodeBatch of random-action point-mass episodes."""
+    env = PointMassEnv(horizon=HORIZON)
+    data = random_episodes(env, num, action_std=0.15, seed=seed)
+    return EpisodeBatch(data['images'], data['actions'], data['costs'])
+
+
+def make_config(**changes):
+    """Return the test configuration (small latent, short horizon)."""
+    values = dict(latent_dim=4, action_dim=2, horizon=HORIZON, batch_size=8, seed=3,
+                  action_cost_weight=0.01)
+    values.update(changes)
+    return ModelConfig(**values)
+
+
+@pytest.fixture(scope='module')
+def trained():
+    """Train one model; return it with its data and the held-out ELBO before training."""
+    torch.set_num_threads(1)
+    train, held_out = make_batch(48, seed=0), make_batch(16, seed=1000)
+    model = SolarModel(make_config())
+    before = model.elbo(held_out, num_data=len(train))
+    history = model.fit(train, UPDATES)
+    after = model.elbo(held_out, num_data=len(train))
+    return {'model': model, 'train': train, 'held_out': held_out, 'before': before,
+            'after': after, 'history': history}
+
+
+def test_training_raises_held_out_elbo(trained):
+    before, after = trained['before'], trained['after']
+    print(f"held-out ELBO {before['elbo']:.1f} -> {after['elbo']:.1f}, "
+          f"recon {before['recon']:.1f} -> {after['recon']:.1f}")
+    assert np.isfinite(after['elbo'])
+    assert after['elbo'] > before['elbo'] + 0.5 * abs(before['elbo'])
+    assert after['local_kl'] >= 0.0 and after['global_kl'] >= 0.0
+    assert trained['model'].num_updates == UPDATES
+    assert len(trained['history']) == UPDATES
+
+
+def test_learned_dynamics_predict_better_than_no_dynamics(trained):
+    model, held_out = trained['model'], trained['held_out']
+    target = held_out.images.float() / 255.0
+    learned = model.predict(held_out.images, held_out.actions, OBSERVED)
+    mean = model.dynamics()
+    dx = model.config.latent_dim
+    hold = torch.zeros_like(mean.F)
+    hold[:, :, :dx] = torch.eye(dx, dtype=hold.dtype)
+    static = model.predict(held_out.images, held_out.actions, OBSERVED,
+                           LDSParams(F=hold, Q=mean.Q, mu0=mean.mu0, P0=mean.P0))
+    future = slice(OBSERVED + 2, HORIZON)
+    error_learned = ((learned[:, future] - target[:, future]) ** 2).mean().item()
+    error_static = ((static[:, future] - target[:, future]) ** 2).mean().item()
+    print(f'prediction MSE {OBSERVED + 2}..{HORIZON - 1} steps ahead of frame '
+          f'{OBSERVED - 1}: learned {error_learned:.5f}, no dynamics {error_static:.5f}')
+    assert error_learned < 0.8 * error_static
+
+
+def test_dynamics_and_cost_params_shapes(trained):
+    model = trained['model']
+    params = model.dynamics()
+    assert params.F.shape == (HORIZON - 1, 4, 6) and params.Q.shape == (HORIZON - 1, 4, 4)
+    assert params.F.dtype == torch.float64
+    assert torch.all(torch.linalg.eigvalsh(params.Q) > 0)
+    C, c, const = model.cost_params()
+    assert C.shape == (6, 6) and c.shape == (6,) and const.shape == ()
+    assert torch.all(torch.linalg.eigvalsh(C) >= -1e-9)
+    torch.testing.assert_close(C[4:, 4:], 0.02 * torch.eye(2, dtype=torch.float64))
+    smoothed = model.infer(trained['held_out'].images, trained['held_out'].actions)
+    assert smoothed.means.shape == (16, HORIZON, 4)
+
+
+def test_checkpoint_round_trip_and_resume(trained, tmp_path):
+    model, train = trained['model'], trained['train']
+    path = tmp_path / 'model.ckpt'
+    model.save(path)
+    loaded = SolarModel.load(path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    for name in ('M', 'V', 'S', 'nu'):
+        assert torch.equal(getattr(model.q, name), getattr(loaded.q, name))
+    assert loaded.config == model.config and loaded.num_updates == model.num_updates
+    small = train.select(range(8))
+    original = model.fit(small, 2)
+    resumed = loaded.fit(small, 2)
+    assert original == resumed
+    torch.testing.assert_close(model.q.M, loaded.q.M, rtol=0, atol=0)
+
+
+def test_checkpoint_version_mismatch_and_corruption(tmp_path, monkeypatch):
+    model = SolarModel(make_config())
+    path = tmp_path / 'model.ckpt'
+    model.save(path)
+    monkeypatch.setattr(model_module, 'CHECKPOINT_VERSION', 2)
+    with pytest.raises(CheckpointError, match='version 1, this code reads version 2'):
+        SolarModel.load(path)
+    monkeypatch.undo()
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match='corrupt'):
+        SolarModel.load(path)
+
+
+def test_same_seed_same_training():
+    data = make_batch(8, seed=5)
+    first, second = SolarModel(make_config()), SolarModel(make_config())
+    assert first.fit(data, 2) == second.fit(data, 2)
+    for key, value in first.state_dict().items():
+        assert torch.equal(value, second.state_dict()[key]), key
+
+
+def test_input_errors():
+    model = SolarModel(make_config())
+    data = make_batch(2, seed=7)
+    images, actions = data.images, data.actions
+    with pytest.raises(ModelInputError, match='images must have shape'):
+        model.infer(images[:, :, :32], actions)
+    with pytest.raises(ModelInputError, match=r'must lie in \[0, 1\]'):
+        model.infer(images.float(), actions)
+    nan_images = images.float() / 255.0
+    nan_images[0, 0, 0, 0, 0] = float('nan')
+    with pytest.raises(ModelInputError, match='non-finite'):
+        model.infer(nan_images, actions)
+    bad_actions = actions.clone()
+    bad_actions[1, 2, 0] = float('inf')
+    with pytest.raises(ModelInputError, match='actions contain non-finite'):
+        model.infer(images, bad_actions)
+    with pytest.raises(ModelInputError, match=r'\(horizon, image size, action dim\)'):
+        model.infer(images[:, :-1], actions[:, :-1])
+    with pytest.raises(ModelInputError, match='actions must have shape'):
+        model.infer(images, actions[:1])
+    with pytest.raises(ModelInputError, match='costs must have shape'):
+        EpisodeBatch(data.images, data.actions, data.costs[:, :-1])
+    with pytest.raises(ModelInputError, match='EpisodeBatch'):
+        model.fit((images, actions), 1)
+
+
+def test_config_from_dict_and_yaml(tmp_path):
+    config = make_config()
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    path = tmp_path / 'model.yaml'
+    path.write_text('model:\n  latent_dim: 3\n  action_dim: 2\n  horizon: 5\n  lr: 0.1\n')
+    with pytest.raises(ValueError, match=r"unknown ModelConfig keys \['lr'\]"):
+        ModelConfig.from_yaml(path)
+    path.write_text('latent_dim: 3\naction_dim: 2\nhorizon: 5\nmniw_step: 0.5\n')
+    assert ModelConfig.from_yaml(path).mniw_step == 0.5
+    with pytest.raises(ValueError, match='mniw_step'):
+        make_config(mniw_step=0.0)
