@@ -53,7 +53,8 @@ def main() -> None:
     params = model.dynamics()
     filt = OnlineKalmanFilter(args.latent)
     filt.reset(params.mu0, params.P0)
-    potentials = model.encode(batch.images[:1])
+    with torch.no_grad():
+        potentials = model.encode(batch.images[:1])
     actions = batch.actions[0]
     steps = args.horizon - 1
 
