@@ -311,15 +311,18 @@ class SolarModel(nn.Module):
             const = self.cost_head.const.detach().to(torch.float64).clone()
         return C, c, const
 
-    def _local_lds(self, potentials: GaussianPotentials,
-                   actions: torch.Tensor) -> Tuple[LDSParams, GaussianPotentials, torch.Tensor]:
+    def _local_lds(self, potentials: GaussianPotentials, actions: torch.Tensor,
+                   dynamics: Optional[MNIW] = None
+                   ) -> Tuple[LDSParams, GaussianPotentials, torch.Tensor]:
         """Return the expected-parameter LDS, the augmented potentials and the KL constant.
 
-        The constant (B,) is 1/2 sum_t a_t^T D_aa a_t - sum_t k_t (module docstring).
+        ``dynamics`` is the MNIW over (F_t, Sigma_t) to take expectations under (default:
+        the global posterior q). The constant (B,) is 1/2 sum_t a_t^T D_aa a_t - sum_t k_t
+        (module docstring).
         """
         dx = self.config.latent_dim
         with torch.no_grad():
-            stats = self.q.expected_stats()
+            stats = (self.q if dynamics is None else dynamics).expected_stats()
             e1, e2, e3 = stats.E_Sinv, stats.E_Sinv_F, stats.E_Ft_Sinv_F
             Q = torch.linalg.inv(e1)
             Q = 0.5 * (Q + Q.transpose(-1, -2))
@@ -403,6 +406,29 @@ class SolarModel(nn.Module):
         with torch.no_grad():
             params, augmented, _ = self._local_lds(self.encode(images), actions)
             return kalman_smoother(params, augmented, actions)
+
+    def smoother(self, images: ArrayLike,
+                 actions: ArrayLike) -> Callable[[MNIW], SmootherResult]:
+        """Return a smoother of these sequences under any dynamics MNIW, for LQR-FLM's EM.
+
+        The encoder runs once; each call of the returned function smooths the sequences
+        with the expected-parameter LDS of the given MNIW (leading dim T - 1).
+
+        Args:
+            images: (B, T, H, W, 3) uint8 or float in [0, 1].
+            actions: (B, T, du).
+
+        """
+        images, actions = torch.as_tensor(images), torch.as_tensor(actions, dtype=torch.float64)
+        check_sequences(images, actions, config=self.config)
+        with torch.no_grad():
+            potentials = self.encode(images)
+
+        def smooth(dynamics: MNIW) -> SmootherResult:
+            with torch.no_grad():
+                params, augmented, _ = self._local_lds(potentials, actions, dynamics)
+                return kalman_smoother(params, augmented, actions)
+        return smooth
 
     def predict(self, images: ArrayLike, actions: ArrayLike, num_observed: int,
                 params: Optional[LDSParams] = None) -> torch.Tensor:

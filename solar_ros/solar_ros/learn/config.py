@@ -1,0 +1,99 @@
+"""Settings of a SOLAR run, read from one YAML file with sections env, model, lqr and loop.
+
+Example (``solar_ros/config/point_mass.yaml``)::
+
+    env:   {name: point_mass, horizon: 20}
+    model: {latent_dim: 4, channels: 16}
+    lqr:   {kl_step: 1.0, data_strength: 10.0}
+    loop:  {pretrain_episodes: 40, iterations: 10}
+
+``model.horizon`` and ``model.action_dim`` default to the environment's. Unknown keys are
+errors, so a typo never silently falls back to a default.
+"""
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, Mapping, Union
+
+import yaml
+
+SECTIONS = ('env', 'model', 'lqr', 'loop')
+
+
+@dataclass
+class LoopConfig:
+    """The outer SOLAR loop's schedule (solar-method.md section 4).
+
+    Attributes:
+        task: task id passed to every ``env.reset``.
+        seed: base seed; episode n is reset with seed ``seed * 1_000_000 + n``.
+        pretrain_episodes: random-action episodes collected before the first fit.
+        random_action_std: standard deviation of the random actions, env units.
+        pretrain_updates: model updates on the pretraining data.
+        iterations: policy updates (each collects, refits the model, runs LQR-FLM).
+        rollouts_per_iteration: episodes collected with the current policy per iteration.
+        refit_updates: model updates per iteration on the buffer (0 freezes the model).
+        buffer_episodes: the model refits on the latest this many episodes.
+        smooth_noise: draw time-correlated exploration noise (paper's option).
+
+    """
+
+    task: int = 1
+    seed: int = 0
+    pretrain_episodes: int = 40
+    random_action_std: float = 0.1
+    pretrain_updates: int = 500
+    iterations: int = 10
+    rollouts_per_iteration: int = 10
+    refit_updates: int = 50
+    buffer_episodes: int = 200
+    smooth_noise: bool = False
+
+    def __post_init__(self) -> None:
+        """Check ranges; raise ValueError naming the bad setting."""
+        for name in ('pretrain_episodes', 'rollouts_per_iteration', 'buffer_episodes'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'loop.{name} must be >= 1, got {getattr(self, name)}')
+        for name in ('pretrain_updates', 'iterations', 'refit_updates'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'loop.{name} must be >= 0, got {getattr(self, name)}')
+        if not self.random_action_std > 0:
+            raise ValueError(
+                f'loop.random_action_std must be > 0, got {self.random_action_std}')
+
+
+@dataclass
+class RunConfig:
+    """All settings of one run: raw env and model/lqr dicts plus the loop schedule."""
+
+    env: Dict[str, Any] = field(default_factory=dict)
+    model: Dict[str, Any] = field(default_factory=dict)
+    lqr: Dict[str, Any] = field(default_factory=dict)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> 'RunConfig':
+        """Build from a mapping with the sections of :data:`SECTIONS`."""
+        unknown = set(values) - set(SECTIONS)
+        if unknown:
+            raise ValueError(f'unknown config sections {sorted(unknown)}; use {SECTIONS}')
+        loop = dict(values.get('loop') or {})
+        names = {f.name for f in fields(LoopConfig)}
+        if set(loop) - names:
+            raise ValueError(f'unknown loop settings {sorted(set(loop) - names)}')
+        return cls(env=dict(values.get('env') or {}), model=dict(values.get('model') or {}),
+                   lqr=dict(values.get('lqr') or {}), loop=LoopConfig(**loop))
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, Path]) -> 'RunConfig':
+        """Read a YAML file; raise ValueError naming the file when it is not a mapping."""
+        with open(path) as stream:
+            values = yaml.safe_load(stream) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f'{path}: expected a mapping of sections {SECTIONS}')
+        return cls.from_dict(values)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return the settings as plain data, as written to the run directory."""
+        return {'env': self.env, 'model': self.model, 'lqr': self.lqr,
+                'loop': asdict(self.loop)}
