@@ -1,0 +1,83 @@
+"""The SOLAR loop resumes after a kill without losing or repeating rollouts."""
+
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from solar_ros.learn.config import RunConfig
+from solar_ros.learn.episodes import EpisodeStore
+from solar_ros.learn.metrics import MetricsLog
+import yaml
+
+TINY = {
+    'env': {'name': 'point_mass', 'horizon': 6, 'image_size': 32},
+    'model': {'latent_dim': 2, 'channels': 4, 'hidden': 16, 'image_size': 32,
+              'batch_size': 4, 'action_cost_weight': 0.01},
+    'lqr': {'kl_step': 1.0, 'init_std': 0.1},
+    'loop': {'pretrain_episodes': 8, 'pretrain_updates': 10, 'iterations': 2,
+             'rollouts_per_iteration': 4, 'refit_updates': 400, 'buffer_episodes': 16},
+}
+
+
+def _start(config: Path, run_dir: Path) -> subprocess.Popen:
+    """Start the loop's command line in a child process."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.Popen(
+        [sys.executable, '-m', 'solar_ros.learn.run', '--config', str(config),
+         '--run-dir', str(run_dir), '--threads', '1'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def test_killed_during_a_refit_the_loop_resumes_and_reuses_the_rollouts(tmp_path):
+    config, run_dir = tmp_path / 'tiny.yaml', tmp_path / 'run'
+    config.write_text(yaml.safe_dump(TINY))
+    child = _start(config, run_dir)
+    episodes = run_dir / 'episodes'
+    # Iteration 1 has collected its 4 rollouts and is refitting the model (400 updates).
+    deadline = time.monotonic() + 120
+    while len(list(episodes.glob('episode_*.npz'))) < 12:
+        assert child.poll() is None, child.stdout.read()
+        assert time.monotonic() < deadline, 'the loop never reached iteration 1'
+        time.sleep(0.05)
+    assert not (run_dir / 'checkpoints' / 'learner_0001.ckpt').exists()
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    recorded = {p.name: p.stat().st_mtime_ns for p in episodes.glob('episode_*.npz')}
+    assert len(recorded) == 12
+
+    resumed = _start(config, run_dir)
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    assert 'resuming after iteration 0' in output
+    assert 'reusing 4 recorded episodes of policy 0' in output
+    store = EpisodeStore(episodes)
+    assert len(store) == 8 + 2 * 4
+    for name, mtime in recorded.items():
+        assert (episodes / name).stat().st_mtime_ns == mtime, f'{name} was rewritten'
+    versions = [e.policy_version for e in store]
+    assert versions == [0] * 12 + [1] * 4
+    seeds = [e.seed for e in store]
+    assert seeds == list(range(16))
+    rows = MetricsLog(run_dir / 'metrics.csv', [
+        'iteration', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
+        'model_fit_s', 'policy_update_s', 'kl', 'step_mult']).rows()
+    assert [int(r['iteration']) for r in rows] == [0, 1, 2]
+    assert np.isfinite([float(r['mean_cost']) for r in rows]).all()
+
+
+def test_config_rejects_unknown_sections_and_settings(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown config sections \['lopo'\]"):
+        RunConfig.from_dict({'lopo': {}})
+    with pytest.raises(ValueError, match=r"unknown loop settings \['iteratons'\]"):
+        RunConfig.from_dict({'loop': {'iteratons': 3}})
+    with pytest.raises(ValueError, match='loop.rollouts_per_iteration must be >= 1'):
+        RunConfig.from_dict({'loop': {'rollouts_per_iteration': 0}})
+    path = tmp_path / 'list.yaml'
+    path.write_text('- 1\n- 2\n')
+    with pytest.raises(ValueError, match='expected a mapping'):
+        RunConfig.from_yaml(path)
