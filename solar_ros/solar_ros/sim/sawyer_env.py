@@ -77,7 +77,7 @@ class SawyerStackConfig:
         'half-width of the uniform x, y perturbation of the held block start, m', 0.015)
     target_position_noise: float = _doc(
         'half-width of the uniform x, y perturbation of the target block, m', 0.01)
-    yaw_noise: float = _doc('half-width of the uniform perturbation of the hand yaw, rad', 0.15)
+    yaw_noise: float = _doc('half-width of the uniform perturbation of the hand yaw, rad', 0.05)
     block_size: float = _doc('edge of both cubes, m', 0.05)
     block_mass: float = _doc('mass of the held block, kg', 0.1)
     block_friction: float = _doc('lateral friction coefficient of blocks and table', 1.0)

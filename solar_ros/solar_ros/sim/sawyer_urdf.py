@@ -135,7 +135,8 @@ def _box_link(name: str, mass: float, size, xyz, colour: str) -> str:
 def _frame_link(name: str) -> str:
     # A massless frame; the tiny inertia keeps the URDF importer from inventing 1 kg.
     return (f'<link name="{name}"><inertial><mass value="1e-4"/>'
-            '<inertia ixx="1e-8" iyy="1e-8" izz="1e-8" ixy="0" ixz="0" iyz="0"/></inertial></link>')
+            '<inertia ixx="1e-8" iyy="1e-8" izz="1e-8" ixy="0" ixz="0" iyz="0"/>'
+            '</inertial></link>')
 
 
 def _fixed_joint(name: str, parent: str, child: str, xyz) -> str:
