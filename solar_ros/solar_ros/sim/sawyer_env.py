@@ -1,0 +1,468 @@
+"""Block stacking with a simulated Sawyer-style 7-DoF arm in PyBullet.
+
+The arm (our URDF, see :mod:`solar_ros.sim.sawyer_urdf`) holds a 5 cm block in its
+gripper and must set it on top of a target block on the table. Three initial
+positions of rising difficulty (tasks 1, 2, 3) follow the SOLAR paper's Sawyer
+experiments; in task 3 the held block rests on the table beside the target, so a
+controller that greedily shrinks the distance pushes into the target's side.
+
+Grasp model: while an episode runs, the held block is welded to the gripper's
+``grip_point`` frame by a fixed constraint, and the fingers stand closed 1 mm from its
+sides (block-gripper contacts are filtered out, so only the weld holds it). At the end
+of the episode the weld is removed, the fingers open, the scene settles for
+``settle_time`` seconds with the arm holding still, and success is judged on the
+released block. The target block is static, like a brick pressed onto a baseplate.
+
+Actions are joint velocities in rad/s for ``right_j0`` .. ``right_j6``; each is clipped to
+the joint's maximum speed and, on every physics substep, to what keeps the joint
+within its position limits. Self-collisions of the arm are not simulated.
+"""
+
+from dataclasses import asdict, dataclass, field, fields
+import math
+from pathlib import Path
+import tempfile
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+import pybullet
+from pybullet_utils.bullet_client import BulletClient
+
+from solar_ros.sim.sawyer_urdf import (
+    ARM_JOINTS, FINGER_JOINTS, FINGER_TRAVEL, GRIP_LINK, SAWYER_JOINTS,
+    write_sawyer_urdf)
+
+TASKS = (1, 2, 3)
+JOINT_LOWER = np.array([spec.lower for spec in SAWYER_JOINTS])
+JOINT_UPPER = np.array([spec.upper for spec in SAWYER_JOINTS])
+JOINT_MAX_VELOCITY = np.array([spec.velocity for spec in SAWYER_JOINTS])
+JOINT_MAX_EFFORT = np.array([spec.effort for spec in SAWYER_JOINTS])
+# The neutral pose of a public Sawyer simulator, rad; the IK rest posture.
+NEUTRAL_POSE = np.array([0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161])
+# Hand orientation (fixed-axis rpy, rad) of the neutral pose: pointing down, fingers
+# along world y; episode yaws are added to its yaw.
+_DOWN_RPY = (math.pi, 0.0, math.pi)
+
+
+def _doc(text: str, default: Any) -> Any:
+    """Return a dataclass field with ``default`` and a description in its metadata."""
+    return field(default=default, metadata={'doc': text})
+
+
+@dataclass(frozen=True)
+class SawyerStackConfig:
+    """Settings of :class:`SawyerStackEnv`; every field has a default.
+
+    Build one from a mapping (e.g. ROS parameters loaded from ``config/sim.yaml``) with
+    :meth:`from_dict`. Lengths in metres, times in seconds, angles as named.
+    """
+
+    horizon: int = _doc('control steps per episode', 30)
+    control_period: float = _doc('seconds between two actions', 0.1)
+    substeps: int = _doc('physics steps per control period', 20)
+    image_size: int = _doc('side of the square RGB image, pixels', 64)
+    render: bool = _doc('render an image on every step (off gives empty observations)', True)
+    action_cost: Tuple[float, ...] = _doc(
+        'diagonal of R in the cost term 0.5 a^T R a, per joint, (rad/s)^-2', (0.01,) * 7)
+    target_position: Tuple[float, ...] = _doc(
+        'x, y of the target block centre on the table, m', (0.65, 0.0))
+    task1_offset: Tuple[float, ...] = _doc(
+        'task 1: held block start minus goal point (above and near), m', (-0.02, -0.06, 0.08))
+    task2_offset: Tuple[float, ...] = _doc(
+        'task 2: held block start minus goal point (farther away), m', (-0.12, -0.22, 0.16))
+    task3_offset: Tuple[float, ...] = _doc(
+        'task 3: held block start minus goal point (on the table beside), m',
+        (0.0, -0.13, -0.05))
+    held_position_noise: float = _doc(
+        'half-width of the uniform x, y perturbation of the held block start, m', 0.015)
+    target_position_noise: float = _doc(
+        'half-width of the uniform x, y perturbation of the target block, m', 0.01)
+    yaw_noise: float = _doc('half-width of the uniform perturbation of the hand yaw, rad', 0.05)
+    block_size: float = _doc('edge of both cubes, m', 0.05)
+    block_mass: float = _doc('mass of the held block, kg', 0.1)
+    block_friction: float = _doc('lateral friction coefficient of blocks and table', 1.0)
+    settle_time: float = _doc('time the scene settles after the release, s', 0.5)
+    success_horizontal: float = _doc(
+        'largest horizontal offset between the block centres for success, m', 0.015)
+    success_vertical: float = _doc(
+        'largest gap (or overlap) between the two blocks for success, m', 0.005)
+    success_tilt_deg: float = _doc('largest tilt of the released block for success, deg', 10.0)
+    camera_eye: Tuple[float, ...] = _doc('camera position, m', (1.0, -0.35, 0.38))
+    camera_target: Tuple[float, ...] = _doc('point the camera looks at, m', (0.6, -0.1, 0.13))
+    camera_fov_deg: float = _doc('vertical field of view of the camera, deg', 55.0)
+
+    def __post_init__(self):
+        """Check every value; raise ValueError naming the field."""
+        for name in ('horizon', 'substeps', 'image_size'):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f'{name} must be a positive integer, got {getattr(self, name)}')
+        for name in ('control_period', 'block_size', 'block_mass', 'success_horizontal',
+                     'success_vertical', 'success_tilt_deg'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
+        for name in ('held_position_noise', 'target_position_noise', 'yaw_noise',
+                     'block_friction', 'settle_time'):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
+        lengths = {'action_cost': 7, 'target_position': 2, 'task1_offset': 3,
+                   'task2_offset': 3, 'task3_offset': 3, 'camera_eye': 3, 'camera_target': 3}
+        for name, length in lengths.items():
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != length or not all(math.isfinite(v) for v in value):
+                raise ValueError(f'{name} must hold {length} finite numbers, got {value}')
+            object.__setattr__(self, name, value)
+        if min(self.action_cost) < 0:
+            raise ValueError(f'action_cost must be >= 0, got {self.action_cost}')
+        if not 0 < self.camera_fov_deg < 180:
+            raise ValueError(f'camera_fov_deg must be in (0, 180), got {self.camera_fov_deg}')
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> 'SawyerStackConfig':
+        """Return a config with the defaults overridden by ``values``.
+
+        Raises:
+            ValueError: a key is not a field of the config, or a value is out of range.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f'unknown sim config keys {unknown}; known keys: {sorted(known)}')
+        return cls(**{k: tuple(v) if isinstance(v, (list, tuple)) else v
+                      for k, v in values.items()})
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return the fields as a plain dict (tuples for vectors)."""
+        return asdict(self)
+
+    @staticmethod
+    def descriptions() -> Dict[str, str]:
+        """Return a one-line description of every field, by field name."""
+        return {f.name: f.metadata['doc'] for f in fields(SawyerStackConfig)}
+
+
+class SawyerStackEnv:
+    """Stack a held block on a target block by joint velocity control.
+
+    Protocol: ``reset(task, seed) -> obs``; ``step(action) -> (obs, cost, done, info)``.
+    Observations are RGB images (image_size, image_size, 3) uint8 from a fixed camera.
+    ``info`` holds ``joint_positions`` (7,) rad, ``joint_velocities`` (7,) rad/s,
+    ``held_block_pose`` and ``target_block_pose`` (7,) as x, y, z (m) and quaternion
+    x, y, z, w, ``distance`` (m) and ``step``; at the end also ``success`` (bool),
+    ``final_distance`` (m), ``horizontal_offset`` (m), ``vertical_gap`` (m) and
+    ``tilt_deg``.
+    """
+
+    action_dim = 7
+
+    def __init__(self, config: Optional[SawyerStackConfig] = None):
+        """Connect a private PyBullet DIRECT client; nothing is built before reset."""
+        self.config = config or SawyerStackConfig()
+        self.horizon = int(self.config.horizon)
+        self.image_size = int(self.config.image_size)
+        self.action_high = JOINT_MAX_VELOCITY.copy()
+        self.action_low = -JOINT_MAX_VELOCITY
+        self._action_cost = np.array(self.config.action_cost)
+        self._dt = self.config.control_period / self.config.substeps
+        self._client = BulletClient(connection_mode=pybullet.DIRECT)
+        self._urdf_dir = tempfile.TemporaryDirectory(prefix='solar_ros_sawyer_')
+        self._urdf = write_sawyer_urdf(Path(self._urdf_dir.name))
+        self._view = self._client.computeViewMatrix(
+            self.config.camera_eye, self.config.camera_target, (0, 0, 1))
+        self._projection = self._client.computeProjectionMatrixFOV(
+            self.config.camera_fov_deg, 1.0, 0.05, 5.0)
+        self._step = 0
+        self._task = 0
+        self._done = True
+
+    # ----------------------------------------------------------------- episode
+    def reset(self, task: int = 1, seed: int = 0) -> np.ndarray:
+        """Start an episode from initial position ``task`` perturbed by ``seed``.
+
+        Returns:
+            the first observation, (image_size, image_size, 3) uint8.
+
+        Raises:
+            ValueError: ``task`` is not 1, 2 or 3, or ``seed`` is negative.
+        """
+        if task not in TASKS:
+            raise ValueError(f'task must be one of {TASKS}, got {task!r}')
+        if int(seed) < 0:
+            raise ValueError(f'seed must be >= 0, got {seed}')
+        rng = np.random.default_rng(int(seed))
+        cfg = self.config
+        half = cfg.block_size / 2
+        target_xy = np.array(cfg.target_position) + rng.uniform(
+            -cfg.target_position_noise, cfg.target_position_noise, 2)
+        offset = np.array(getattr(cfg, f'task{task}_offset'))
+        held_xy_noise = rng.uniform(-cfg.held_position_noise, cfg.held_position_noise, 2)
+        self._yaw = float(rng.uniform(-cfg.yaw_noise, cfg.yaw_noise))
+        self._build_scene(np.array([target_xy[0], target_xy[1], half]))
+        start = self.goal_position() + offset
+        start[:2] += held_xy_noise
+        # A held block never starts inside the table: it rests on it at the lowest.
+        start[2] = max(start[2], half + 5e-4)
+        self._set_arm(self.inverse_kinematics(start, self._yaw, seed_pose=NEUTRAL_POSE))
+        self._grasp()
+        self._task, self._step, self._done = task, 0, False
+        return self.render()
+
+    def step(self, action: np.ndarray) -> Tuple[np.ndarray, float, bool, Dict[str, Any]]:
+        """Apply joint velocities ``action`` (7,) rad/s for one control period.
+
+        Returns:
+            observation (H, W, 3) uint8, cost (distance in m plus 0.5 a^T R a with the
+            clipped action), done, info (see the class docstring).
+
+        Raises:
+            ValueError: ``action`` has the wrong shape or a non-finite entry.
+            RuntimeError: no episode is running (call reset first).
+        """
+        if self._done:
+            raise RuntimeError('no episode is running; call reset(task, seed) first')
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (self.action_dim,):
+            raise ValueError(f'action must have shape ({self.action_dim},), got {a.shape}')
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f'action must be finite, got {a.tolist()}')
+        a = np.clip(a, self.action_low, self.action_high)
+        for _ in range(self.config.substeps):
+            self._apply_velocities(a)
+            self._client.stepSimulation()
+        self._step += 1
+        distance = self.distance_to_goal()
+        cost = float(distance + 0.5 * np.sum(self._action_cost * a * a))
+        self._done = self._step >= self.horizon
+        info = self._info(distance)
+        if self._done:
+            info.update(self._release_and_judge())
+        return self.render(), cost, self._done, info
+
+    # ----------------------------------------------------------------- state
+    @property
+    def task(self) -> int:
+        """Return the task of the current episode (0 before the first reset)."""
+        return self._task
+
+    @property
+    def steps_taken(self) -> int:
+        """Return the number of control steps taken in the current episode."""
+        return self._step
+
+    def joint_positions(self) -> np.ndarray:
+        """Return the arm's joint positions, (7,) rad."""
+        states = self._client.getJointStates(self._robot, self._arm)
+        return np.array([s[0] for s in states])
+
+    def joint_velocities(self) -> np.ndarray:
+        """Return the arm's joint velocities, (7,) rad/s."""
+        states = self._client.getJointStates(self._robot, self._arm)
+        return np.array([s[1] for s in states])
+
+    def held_block_pose(self) -> np.ndarray:
+        """Return the held block's pose, (7,): x, y, z (m), quaternion x, y, z, w."""
+        position, orientation = self._client.getBasePositionAndOrientation(self._held)
+        return np.array(position + orientation)
+
+    def target_block_pose(self) -> np.ndarray:
+        """Return the target block's pose, (7,): x, y, z (m), quaternion x, y, z, w."""
+        position, orientation = self._client.getBasePositionAndOrientation(self._target)
+        return np.array(position + orientation)
+
+    def goal_position(self) -> np.ndarray:
+        """Return the goal point for the held block's centre, (3,) m: on top of the target."""
+        goal = np.array(self._client.getBasePositionAndOrientation(self._target)[0])
+        goal[2] += self.config.block_size
+        return goal
+
+    def distance_to_goal(self) -> float:
+        """Return the distance from the held block's centre to the goal point, m."""
+        return float(np.linalg.norm(self.held_block_pose()[:3] - self.goal_position()))
+
+    def grip_position(self) -> np.ndarray:
+        """Return the gripper's grip point (held block centre when grasped), (3,) m."""
+        return np.array(self._client.getLinkState(
+            self._robot, self._grip_link, computeForwardKinematics=True)[4])
+
+    def link_position(self, link: str) -> np.ndarray:
+        """Return the world position of the frame of link ``link``, (3,) m."""
+        return np.array(self._client.getLinkState(
+            self._robot, self._links[link], computeForwardKinematics=True)[4])
+
+    @property
+    def hand_yaw(self) -> float:
+        """Return the yaw of the hand about the vertical of this episode, rad."""
+        return self._yaw
+
+    def inverse_kinematics(self, block_position: np.ndarray, yaw: float,
+                           seed_pose: Optional[np.ndarray] = None) -> np.ndarray:
+        """Return joint positions (7,) rad that put the grip point at ``block_position``.
+
+        The gripper points straight down, turned by ``yaw`` (rad) about the vertical from
+        its heading in the neutral pose.
+        PyBullet's damped-least-squares IK starts from ``seed_pose`` (default: the current
+        joints) and is pulled towards it in the null space; the simulation is unchanged.
+        """
+        current = self._client.getJointStates(self._robot, self._movable)
+        saved = [s[0] for s in current]
+        seed = self.joint_positions() if seed_pose is None else np.asarray(seed_pose, float)
+        for index, value in zip(self._arm, seed):
+            self._client.resetJointState(self._robot, index, float(value))
+        orientation = self._client.getQuaternionFromEuler(
+            (_DOWN_RPY[0], _DOWN_RPY[1], _DOWN_RPY[2] + float(yaw)))
+        rest = list(seed) + [saved[-2], saved[-1]]
+        ranges = list(JOINT_UPPER - JOINT_LOWER) + [FINGER_TRAVEL] * 2
+        lower = list(JOINT_LOWER) + [0.0, 0.0]
+        upper = list(JOINT_UPPER) + [FINGER_TRAVEL] * 2
+        solution = None
+        for _ in range(4):
+            solution = self._client.calculateInverseKinematics(
+                self._robot, self._grip_link, list(map(float, block_position)), orientation,
+                lowerLimits=lower, upperLimits=upper, jointRanges=ranges, restPoses=rest,
+                maxNumIterations=100, residualThreshold=1e-6)
+            for index, value in zip(self._arm, solution[:7]):
+                self._client.resetJointState(self._robot, index, value)
+        # Put the joints back where they were (positions and velocities).
+        for index, state in zip(self._movable, current):
+            self._client.resetJointState(self._robot, index, state[0], state[1])
+        return np.clip(np.array(solution[:7]), JOINT_LOWER, JOINT_UPPER)
+
+    # ----------------------------------------------------------------- images
+    def render(self) -> np.ndarray:
+        """Return the camera image, (image_size, image_size, 3) uint8 (zeros if render off)."""
+        if not self.config.render:
+            return np.zeros((self.image_size, self.image_size, 3), dtype=np.uint8)
+        return self.render_view(self._view, self._projection, self.image_size, self.image_size)
+
+    def render_view(self, view: Tuple[float, ...], projection: Tuple[float, ...],
+                    width: int, height: int) -> np.ndarray:
+        """Return an RGB image (height, width, 3) uint8 for PyBullet view/projection matrices."""
+        _, _, rgba, _, _ = self._client.getCameraImage(
+            width, height, view, projection, renderer=pybullet.ER_TINY_RENDERER,
+            flags=pybullet.ER_NO_SEGMENTATION_MASK)
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
+    def camera_intrinsics(self) -> np.ndarray:
+        """Return the pinhole matrix K (3, 3) of the camera in pixels (ROS pixel centres)."""
+        focal = (self.image_size / 2) / math.tan(math.radians(self.config.camera_fov_deg) / 2)
+        centre = (self.image_size - 1) / 2
+        return np.array([[focal, 0.0, centre], [0.0, focal, centre], [0.0, 0.0, 1.0]])
+
+    @property
+    def client(self) -> BulletClient:
+        """Return the PyBullet client of this environment (for rendering extra views)."""
+        return self._client
+
+    def close(self):
+        """Disconnect PyBullet and delete the generated URDF."""
+        if self._client is not None:
+            self._client.disconnect()
+            self._client = None
+            self._urdf_dir.cleanup()
+
+    def __enter__(self) -> 'SawyerStackEnv':
+        """Return self for use in a with-statement."""
+        return self
+
+    def __exit__(self, *exc_info):
+        """Close the environment."""
+        self.close()
+
+    # ----------------------------------------------------------------- internals
+    def _build_scene(self, target_position: np.ndarray):
+        """Rebuild the world from scratch so that each episode is bit-for-bit reproducible."""
+        c, cfg = self._client, self.config
+        c.resetSimulation()
+        c.setPhysicsEngineParameter(deterministicOverlappingPairs=1)
+        c.setGravity(0, 0, -9.81)
+        c.setTimeStep(self._dt)
+        self._static_box((0.7, 0.0, -0.025), (0.5, 0.6, 0.025), (0.82, 0.71, 0.55, 1))
+        self._static_box((0.0, 0.0, -0.4), (0.12, 0.12, 0.4), (0.25, 0.25, 0.27, 1))
+        self._static_box((0.4, 0.0, -0.81), (1.5, 1.5, 0.01), (0.5, 0.5, 0.5, 1))
+        half = cfg.block_size / 2
+        self._target = self._static_box(target_position, (half,) * 3, (0.1, 0.6, 0.15, 1))
+        self._robot = c.loadURDF(str(self._urdf), useFixedBase=True,
+                                 flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
+        names = {c.getJointInfo(self._robot, i)[1].decode(): i
+                 for i in range(c.getNumJoints(self._robot))}
+        self._links = {c.getJointInfo(self._robot, i)[12].decode(): i
+                       for i in range(c.getNumJoints(self._robot))}
+        self._arm = [names[n] for n in ARM_JOINTS]
+        self._fingers = [names[n] for n in FINGER_JOINTS]
+        self._movable = self._arm + self._fingers
+        self._grip_link = self._links[GRIP_LINK]
+        shape = c.createCollisionShape(pybullet.GEOM_BOX, halfExtents=(half,) * 3)
+        visual = c.createVisualShape(pybullet.GEOM_BOX, halfExtents=(half,) * 3,
+                                     rgbaColor=(0.15, 0.3, 0.9, 1))
+        self._held = c.createMultiBody(cfg.block_mass, shape, visual, (0, 0, 1))
+        for body in (self._held, self._target):
+            c.changeDynamics(body, -1, lateralFriction=cfg.block_friction)
+
+    def _static_box(self, position, half_extents, colour) -> int:
+        c = self._client
+        shape = c.createCollisionShape(pybullet.GEOM_BOX, halfExtents=half_extents)
+        visual = c.createVisualShape(pybullet.GEOM_BOX, halfExtents=half_extents,
+                                     rgbaColor=colour)
+        body = c.createMultiBody(0.0, shape, visual, list(position))
+        c.changeDynamics(body, -1, lateralFriction=self.config.block_friction)
+        return body
+
+    def _set_arm(self, q: np.ndarray):
+        for index, value in zip(self._arm, q):
+            self._client.resetJointState(self._robot, index, float(value))
+        self._apply_velocities(np.zeros(7))
+
+    def _set_fingers(self, opening: float, reset: bool):
+        for index in self._fingers:
+            if reset:
+                self._client.resetJointState(self._robot, index, opening)
+            self._client.setJointMotorControl2(self._robot, index, pybullet.POSITION_CONTROL,
+                                               targetPosition=opening, force=40.0)
+
+    def _grasp(self):
+        """Weld the held block to the grip point and close the fingers beside it."""
+        c = self._client
+        state = c.getLinkState(self._robot, self._grip_link, computeForwardKinematics=True)
+        c.resetBasePositionAndOrientation(self._held, state[4], state[5])
+        self._weld = c.createConstraint(self._robot, self._grip_link, self._held, -1,
+                                        pybullet.JOINT_FIXED, (0, 0, 0), (0, 0, 0), (0, 0, 0))
+        c.changeConstraint(self._weld, maxForce=2000.0)
+        for link in ['gripper_palm', 'finger_left', 'finger_right']:
+            c.setCollisionFilterPair(self._robot, self._held, self._links[link], -1, 0)
+        self._set_fingers(self.config.block_size / 2 + 0.001, reset=True)
+
+    def _apply_velocities(self, velocities: np.ndarray):
+        """Command joint velocities, clipped so that no joint passes its limits this substep."""
+        q = self.joint_positions()
+        v = np.clip(velocities, (JOINT_LOWER - q) / self._dt, (JOINT_UPPER - q) / self._dt)
+        self._client.setJointMotorControlArray(
+            self._robot, self._arm, pybullet.VELOCITY_CONTROL, targetVelocities=list(v),
+            forces=list(JOINT_MAX_EFFORT))
+
+    def _info(self, distance: float) -> Dict[str, Any]:
+        return {'joint_positions': self.joint_positions(),
+                'joint_velocities': self.joint_velocities(),
+                'held_block_pose': self.held_block_pose(),
+                'target_block_pose': self.target_block_pose(),
+                'distance': distance, 'step': self._step}
+
+    def _release_and_judge(self) -> Dict[str, Any]:
+        """Open the gripper, let the scene settle, and judge the stack."""
+        c, cfg = self._client, self.config
+        c.removeConstraint(self._weld)
+        self._set_fingers(FINGER_TRAVEL, reset=False)
+        for _ in range(int(round(cfg.settle_time / self._dt))):
+            self._apply_velocities(np.zeros(7))
+            c.stepSimulation()
+        held, target = self.held_block_pose(), self.target_block_pose()
+        horizontal = float(np.linalg.norm(held[:2] - target[:2]))
+        gap = float(held[2] - target[2] - cfg.block_size)
+        # Tilt: angle between the vertical and the block axis closest to it (a cube may
+        # rest on any face).
+        rotation = np.array(c.getMatrixFromQuaternion(held[3:])).reshape(3, 3)
+        tilt = math.degrees(math.acos(min(1.0, float(np.max(np.abs(rotation[2]))))))
+        success = (horizontal < cfg.success_horizontal and abs(gap) < cfg.success_vertical
+                   and tilt < cfg.success_tilt_deg)
+        return {'success': bool(success), 'final_distance': self.distance_to_goal(),
+                'horizontal_offset': horizontal, 'vertical_gap': gap, 'tilt_deg': tilt,
+                'held_block_pose': held, 'joint_positions': self.joint_positions(),
+                'joint_velocities': self.joint_velocities()}
