@@ -23,6 +23,6 @@ def make_env(settings: Mapping[str, Any]) -> Any:
         from solar_ros.sim.point_mass import PointMassEnv
         return PointMassEnv(**options)
     if name == 'sawyer_stack':
-        from solar_ros.sim.sawyer_env import SawyerStackEnv
-        return SawyerStackEnv.from_settings(options)
+        from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv
+        return SawyerStackEnv(SawyerStackConfig.from_dict(options))
     raise ValueError(f'env.name must be one of {NAMES}, got {name!r}')

@@ -147,7 +147,8 @@ class SawyerStackEnv:
     Observations are RGB images (image_size, image_size, 3) uint8 from a fixed camera.
     ``info`` holds ``joint_positions`` (7,) rad, ``joint_velocities`` (7,) rad/s,
     ``held_block_pose`` and ``target_block_pose`` (7,) as x, y, z (m) and quaternion
-    x, y, z, w, ``distance`` (m) and ``step``; at the end also ``success`` (bool),
+    x, y, z, w, ``distance`` (m), ``step`` and ``action`` (7,) rad/s, the command after
+    clipping to the velocity limits (what was applied); at the end also ``success`` (bool),
     ``final_distance`` (m), ``horizontal_offset`` (m), ``vertical_gap`` (m) and
     ``tilt_deg``.
     """
@@ -233,6 +234,7 @@ class SawyerStackEnv:
         cost = float(distance + 0.5 * np.sum(self._action_cost * a * a))
         self._done = self._step >= self.horizon
         info = self._info(distance)
+        info['action'] = a
         if self._done:
             info.update(self._release_and_judge())
         return self.render(), cost, self._done, info
