@@ -25,6 +25,7 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'sim = solar_ros.nodes.sim_node:main',
         ],
     },
 )

@@ -10,6 +10,7 @@ turn each step's target into joint velocities with PyBullet's inverse kinematics
   drives the held block into the target block's side.
 """
 
+from abc import ABC, abstractmethod
 from typing import List
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from solar_ros.sim.sawyer_env import SawyerStackEnv
 
 
-class _WaypointController:
+class _WaypointController(ABC):
     """Follow waypoints for the held block centre, metres, at ``speed`` m/s."""
 
     def __init__(self, env: SawyerStackEnv, speed: float = 0.3, tolerance: float = 0.004):
@@ -28,8 +29,9 @@ class _WaypointController:
         self.tolerance = tolerance
         self._waypoints: List[np.ndarray] = []
 
+    @abstractmethod
     def _plan(self) -> List[np.ndarray]:
-        raise NotImplementedError
+        """Return the waypoints (each (3,) m) from the environment's current state."""
 
     def reset(self):
         """Plan the waypoints for the episode that the environment has just started."""

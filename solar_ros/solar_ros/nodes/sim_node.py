@@ -1,0 +1,228 @@
+"""ROS 2 node around SawyerStackEnv: camera, joint states and episodes over topics.
+
+Interfaces (all names relative, so namespaces and remaps apply):
+
+- publishes ``camera/image_raw`` (sensor_msgs/Image, rgb8) and ``camera/camera_info``
+  with sensor-data QoS, ``joint_states`` (sensor_msgs/JointState, ``right_j0`` ..
+  ``right_j6``, rad and rad/s) and ``episode_events`` (solar_ros_msgs/EpisodeEvent,
+  reliable, depth 100). Image, camera info, joint state and event of one control step
+  share one header stamp, so a learner can match them.
+- subscribes ``velocity_controller/commands`` (std_msgs/Float64MultiArray, 7 joint
+  velocities in rad/s, reliable; the ros2_control forward command controller
+  convention). A command of the wrong length or with NaN/inf is rejected with a
+  throttled error and counts as zero velocity.
+- serves ``reset_episode`` (solar_ros_msgs/ResetEpisode); an unknown task id gets
+  ``success=False`` and a message.
+
+Clocking (parameter ``mode``): ``lockstep`` takes one control step per received
+command, so learning runs as fast as the simulation; ``realtime`` steps on a timer at
+the control rate with the latest command, replaced by zero velocity once it is older
+than ``command_timeout_periods`` control periods. Between episodes nothing is stepped.
+The environment's parameters are those of SawyerStackConfig (see config/sim.yaml).
+"""
+
+from typing import Any, Optional
+
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv, TASKS
+from solar_ros.sim.sawyer_urdf import ARM_JOINTS
+from solar_ros_msgs.msg import EpisodeEvent
+from solar_ros_msgs.srv import ResetEpisode
+from std_msgs.msg import Float64MultiArray, Header
+
+MODES = ('lockstep', 'realtime')
+# Episode events must all arrive (the END event carries success): reliable and deep.
+EVENT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+# Commands follow the forward command controller: reliable, a short queue.
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class SimNode(Node):
+    """Run the simulated stacking task and expose it through ROS 2 interfaces."""
+
+    def __init__(self, node_name: str = 'sim'):
+        """Declare parameters, build the environment, then wire publishers and services."""
+        super().__init__(node_name)
+        self._mode = self._declare(
+            'mode', 'lockstep', 'lockstep: one control step per command; realtime: a timer '
+            'at the control rate')
+        if self._mode not in MODES:
+            raise ValueError(f'parameter mode must be one of {MODES}, got {self._mode!r}')
+        self._timeout_periods = self._declare(
+            'command_timeout_periods', 2.0,
+            'realtime: a command older than this many control periods becomes zero velocity',
+            floating_point_range=[FloatingPointRange(from_value=0.5, to_value=100.0)])
+        start_task = self._declare(
+            'start_task', 1, 'task of the episode started at launch; 0 waits for a reset',
+            integer_range=[IntegerRange(from_value=0, to_value=max(TASKS), step=1)])
+        start_seed = self._declare('start_seed', 0, 'seed of the episode started at launch',
+                                   integer_range=[IntegerRange(from_value=0, to_value=2**31 - 1,
+                                                               step=1)])
+        self._frame_id = self._declare('camera_frame_id', 'camera_optical_frame',
+                                       'frame_id of the images and the camera info')
+        descriptions = SawyerStackConfig.descriptions()
+        defaults = SawyerStackConfig().to_dict()
+        values = {name: self._declare(name, defaults[name], description)
+                  for name, description in descriptions.items()}
+        self._env = SawyerStackEnv(SawyerStackConfig.from_dict(values))
+        self._period = self._env.config.control_period
+        self._camera_info = self._make_camera_info()
+
+        self._image_pub = self.create_publisher(Image, 'camera/image_raw',
+                                                qos_profile_sensor_data)
+        self._info_pub = self.create_publisher(CameraInfo, 'camera/camera_info',
+                                               qos_profile_sensor_data)
+        self._joint_pub = self.create_publisher(JointState, 'joint_states', 10)
+        self._event_pub = self.create_publisher(EpisodeEvent, 'episode_events', EVENT_QOS)
+        self.create_subscription(Float64MultiArray, 'velocity_controller/commands',
+                                 self._on_command, COMMAND_QOS)
+        self.create_service(ResetEpisode, 'reset_episode', self._on_reset)
+        self._episode_id = 0
+        self._running = False
+        self._command = np.zeros(self._env.action_dim)
+        self._command_time: Optional[Time] = None
+        if self._mode == 'realtime':
+            self.create_timer(self._period, self._on_timer)
+        if start_task:
+            self._start_episode(start_task, start_seed)
+        self.get_logger().info(
+            f'simulated Sawyer-style stacking ready: mode {self._mode}, control period '
+            f'{self._period} s, horizon {self._env.horizon}, '
+            f'{self._env.image_size}x{self._env.image_size} images')
+
+    def _declare(self, name: str, default: Any, description: str, **ranges) -> Any:
+        value = list(default) if isinstance(default, tuple) else default
+        descriptor = ParameterDescriptor(description=description, read_only=True, **ranges)
+        return self.declare_parameter(name, value, descriptor).value
+
+    # ----------------------------------------------------------------- callbacks
+    def _on_reset(self, request: ResetEpisode.Request,
+                  response: ResetEpisode.Response) -> ResetEpisode.Response:
+        if request.task_id not in TASKS:
+            response.success = False
+            response.message = f'unknown task {request.task_id}; tasks are {list(TASKS)}'
+            response.episode_id = 0
+            self.get_logger().warning(response.message)
+            return response
+        self._start_episode(int(request.task_id), int(request.seed))
+        response.success = True
+        response.episode_id = self._episode_id
+        response.message = (f'episode {self._episode_id}: task {request.task_id}, '
+                            f'seed {request.seed}, horizon {self._env.horizon}')
+        return response
+
+    def _on_command(self, msg: Float64MultiArray):
+        command = self._validated(msg)
+        if self._mode == 'realtime':
+            self._command = command
+            self._command_time = self.get_clock().now()
+        elif self._running:
+            self._step(command)
+        else:
+            self.get_logger().warning(
+                'command ignored: no episode is running (call reset_episode)',
+                throttle_duration_sec=1.0)
+
+    def _on_timer(self):
+        if not self._running:
+            return
+        command = self._command
+        stale_after = self._timeout_periods * self._period
+        if (self._command_time is None or (self.get_clock().now() - self._command_time)
+                .nanoseconds * 1e-9 > stale_after):
+            command = np.zeros(self._env.action_dim)
+        self._step(command)
+
+    # ----------------------------------------------------------------- internals
+    def _validated(self, msg: Float64MultiArray) -> np.ndarray:
+        """Return the command (7,) rad/s, or zeros with a throttled error when it is bad."""
+        values = np.asarray(msg.data, dtype=np.float64)
+        problem = None
+        if values.shape != (self._env.action_dim,):
+            problem = f'has {values.size} values, expected {self._env.action_dim}'
+        elif not np.all(np.isfinite(values)):
+            problem = f'holds non-finite values {values.tolist()}'
+        if problem is None:
+            return values
+        self.get_logger().error(f'velocity command rejected: it {problem}; using zero velocity',
+                                throttle_duration_sec=1.0)
+        return np.zeros(self._env.action_dim)
+
+    def _start_episode(self, task: int, seed: int):
+        image = self._env.reset(task=task, seed=seed)
+        self._episode_id += 1
+        self._running = True
+        self._command = np.zeros(self._env.action_dim)
+        self._command_time = None
+        self._publish(image, EpisodeEvent.START, 0.0, False)
+
+    def _step(self, command: np.ndarray):
+        image, cost, done, info = self._env.step(command)
+        self._publish(image, EpisodeEvent.STEP, cost, False)
+        if done:
+            self._running = False
+            self._publish(None, EpisodeEvent.END, cost, info['success'])
+            self.get_logger().info(
+                f'episode {self._episode_id} (task {self._env.task}) ended: success '
+                f'{info["success"]}, final distance {info["final_distance"]:.3f} m')
+
+    def _publish(self, image: Optional[np.ndarray], kind: int, cost: float, success: bool):
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._frame_id)
+        if image is not None:
+            self._image_pub.publish(self._image_msg(image, header))
+            self._camera_info.header = header
+            self._info_pub.publish(self._camera_info)
+            joints = JointState(header=Header(stamp=header.stamp), name=list(ARM_JOINTS),
+                                position=self._env.joint_positions().tolist(),
+                                velocity=self._env.joint_velocities().tolist())
+            self._joint_pub.publish(joints)
+        event = EpisodeEvent(header=header, episode_id=self._episode_id,
+                             task_id=self._env.task, kind=kind, step=self._env.steps_taken,
+                             cost=float(cost), success=bool(success))
+        self._event_pub.publish(event)
+
+    @staticmethod
+    def _image_msg(image: np.ndarray, header: Header) -> Image:
+        height, width, _ = image.shape
+        return Image(header=header, height=height, width=width, encoding='rgb8',
+                     is_bigendian=0, step=3 * width, data=image.tobytes())
+
+    def _make_camera_info(self) -> CameraInfo:
+        size = self._env.image_size
+        k = self._env.camera_intrinsics()
+        projection = np.zeros((3, 4))
+        projection[:, :3] = k
+        return CameraInfo(height=size, width=size, distortion_model='plumb_bob',
+                          d=[0.0] * 5, k=k.ravel().tolist(),
+                          r=np.eye(3).ravel().tolist(), p=projection.ravel().tolist())
+
+    def destroy_node(self):
+        """Close the simulator, then destroy the node."""
+        self._env.close()
+        super().destroy_node()
+
+
+def main(args=None):
+    """Run the sim node until shutdown (works with Jazzy and Kilted rclpy)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SimNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

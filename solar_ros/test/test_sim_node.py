@@ -1,0 +1,165 @@
+"""The sim node over real DDS: resets, lockstep steps, images, events and bad input.
+
+The node runs in a process of its own (``python -m solar_ros.nodes.sim_node``); the
+test talks to it through its topics and service only.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from solar_ros_msgs.msg import EpisodeEvent
+from solar_ros_msgs.srv import ResetEpisode
+from std_msgs.msg import Float64MultiArray
+
+TIMEOUT_S = 30.0
+HORIZON = 4
+
+
+def _start_node(*parameters: str) -> subprocess.Popen:
+    arguments = ['--ros-args', '-p', f'horizon:={HORIZON}']
+    for parameter in parameters:
+        arguments += ['-p', parameter]
+    return subprocess.Popen([sys.executable, '-m', 'solar_ros.nodes.sim_node', *arguments],
+                            env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _stop(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    return output
+
+
+class Peer:
+    """A test node that records everything the sim node publishes."""
+
+    def __init__(self):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('sim_node_test', context=self.context)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.images, self.infos, self.joints, self.events = [], [], [], []
+        self.node.create_subscription(Image, 'camera/image_raw', self.images.append,
+                                      qos_profile_sensor_data)
+        self.node.create_subscription(CameraInfo, 'camera/camera_info', self.infos.append,
+                                      qos_profile_sensor_data)
+        self.node.create_subscription(JointState, 'joint_states', self.joints.append, 10)
+        self.node.create_subscription(
+            EpisodeEvent, 'episode_events', self.events.append,
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        self.commands = self.node.create_publisher(
+            Float64MultiArray, 'velocity_controller/commands',
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self.reset_client = self.node.create_client(ResetEpisode, 'reset_episode')
+
+    def spin_until(self, done, what: str):
+        deadline = time.monotonic() + TIMEOUT_S
+        while not done() and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+        assert done(), f'timed out after {TIMEOUT_S} s waiting for {what}'
+
+    def reset(self, task: int, seed: int) -> ResetEpisode.Response:
+        self.spin_until(self.reset_client.service_is_ready, 'the reset_episode service')
+        future = self.reset_client.call_async(ResetEpisode.Request(task_id=task, seed=seed))
+        self.spin_until(future.done, 'the reset response')
+        return future.result()
+
+    def event(self, episode: int, kind: int, step: int) -> EpisodeEvent:
+        def found():
+            return [e for e in self.events
+                    if (e.episode_id, e.kind, e.step) == (episode, kind, step)]
+        self.spin_until(found, f'event kind {kind} step {step} of episode {episode}')
+        return found()[0]
+
+    def command(self, values):
+        self.spin_until(lambda: self.commands.get_subscription_count() > 0,
+                        'the command subscriber')
+        self.commands.publish(Float64MultiArray(data=[float(v) for v in values]))
+
+    def close(self):
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def peer():
+    """Create the recording test node in a context of its own."""
+    recorder = Peer()
+    yield recorder
+    recorder.close()
+
+
+def test_lockstep_reset_steps_images_events_and_bad_input(peer):
+    process = _start_node('mode:=lockstep', 'start_task:=0')
+    try:
+        response = peer.reset(task=2, seed=1)
+        assert response.success and response.episode_id == 1, response.message
+        start = peer.event(1, EpisodeEvent.START, 0)
+        assert start.task_id == 2 and start.cost == 0.0
+        for step in range(1, HORIZON + 1):
+            peer.command([0.2, -0.1, 0.0, 0.1, 0.0, 0.0, 0.3])
+            event = peer.event(1, EpisodeEvent.STEP, step)
+            assert event.cost > 0.0
+        end = peer.event(1, EpisodeEvent.END, HORIZON)
+        assert end.success is False and end.cost == event.cost
+        peer.spin_until(lambda: len(peer.images) >= HORIZON + 1 and len(peer.infos) > 0,
+                        'an image per step and the camera info')
+        image = peer.images[-1]
+        assert (image.height, image.width, image.encoding) == (64, 64, 'rgb8')
+        assert len(image.data) == 64 * 64 * 3 and image.step == 3 * 64
+        pixels = [np.frombuffer(bytes(m.data), np.uint8) for m in peer.images]
+        assert any(not np.array_equal(pixels[0], p) for p in pixels[1:]), 'images never change'
+        assert peer.infos[-1].k[0] > 0 and peer.infos[-1].k[8] == 1.0
+        peer.spin_until(lambda: len(peer.joints) >= HORIZON + 1, 'joint states')
+        assert peer.joints[-1].name == [f'right_j{i}' for i in range(7)]
+
+        # A second episode: bad commands are treated as zero velocity, the node lives on.
+        response = peer.reset(task=1, seed=0)
+        assert response.success and response.episode_id == 2
+        peer.event(2, EpisodeEvent.START, 0)
+        peer.spin_until(lambda: peer.joints and peer.joints[-1].header.stamp
+                        == peer.event(2, EpisodeEvent.START, 0).header.stamp, 'start joints')
+        before = np.array(peer.joints[-1].position)
+        peer.command([1.0, 2.0, 3.0])
+        peer.event(2, EpisodeEvent.STEP, 1)
+        peer.command([0.0, float('nan'), 0.0, 0.0, 0.0, 0.0, 0.0])
+        stepped = peer.event(2, EpisodeEvent.STEP, 2)
+        peer.spin_until(lambda: peer.joints[-1].header.stamp == stepped.header.stamp,
+                        'the joint state of step 2')
+        assert np.allclose(peer.joints[-1].position, before, atol=2e-3)
+        assert process.poll() is None, 'the sim node died on a bad command'
+
+        unknown = peer.reset(task=7, seed=0)
+        assert not unknown.success and 'unknown task' in unknown.message
+        assert unknown.episode_id == 0
+    finally:
+        output = _stop(process)
+    assert 'velocity command rejected' in output and 'has 3 values' in output, output
+
+
+def test_realtime_mode_steps_on_its_own_with_zero_velocity(peer):
+    process = _start_node('mode:=realtime', 'start_task:=0')
+    try:
+        response = peer.reset(task=3, seed=2)
+        assert response.success
+        peer.event(1, EpisodeEvent.END, HORIZON)
+        steps = [e for e in peer.events if e.kind == EpisodeEvent.STEP]
+        assert [e.step for e in steps] == list(range(1, HORIZON + 1))
+        peer.spin_until(lambda: len(peer.joints) >= HORIZON + 1, 'joint states')
+        start = np.array(peer.joints[0].position)
+        assert np.allclose(peer.joints[HORIZON].position, start, atol=2e-3)
+    finally:
+        _stop(process)
