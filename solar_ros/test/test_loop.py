@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import EpisodeStore
+from solar_ros.learn.learner import METRICS
 from solar_ros.learn.metrics import MetricsLog
 import yaml
 
@@ -38,13 +39,14 @@ def test_killed_during_a_refit_the_loop_resumes_and_reuses_the_rollouts(tmp_path
     config.write_text(yaml.safe_dump(TINY))
     child = _start(config, run_dir)
     episodes = run_dir / 'episodes'
-    # Iteration 1 has collected its 4 rollouts and is refitting the model (400 updates).
+    # Policy 1 has recorded its 4 rollouts; the model is refitting (400 updates).
     deadline = time.monotonic() + 120
     while len(list(episodes.glob('episode_*.npz'))) < 12:
         assert child.poll() is None, child.stdout.read()
         assert time.monotonic() < deadline, 'the loop never reached iteration 1'
         time.sleep(0.05)
-    assert not (run_dir / 'checkpoints' / 'learner_0001.ckpt').exists()
+    assert (run_dir / 'checkpoints' / 'learner_0001.ckpt').exists()
+    assert not (run_dir / 'checkpoints' / 'learner_0002.ckpt').exists()
     child.send_signal(signal.SIGKILL)
     child.wait()
     recorded = {p.name: p.stat().st_mtime_ns for p in episodes.glob('episode_*.npz')}
@@ -53,20 +55,19 @@ def test_killed_during_a_refit_the_loop_resumes_and_reuses_the_rollouts(tmp_path
     resumed = _start(config, run_dir)
     output, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, output
-    assert 'resuming after iteration 0' in output
-    assert 'reusing 4 recorded episodes of policy 0' in output
+    assert 'resumed policy 1' in output
+    assert 'reusing 4 recorded episodes of policy 1' in output
     store = EpisodeStore(episodes)
-    assert len(store) == 8 + 2 * 4
+    assert len(store) == 8 + 4
     for name, mtime in recorded.items():
         assert (episodes / name).stat().st_mtime_ns == mtime, f'{name} was rewritten'
     versions = [e.policy_version for e in store]
-    assert versions == [0] * 12 + [1] * 4
+    assert versions == [0] * 8 + [1] * 4
     seeds = [e.seed for e in store]
-    assert seeds == list(range(16))
-    rows = MetricsLog(run_dir / 'metrics.csv', [
-        'iteration', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
-        'model_fit_s', 'policy_update_s', 'kl', 'step_mult']).rows()
-    assert [int(r['iteration']) for r in rows] == [0, 1, 2]
+    assert seeds == list(range(12))
+    rows = MetricsLog(run_dir / 'metrics.csv', METRICS).rows()
+    assert [int(r['policy']) for r in rows] == [1, 2]
+    assert [int(r['episodes']) for r in rows] == [8, 12]
     assert np.isfinite([float(r['mean_cost']) for r in rows]).all()
 
 
@@ -77,6 +78,8 @@ def test_config_rejects_unknown_sections_and_settings(tmp_path):
         RunConfig.from_dict({'loop': {'iteratons': 3}})
     with pytest.raises(ValueError, match='loop.rollouts_per_iteration must be >= 1'):
         RunConfig.from_dict({'loop': {'rollouts_per_iteration': 0}})
+    with pytest.raises(ValueError, match=r'pretrain_episodes \(4\) must be >='):
+        RunConfig.from_dict({'loop': {'pretrain_episodes': 4, 'rollouts_per_iteration': 5}})
     path = tmp_path / 'list.yaml'
     path.write_text('- 1\n- 2\n')
     with pytest.raises(ValueError, match='expected a mapping'):

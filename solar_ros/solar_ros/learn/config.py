@@ -26,22 +26,22 @@ class LoopConfig:
 
     Attributes:
         task: task id passed to every ``env.reset``.
-        seed: base seed; episode n is reset with seed ``seed * 1_000_000 + n``.
-        pretrain_episodes: random-action episodes collected before the first fit.
-        random_action_std: standard deviation of the random actions, env units.
-        pretrain_updates: model updates on the pretraining data.
-        iterations: policy updates (each collects, refits the model, runs LQR-FLM).
-        rollouts_per_iteration: episodes collected with the current policy per iteration.
-        refit_updates: model updates per iteration on the buffer (0 freezes the model).
+        seed: base seed; episode n is reset with seed ``seed * 1_000_000 + n``, and its
+            exploration noise is drawn from the same seed.
+        pretrain_episodes: episodes of the random policy 0 (noise std ``lqr.init_std``)
+            before the first model fit; must be >= rollouts_per_iteration.
+        pretrain_updates: model updates on the pretraining episodes.
+        iterations: policy updates to run; the last policy is number ``iterations``.
+        rollouts_per_iteration: episodes of the current policy per LQR-FLM step.
+        refit_updates: model updates per policy update after pretraining (0 freezes it).
         buffer_episodes: the model refits on the latest this many episodes.
-        smooth_noise: draw time-correlated exploration noise (paper's option).
+        smooth_noise: draw time-correlated exploration noise (the paper's option).
 
     """
 
     task: int = 1
     seed: int = 0
     pretrain_episodes: int = 40
-    random_action_std: float = 0.1
     pretrain_updates: int = 500
     iterations: int = 10
     rollouts_per_iteration: int = 10
@@ -57,9 +57,9 @@ class LoopConfig:
         for name in ('pretrain_updates', 'iterations', 'refit_updates'):
             if getattr(self, name) < 0:
                 raise ValueError(f'loop.{name} must be >= 0, got {getattr(self, name)}')
-        if not self.random_action_std > 0:
-            raise ValueError(
-                f'loop.random_action_std must be > 0, got {self.random_action_std}')
+        if self.pretrain_episodes < self.rollouts_per_iteration:
+            raise ValueError(f'loop.pretrain_episodes ({self.pretrain_episodes}) must be >= '
+                             f'loop.rollouts_per_iteration ({self.rollouts_per_iteration})')
 
 
 @dataclass

@@ -1,0 +1,222 @@
+"""The SOLAR learner: recorded episodes in, a new policy out, everything kept on disk.
+
+It does not care where episodes come from (an environment driven in-process by
+:mod:`solar_ros.learn.loop`, or topics recorded by the learner node). Its schedule:
+
+1. Policy 0 is random: K = 0, k = 0, noise std ``lqr.init_std`` (the LQR-FLM initial policy).
+2. Once ``loop.pretrain_episodes`` episodes of policy 0 are recorded, :meth:`update`
+   pretrains the model on them and takes the first LQR-FLM step on the latest
+   ``loop.rollouts_per_iteration`` of them, giving policy 1.
+3. After that, every ``loop.rollouts_per_iteration`` episodes of the current policy,
+   :meth:`update` refits the model on the latest ``loop.buffer_episodes`` episodes and
+   takes the next LQR-FLM step on the new rollouts.
+
+Run directory layout::
+
+    config.yaml                    the settings used
+    episodes/episode_NNNNNN.npz    every episode, written as it is recorded (learn.episodes)
+    checkpoints/model_NNNN.ckpt    the model that policy NNNN acts in
+    checkpoints/learner_NNNN.ckpt  policy NNNN, its filter dynamics and the LQR-FLM state;
+                                   written last, so its presence marks policy NNNN complete
+    metrics.csv                    one row per policy update
+
+A learner created on an existing run directory loads the newest complete checkpoint and
+counts the episodes its policy already recorded, so no episode is lost or redone.
+"""
+
+from pathlib import Path
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+from solar_ros.core.checkpoint import load_checkpoint, save_checkpoint
+from solar_ros.core.gains import TimeVaryingGains
+from solar_ros.core.lqr_flm import LQRFLM, LQRFLMConfig
+from solar_ros.core.model import EpisodeBatch, ModelConfig, SolarModel
+from solar_ros.learn.config import RunConfig
+from solar_ros.learn.episodes import Episode, EpisodeStore
+from solar_ros.learn.metrics import MetricsLog, progress_line
+import torch
+import yaml
+
+LEARNER_KIND = 'solar_ros.learner'
+LEARNER_VERSION = 1
+METRICS = ['policy', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
+           'model_fit_s', 'policy_update_s', 'kl', 'step_mult']
+
+
+class SolarLearner:
+    """Model, LQR-FLM state and run directory of one SOLAR run."""
+
+    def __init__(self, config: RunConfig, horizon: int, action_dim: int, run_dir: Path,
+                 log: Callable[[str], None] = print) -> None:
+        """Open (or resume) the run in ``run_dir`` for episodes of ``horizon`` steps.
+
+        Args:
+            config: the run's settings.
+            horizon: T, steps per episode (the model's horizon).
+            action_dim: du, the action dimension.
+            run_dir: directory for episodes, checkpoints and metrics (created if missing).
+            log: where progress lines go.
+
+        """
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.log = log
+        self.store = EpisodeStore(self.run_dir / 'episodes')
+        self.checkpoints = self.run_dir / 'checkpoints'
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.metrics = MetricsLog(self.run_dir / 'metrics.csv', METRICS)
+        self.model_config = ModelConfig.from_dict(
+            {'horizon': horizon, 'action_dim': action_dim, **config.model})
+        with open(self.run_dir / 'config.yaml', 'w') as out:
+            yaml.safe_dump(config.to_dict(), out, sort_keys=False)
+        done = self._last_checkpoint()
+        if done is None:
+            self.model = SolarModel(self.model_config)
+            self.lqr = self._new_lqr()
+            self.gains = TimeVaryingGains(self.lqr.policy, self.model.dynamics(), 0, 0)
+            self.episodes_used = 0
+            self._save()
+        else:
+            self._load(done)
+            self.log(f'resumed policy {done} from {self.checkpoints}')
+
+    # -- schedule ----------------------------------------------------------------------
+
+    @property
+    def policy_version(self) -> int:
+        """Return the version of the current policy (0: random)."""
+        return self.gains.policy_version
+
+    def needed(self) -> int:
+        """Return how many episodes of the current policy the next update needs."""
+        loop = self.config.loop
+        return loop.pretrain_episodes if self.policy_version == 0 else \
+            loop.rollouts_per_iteration
+
+    def pending(self) -> int:
+        """Return how many recorded episodes the next update has not used yet."""
+        return len(self.store) - self.episodes_used
+
+    def ready(self) -> bool:
+        """Return whether enough episodes are recorded for :meth:`update`."""
+        return self.pending() >= self.needed()
+
+    def record(self, episode: Episode) -> Path:
+        """Store ``episode`` (it must come from the current policy); return its file."""
+        if episode.policy_version != self.policy_version:
+            raise ValueError(f'episode of policy {episode.policy_version} recorded while '
+                             f'policy {self.policy_version} is current')
+        if episode.horizon != self.model_config.horizon:
+            raise ValueError(f'episode of {episode.horizon} steps; the model expects '
+                             f'{self.model_config.horizon}')
+        return self.store.append(episode)
+
+    def episode_seed(self, index: int) -> int:
+        """Return the reset seed of this run's episode number ``index``."""
+        return self.config.loop.seed * 1_000_000 + index
+
+    # -- the update ------------------------------------------------------------------------
+
+    def update(self) -> TimeVaryingGains:
+        """Refit the model and take one LQR-FLM step on the pending episodes.
+
+        Raises:
+            RuntimeError: fewer episodes than :meth:`needed` are pending.
+
+        """
+        if not self.ready():
+            raise RuntimeError(f'{self.pending()} episodes pending, {self.needed()} needed')
+        loop = self.config.loop
+        used = self.episodes_used + self.needed()
+        fresh = self.store.load(self.episodes_used, used)
+        start = time.monotonic()
+        if self.policy_version == 0:
+            self.log(f'pretraining the model: {len(fresh)} episodes, '
+                     f'{loop.pretrain_updates} updates')
+            self.model.fit(_batch(fresh), loop.pretrain_updates, self._fit_progress)
+        elif loop.refit_updates:
+            buffer = self.store.load(max(0, used - loop.buffer_episodes), used)
+            self.model.fit(_batch(buffer), loop.refit_updates)
+        fit_seconds = time.monotonic() - start
+        start = time.monotonic()
+        rollouts = fresh[-loop.rollouts_per_iteration:]
+        batch = _batch(rollouts)
+        result = self.lqr.update(self.model.smoother(batch.images, batch.actions),
+                                 batch.actions, batch.costs, prior=self.model.q)
+        self.gains = TimeVaryingGains(result.policy, result.fit.dynamics,
+                                      policy_version=self.policy_version + 1,
+                                      model_version=self.model.num_updates)
+        policy_seconds = time.monotonic() - start
+        self.episodes_used = used
+        self._save()
+        self._report(fresh, fit_seconds, policy_seconds, result.kl, result.step_mult)
+        return self.gains
+
+    def _fit_progress(self, update: int, terms: Dict[str, float]) -> None:
+        """Log the model's ELBO every 100 updates of a long fit."""
+        if (update + 1) % 100 == 0:
+            self.log(f'  model update {update + 1}: elbo {terms["elbo"]:.1f} '
+                     f'beta {terms["beta"]:.3f}')
+
+    def _report(self, episodes: Sequence[Episode], fit_seconds: float,
+                policy_seconds: float, kl: float, step_mult: float) -> None:
+        """Append the metrics row of the episodes that led to the new policy and log it."""
+        row = {'policy': self.policy_version, 'episodes': self.episodes_used,
+               'mean_cost': float(np.mean([e.costs.sum() for e in episodes])),
+               'final_distance': float(np.mean([e.final_distance for e in episodes])),
+               'success_rate': float(np.mean([e.success for e in episodes])),
+               'model_fit_s': fit_seconds, 'policy_update_s': policy_seconds,
+               'kl': float(kl), 'step_mult': float(step_mult)}
+        self.metrics.append(row)
+        self.log(progress_line(row))
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def model_path(self, version: Optional[int] = None) -> Path:
+        """Return the model checkpoint of policy ``version`` (default: the current one)."""
+        version = self.policy_version if version is None else version
+        return self.checkpoints / f'model_{version:04d}.ckpt'
+
+    def _last_checkpoint(self) -> Optional[int]:
+        """Return the newest policy whose learner checkpoint exists, or None."""
+        done = sorted(self.checkpoints.glob('learner_*.ckpt'))
+        return int(done[-1].stem.split('_')[1]) if done else None
+
+    def _save(self) -> None:
+        """Write the model, then the learner state that marks the policy complete."""
+        self.model.save(self.model_path())
+        save_checkpoint(self.checkpoints / f'learner_{self.policy_version:04d}.ckpt',
+                        LEARNER_KIND, LEARNER_VERSION,
+                        {'episodes_used': self.episodes_used, 'lqr': self.lqr.state_dict(),
+                         'gains': self.gains.to_dict()})
+
+    def _load(self, version: int) -> None:
+        """Restore the model, LQR-FLM state and gains of policy ``version``."""
+        state = load_checkpoint(self.checkpoints / f'learner_{version:04d}.ckpt',
+                                LEARNER_KIND, LEARNER_VERSION)
+        self.model = SolarModel.load(self.model_path(version))
+        self.lqr = self._new_lqr()
+        self.lqr.load_state_dict(state['lqr'])
+        self.gains = TimeVaryingGains.from_dict(state['gains'])
+        self.episodes_used = int(state['episodes_used'])
+        stale = [e for e in self.store.load(self.episodes_used)
+                 if e.policy_version != self.policy_version]
+        if stale:
+            raise RuntimeError(f'{self.store.directory}: {len(stale)} episodes after the '
+                               f'checkpoint are not from policy {self.policy_version}')
+
+    def _new_lqr(self) -> LQRFLM:
+        """Return a fresh LQR-FLM learner for this run's dims."""
+        c = self.model_config
+        action_cost = 2.0 * c.action_cost_weight * torch.eye(c.action_dim, dtype=torch.float64)
+        return LQRFLM(state_dim=c.latent_dim, action_dim=c.action_dim, horizon=c.horizon,
+                      config=LQRFLMConfig(**self.config.lqr), action_cost=action_cost)
+
+
+def _batch(episodes: List[Episode]) -> EpisodeBatch:
+    """Return the model's training sequences: frames 0..T-1, actions and costs."""
+    return EpisodeBatch(images=np.stack([e.images[:-1] for e in episodes]),
+                        actions=np.stack([e.actions for e in episodes]),
+                        costs=np.stack([e.costs for e in episodes]))
