@@ -11,6 +11,9 @@ It does not care where episodes come from (an environment driven in-process by
    :meth:`update` refits the model on the latest ``loop.buffer_episodes`` episodes and
    takes the next LQR-FLM step on the new rollouts.
 
+:meth:`record` may be called from another thread while :meth:`update` runs (the learner
+node records episodes while it refits).
+
 Run directory layout::
 
     config.yaml                    the settings used
@@ -25,6 +28,7 @@ counts the episodes its policy already recorded, so no episode is lost or redone
 """
 
 from pathlib import Path
+import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -64,6 +68,8 @@ class SolarLearner:
         self.run_dir = Path(run_dir)
         self.log = log
         self.store = EpisodeStore(self.run_dir / 'episodes')
+        self._lock = threading.Lock()
+        self._pending = 0
         self.checkpoints = self.run_dir / 'checkpoints'
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.metrics = MetricsLog(self.run_dir / 'metrics.csv', METRICS)
@@ -96,22 +102,28 @@ class SolarLearner:
             loop.rollouts_per_iteration
 
     def pending(self) -> int:
-        """Return how many recorded episodes the next update has not used yet."""
-        return len(self.store) - self.episodes_used
+        """Return how many recorded episodes of the current policy no update has used yet."""
+        with self._lock:
+            return self._pending
 
     def ready(self) -> bool:
         """Return whether enough episodes are recorded for :meth:`update`."""
         return self.pending() >= self.needed()
 
     def record(self, episode: Episode) -> Path:
-        """Store ``episode`` (it must come from the current policy); return its file."""
-        if episode.policy_version != self.policy_version:
-            raise ValueError(f'episode of policy {episode.policy_version} recorded while '
-                             f'policy {self.policy_version} is current')
+        """Store ``episode`` and return its file.
+
+        Episodes of an older policy (finished while an update ran) are kept on disk and in
+        the model's refit buffer, but only the current policy's count towards its update.
+        """
         if episode.horizon != self.model_config.horizon:
             raise ValueError(f'episode of {episode.horizon} steps; the model expects '
                              f'{self.model_config.horizon}')
-        return self.store.append(episode)
+        with self._lock:
+            path = self.store.append(episode)
+            if episode.policy_version == self.policy_version:
+                self._pending += 1
+        return path
 
     def episode_seed(self, index: int) -> int:
         """Return the reset seed of this run's episode number ``index``."""
@@ -129,8 +141,9 @@ class SolarLearner:
         if not self.ready():
             raise RuntimeError(f'{self.pending()} episodes pending, {self.needed()} needed')
         loop = self.config.loop
-        used = self.episodes_used + self.needed()
-        fresh = self.store.load(self.episodes_used, used)
+        with self._lock:
+            used = len(self.store)
+        fresh = self._current(used)[:self.needed()]
         start = time.monotonic()
         if self.policy_version == 0:
             self.log(f'pretraining the model: {len(fresh)} episodes, '
@@ -145,14 +158,22 @@ class SolarLearner:
         batch = _batch(rollouts)
         result = self.lqr.update(self.model.smoother(batch.images, batch.actions),
                                  batch.actions, batch.costs, prior=self.model.q)
-        self.gains = TimeVaryingGains(result.policy, result.fit.dynamics,
-                                      policy_version=self.policy_version + 1,
-                                      model_version=self.model.num_updates)
+        gains = TimeVaryingGains(result.policy, result.fit.dynamics,
+                                 policy_version=self.policy_version + 1,
+                                 model_version=self.model.num_updates)
         policy_seconds = time.monotonic() - start
-        self.episodes_used = used
+        with self._lock:
+            self.gains = gains
+            self.episodes_used = used
+            self._pending = 0
         self._save()
         self._report(fresh, fit_seconds, policy_seconds, result.kl, result.step_mult)
         return self.gains
+
+    def _current(self, stop: int) -> List[Episode]:
+        """Return the current policy's episodes recorded after the last update, up to ``stop``."""
+        return [e for e in self.store.load(self.episodes_used, stop)
+                if e.policy_version == self.policy_version]
 
     def _fit_progress(self, update: int, terms: Dict[str, float]) -> None:
         """Log the model's ELBO every 100 updates of a long fit."""
@@ -201,11 +222,7 @@ class SolarLearner:
         self.lqr.load_state_dict(state['lqr'])
         self.gains = TimeVaryingGains.from_dict(state['gains'])
         self.episodes_used = int(state['episodes_used'])
-        stale = [e for e in self.store.load(self.episodes_used)
-                 if e.policy_version != self.policy_version]
-        if stale:
-            raise RuntimeError(f'{self.store.directory}: {len(stale)} episodes after the '
-                               f'checkpoint are not from policy {self.policy_version}')
+        self._pending = len(self._current(len(self.store)))
 
     def _new_lqr(self) -> LQRFLM:
         """Return a fresh LQR-FLM learner for this run's dims."""
