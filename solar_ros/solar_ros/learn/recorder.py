@@ -1,0 +1,122 @@
+"""Assemble whole episodes from the three streams a running arm produces.
+
+The learner node feeds it what arrives on the topics: episode events (start, step, end)
+and camera frames, matched by their header stamps (the sim stamps the frame and the event
+of one step alike; a real arm's bridge must do the same), and the commands actually sent,
+in order (``std_msgs/Float64MultiArray`` has no header). Topics are not ordered with
+respect to one another, so every piece is buffered until the episode is complete: the end
+event seen, T + 1 frames and T commands. No ROS import.
+
+The events carry no seed or distance: a recorded episode's ``seed`` is the sim's episode
+id and its ``final_distance`` is the last step's cost (the distance plus the small action
+penalty). An episode that is still incomplete when the next one starts is dropped and
+counted in :attr:`EpisodeRecorder.dropped`.
+"""
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+from solar_ros.learn.episodes import Episode
+
+START, STEP, END = 0, 1, 2  # solar_ros_msgs/EpisodeEvent kinds
+EARLY_FRAMES = 8  # frames kept that arrive before their episode's start event
+
+
+@dataclass
+class _Pending:
+    """An episode being assembled."""
+
+    episode_id: int
+    task: int
+    policy_version: int
+    stamps: Dict[int, int] = field(default_factory=dict)  # step -> stamp (ns)
+    costs: Dict[int, float] = field(default_factory=dict)  # step k -> cost of step k
+    commands: List[np.ndarray] = field(default_factory=list)
+    ended: bool = False
+    success: bool = False
+
+
+class EpisodeRecorder:
+    """Turn events, frames and commands into :class:`Episode` records."""
+
+    def __init__(self, horizon: int, action_dim: int) -> None:
+        """Record episodes of ``horizon`` steps with ``action_dim`` commands."""
+        self.horizon = horizon
+        self.action_dim = action_dim
+        self._frames: Dict[int, np.ndarray] = {}  # stamp (ns) -> (H, W, 3) uint8
+        self._episode: Optional[_Pending] = None
+        self.dropped = 0
+
+    def on_event(self, kind: int, episode_id: int, task: int, step: int, cost: float,
+                 success: bool, stamp_ns: int, policy_version: int) -> Optional[Episode]:
+        """Take an episode event; return the episode if it is now complete.
+
+        Args:
+            kind: START, STEP or END.
+            episode_id: the sim's episode counter.
+            task: task id of the episode.
+            step: steps taken when the event was sent (0 at START, k after step k).
+            cost: cost of the step (STEP) or of the last step (END).
+            success: at END, whether the episode succeeded.
+            stamp_ns: header stamp in nanoseconds.
+            policy_version: version of the policy acting when the event arrived.
+
+        """
+        if kind == START:
+            if self._episode is not None and not self._complete():
+                self.dropped += 1
+            self._episode = _Pending(episode_id, task, policy_version)
+            self._episode.stamps[0] = stamp_ns
+        elif self._episode is None or self._episode.episode_id != episode_id:
+            return None
+        elif kind == STEP:
+            self._episode.stamps[step] = stamp_ns
+            self._episode.costs[step] = float(cost)
+        elif kind == END:
+            self._episode.ended = True
+            self._episode.success = bool(success)
+        return self._finish()
+
+    def on_frame(self, image: np.ndarray, stamp_ns: int) -> Optional[Episode]:
+        """Take a camera frame (H, W, 3) uint8; return the episode if it is now complete."""
+        self._frames[stamp_ns] = image
+        wanted = set(self._episode.stamps.values()) if self._episode is not None else set()
+        stale = [s for s in self._frames if s not in wanted]
+        for stamp in sorted(stale)[:-EARLY_FRAMES]:
+            del self._frames[stamp]
+        return self._finish()
+
+    def on_command(self, command: np.ndarray) -> Optional[Episode]:
+        """Take a command (du,) sent to the arm; return the episode if it is now complete."""
+        episode = self._episode
+        if episode is not None and len(episode.commands) < self.horizon:
+            command = np.asarray(command, dtype=np.float64)
+            if command.shape != (self.action_dim,):
+                raise ValueError(f'command: expected shape ({self.action_dim},), '
+                                 f'got {command.shape}')
+            episode.commands.append(command)
+        return self._finish()
+
+    def _complete(self) -> bool:
+        """Return whether the pending episode has every piece."""
+        episode = self._episode
+        steps = range(self.horizon + 1)
+        return (episode is not None and episode.ended
+                and len(episode.commands) == self.horizon
+                and all(k in episode.stamps and episode.stamps[k] in self._frames
+                        for k in steps)
+                and all(k in episode.costs for k in range(1, self.horizon + 1)))
+
+    def _finish(self) -> Optional[Episode]:
+        """Return and forget the pending episode once complete."""
+        if not self._complete():
+            return None
+        episode = self._episode
+        images = np.stack([self._frames.pop(episode.stamps[k])
+                           for k in range(self.horizon + 1)])
+        costs = np.array([episode.costs[k] for k in range(1, self.horizon + 1)])
+        self._episode = None
+        return Episode(images=images, actions=np.stack(episode.commands), costs=costs,
+                       task=episode.task, seed=episode.episode_id, success=episode.success,
+                       final_distance=costs[-1], policy_version=episode.policy_version)

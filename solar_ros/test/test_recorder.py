@@ -1,0 +1,76 @@
+"""Episodes are assembled from events, frames and commands in any arrival order."""
+
+import numpy as np
+import pytest
+from solar_ros.learn.recorder import END, EpisodeRecorder, START, STEP
+
+HORIZON, DU = 3, 2
+
+
+def _stream(episode_id: int = 7, base: int = 1000):
+    """Return the messages of one episode: ('event'|'frame'|'command', args) in send order."""
+    rng = np.random.default_rng(episode_id)
+    frames = rng.integers(0, 256, (HORIZON + 1, 4, 4, 3), dtype=np.uint8)
+    commands = rng.normal(size=(HORIZON, DU))
+    items = [('event', (START, episode_id, 2, 0, 0.0, False, base)), ('frame', (frames[0], base))]
+    for k in range(1, HORIZON + 1):
+        items.append(('command', (commands[k - 1],)))
+        items.append(('frame', (frames[k], base + k)))
+        items.append(('event', (STEP, episode_id, 2, k, 0.1 * k, False, base + k)))
+    items.append(('event', (END, episode_id, 2, HORIZON, 0.1 * HORIZON, True, base + HORIZON)))
+    return items, frames, commands
+
+
+def _feed(recorder, items, version=4):
+    """Feed ``items``; return the episodes that completed."""
+    done = []
+    for kind, args in items:
+        if kind == 'event':
+            episode = recorder.on_event(*args, policy_version=version)
+        elif kind == 'frame':
+            episode = recorder.on_frame(*args)
+        else:
+            episode = recorder.on_command(*args)
+        if episode is not None:
+            done.append(episode)
+    return done
+
+
+@pytest.mark.parametrize('order', ['sent', 'commands_late', 'frames_first', 'reversed_frames'])
+def test_episode_is_assembled_whatever_the_arrival_order(order):
+    items, frames, commands = _stream()
+    if order == 'commands_late':
+        items = [i for i in items if i[0] != 'command'] + [i for i in items if i[0] == 'command']
+    elif order == 'frames_first':
+        items = [i for i in items if i[0] == 'frame'] + [i for i in items if i[0] != 'frame']
+    elif order == 'reversed_frames':
+        items = [i for i in items if i[0] != 'frame'] + [
+            i for i in reversed(items) if i[0] == 'frame']
+    done = _feed(EpisodeRecorder(HORIZON, DU), items)
+    assert len(done) == 1
+    episode = done[0]
+    np.testing.assert_array_equal(episode.images, frames)
+    np.testing.assert_array_equal(episode.actions, commands)
+    np.testing.assert_allclose(episode.costs, [0.1, 0.2, 0.3])
+    assert (episode.task, episode.seed, episode.success, episode.policy_version) == (
+        2, 7, True, 4)
+    assert episode.final_distance == pytest.approx(0.3)
+
+
+def test_an_incomplete_episode_is_dropped_when_the_next_starts():
+    recorder = EpisodeRecorder(HORIZON, DU)
+    first, _, _ = _stream(episode_id=1, base=100)
+    second, frames, _ = _stream(episode_id=2, base=200)
+    missing_frame = [i for i in first if not (i[0] == 'frame' and i[1][1] == 102)]
+    done = _feed(recorder, missing_frame + second)
+    assert [e.seed for e in done] == [2]
+    np.testing.assert_array_equal(done[0].images, frames)
+    assert recorder.dropped == 1
+
+
+def test_events_of_another_episode_and_bad_commands():
+    recorder = EpisodeRecorder(HORIZON, DU)
+    assert recorder.on_event(STEP, 9, 1, 1, 0.5, False, 5, policy_version=0) is None
+    recorder.on_event(START, 3, 1, 0, 0.0, False, 10, policy_version=0)
+    with pytest.raises(ValueError, match=r'command: expected shape \(2,\)'):
+        recorder.on_command(np.zeros(3))
