@@ -26,6 +26,12 @@ setup(
     entry_points={
         'console_scripts': [
             'sim = solar_ros.nodes.sim_node:main',
+            'encoder = solar_ros.nodes.encoder_node:main',
+            'latent_filter = solar_ros.nodes.latent_filter_node:main',
+            'controller = solar_ros.nodes.controller_node:main',
+            'episode_runner = solar_ros.nodes.episode_runner_node:main',
+            'learner = solar_ros.nodes.learner_node:main',
+            'bringup = solar_ros.nodes.bringup:main',
         ],
     },
 )

@@ -47,9 +47,9 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 class SimNode(Node):
     """Run the simulated stacking task and expose it through ROS 2 interfaces."""
 
-    def __init__(self, node_name: str = 'sim'):
+    def __init__(self, node_name: str = 'sim', **kwargs):
         """Declare parameters, build the environment, then wire publishers and services."""
-        super().__init__(node_name)
+        super().__init__(node_name, **kwargs)
         self._mode = self._declare(
             'mode', 'lockstep', 'lockstep: one control step per command; realtime: a timer '
             'at the control rate')

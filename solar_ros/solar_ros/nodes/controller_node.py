@@ -1,0 +1,169 @@
+"""LQR controller node: latent beliefs and time-varying gains in, joint velocities out.
+
+- subscribes ``latent_belief`` (step t's filtered mean), ``policy/gains`` (latched, so a
+  late joiner gets the current policy) and ``episode_events`` (new exploration noise per
+  episode).
+- publishes ``velocity_controller/commands`` (std_msgs/Float64MultiArray, rad/s, reliable),
+  a_t = K_t s_t + k_t + noise_scale * L_t eps_t, clamped to ``velocity_limits``.
+
+New gains are adopted at the next episode start (the first ones at once), so each episode
+runs one policy. Safety: a gains message that fails validation or whose action dim differs from
+``velocity_limits`` is rejected with an error and the last good policy is kept; a belief
+whose dim differs from the policy's gets zero velocity; in ``realtime`` mode a timer sends
+zero velocity whenever the last belief is older than ``stale_after`` seconds.
+"""
+
+from typing import Optional
+
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from solar_ros.core.gains import TimeVaryingGains
+from solar_ros.nodes import qos
+from solar_ros.nodes.conversions import gains_from_msg
+from solar_ros.validation import MessageValidationError, validate_message
+from solar_ros_msgs.msg import EpisodeEvent, LatentBelief
+from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
+from std_msgs.msg import Float64MultiArray
+
+MODES = ('lockstep', 'realtime')
+
+
+class ControllerNode(Node):
+    """Apply the current time-varying linear-Gaussian policy to the filtered latent state."""
+
+    def __init__(self, node_name: str = 'controller', **kwargs) -> None:
+        """Declare parameters and wire the topics."""
+        super().__init__(node_name, **kwargs)
+        limits = self.declare_parameter(
+            'velocity_limits', [1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545],
+            ParameterDescriptor(description='per-joint speed limit in rad/s; commands are '
+                                            'clamped to +-limit; its length is du')).value
+        self._limits = np.asarray(limits, dtype=np.float64)
+        self._noise_scale = self.declare_parameter(
+            'noise_scale', 1.0, ParameterDescriptor(
+                description='multiplies the policy noise L_t eps_t (0: mean action)',
+                floating_point_range=[FloatingPointRange(from_value=0.0, to_value=10.0)])
+        ).value
+        self._seed = self.declare_parameter(
+            'seed', 0, ParameterDescriptor(
+                description='exploration noise of episode n is drawn with seed + n',
+                integer_range=[IntegerRange(from_value=0, to_value=2**31 - 1, step=1)])).value
+        self._mode = self.declare_parameter(
+            'mode', 'lockstep', ParameterDescriptor(
+                description='lockstep: one command per belief; realtime: also send zero '
+                            'velocity when the belief is stale')).value
+        if self._mode not in MODES:
+            raise ValueError(f'parameter mode must be one of {MODES}, got {self._mode!r}')
+        self._stale_after = self.declare_parameter(
+            'stale_after', 0.25, ParameterDescriptor(
+                description='realtime: seconds after which a belief is stale',
+                floating_point_range=[FloatingPointRange(from_value=0.01,
+                                                         to_value=10.0)])).value
+        self._gains: Optional[TimeVaryingGains] = None
+        self._next: Optional[TimeVaryingGains] = None  # adopted at the next START
+        self._noise = np.zeros((0, len(self._limits)))
+        self._last_belief_time = None
+        self._publisher = self.create_publisher(Float64MultiArray,
+                                                'velocity_controller/commands', qos.COMMANDS)
+        self.create_subscription(LatentBelief, 'latent_belief', self._on_belief, qos.LATENT)
+        self.create_subscription(GainsMsg, 'policy/gains', self._on_gains, qos.LATCHED)
+        self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
+        if self._mode == 'realtime':
+            self.create_timer(self._stale_after / 2.0, self._on_timer)
+
+    @property
+    def policy_version(self) -> Optional[int]:
+        """Return the version of the policy in use, or None before the first one."""
+        return None if self._gains is None else self._gains.policy_version
+
+    def _error(self, text: str) -> None:
+        self.get_logger().error(text, throttle_duration_sec=1.0)
+
+    def _send(self, action: np.ndarray) -> None:
+        self._publisher.publish(Float64MultiArray(data=action.tolist()))
+
+    def _zero(self) -> None:
+        self._send(np.zeros(len(self._limits)))
+
+    def _on_gains(self, msg: GainsMsg) -> None:
+        try:
+            validate_message(msg, 'TimeVaryingGains')
+            if msg.action_dim != len(self._limits):
+                raise MessageValidationError(
+                    f'TimeVaryingGains.action_dim: expected {len(self._limits)} (the length of'
+                    f' velocity_limits), got {msg.action_dim}')
+            gains = gains_from_msg(msg)
+        except (MessageValidationError, ValueError) as error:
+            self._error(f'gains rejected, keeping policy {self.policy_version}: {error}')
+            return
+        self._next = gains
+        if self._gains is None:
+            self._adopt()
+
+    def _adopt(self) -> None:
+        """Switch to the policy received last (at an episode start, or the first one)."""
+        if self._next is None:
+            return
+        self._gains, self._next = self._next, None
+        self.get_logger().info(
+            f'policy {self._gains.policy_version} in use (T={self._gains.horizon}, '
+            f'dx={self._gains.state_dim}, du={self._gains.action_dim})')
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.kind == EpisodeEvent.START:
+            self._adopt()
+        if msg.kind == EpisodeEvent.START and self._gains is not None:
+            rng = np.random.default_rng(self._seed + int(msg.episode_id))
+            self._noise = rng.standard_normal((self._gains.horizon, self._gains.action_dim))
+
+    def _on_belief(self, msg: LatentBelief) -> None:
+        self._last_belief_time = self.get_clock().now()
+        gains = self._gains
+        if gains is None:
+            self._error('no policy yet: holding zero velocity')
+            self._zero()
+            return
+        if msg.dim != gains.state_dim or msg.step >= gains.horizon:
+            self._error(f'belief (dim {msg.dim}, step {msg.step}) does not fit policy '
+                        f'{gains.policy_version} (dx={gains.state_dim}, T={gains.horizon}): '
+                        'holding zero velocity')
+            self._zero()
+            return
+        try:
+            mean = validate_message(msg, 'LatentBelief')['mean']
+        except MessageValidationError as error:
+            self._error(f'belief rejected, holding zero velocity: {error}')
+            self._zero()
+            return
+        t = int(msg.step)
+        noise = self._noise[t] if t < len(self._noise) else np.zeros(gains.action_dim)
+        action = gains.policy.act(t, mean, self._noise_scale * noise)
+        self._send(np.clip(action, -self._limits, self._limits))
+
+    def _on_timer(self) -> None:
+        now = self.get_clock().now()
+        if (self._last_belief_time is None
+                or (now - self._last_belief_time).nanoseconds * 1e-9 > self._stale_after):
+            self._zero()
+
+
+def main(args=None) -> None:
+    """Run the controller node until shutdown."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ControllerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

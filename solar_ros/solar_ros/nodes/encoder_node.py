@@ -1,0 +1,119 @@
+"""Encoder node: camera frames in, the SOLAR encoder's Gaussian potentials out.
+
+- subscribes ``camera/image_raw`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8 or mono8,
+  any size; resized to the model's input; sensor-data QoS), ``episode_events`` (to number
+  the frames of an episode) and ``learner/model`` (std_msgs/String, latched: the path of a
+  new model checkpoint; the node loads it at once and swaps it in at the next episode
+  start, so no frame waits for a load and each episode is encoded by one model).
+- publishes ``latent_potential`` (solar_ros_msgs/LatentPotential, diagonal precision).
+
+A frame that cannot be converted gets a throttled error naming the problem and is skipped.
+"""
+
+from typing import Optional
+
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from solar_ros.core.checkpoint import CheckpointError
+from solar_ros.core.model import SolarModel
+from solar_ros.images import frame_to_rgb, ImageFormatError
+from solar_ros.nodes import qos
+from solar_ros.nodes.conversions import potential_to_msg
+from solar_ros_msgs.msg import EpisodeEvent, LatentPotential
+from std_msgs.msg import String
+import torch
+
+
+class EncoderNode(Node):
+    """Encode each camera frame into a Gaussian potential on the latent state."""
+
+    def __init__(self, node_name: str = 'encoder', **kwargs) -> None:
+        """Declare parameters, load the model if one is given, and wire the topics."""
+        super().__init__(node_name, **kwargs)
+        path = self.declare_parameter(
+            'model_path', '', ParameterDescriptor(
+                description='model checkpoint to load at start; empty: wait for one on '
+                            'learner/model')).value
+        self._model: Optional[SolarModel] = None
+        self._next: Optional[SolarModel] = None  # adopted at the next START
+        self._model_version = 0
+        self._episode_id = 0
+        self._step = 0
+        self._publisher = self.create_publisher(LatentPotential, 'latent_potential',
+                                                qos.LATENT)
+        self.create_subscription(Image, 'camera/image_raw', self._on_image,
+                                 qos_profile_sensor_data)
+        self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
+        self.create_subscription(String, 'learner/model', self._on_model, qos.LATCHED)
+        if path:
+            self._load(path)
+
+    def _load(self, path: str) -> None:
+        """Load the model at ``path`` and swap it in; keep the old one on failure."""
+        try:
+            model = SolarModel.load(path)
+        except (OSError, CheckpointError) as error:
+            self.get_logger().error(f'cannot load model {path}: {error}; keeping the current')
+            return
+        self._next = model
+        if self._model is None:
+            self._adopt()
+        self.get_logger().info(f'model loaded from {path}')
+
+    def _adopt(self) -> None:
+        """Switch to the model loaded last (at an episode start, or the first one)."""
+        if self._next is not None:
+            self._model, self._next = self._next, None
+            self._model_version += 1
+
+    def _on_model(self, msg: String) -> None:
+        self._load(msg.data)
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.kind == EpisodeEvent.START:
+            self._adopt()
+            self._episode_id = msg.episode_id
+            self._step = 0
+
+    def _on_image(self, msg: Image) -> None:
+        if self._model is None:
+            self.get_logger().warning('no model yet: frame skipped', throttle_duration_sec=2.0)
+            return
+        size = self._model.config.image_size
+        try:
+            rgb = frame_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, size)
+        except ImageFormatError as error:
+            self.get_logger().error(f'frame rejected: {error}', throttle_duration_sec=1.0)
+            return
+        with torch.no_grad():
+            potential = self._model.encode(torch.from_numpy(rgb)[None, None])
+        precision = potential.J[0, 0].numpy()
+        mean = potential.h[0, 0].numpy() / precision
+        self._publisher.publish(potential_to_msg(msg.header, self._episode_id, self._step,
+                                                 np.asarray(mean), precision,
+                                                 self._model_version))
+        self._step += 1
+
+
+def main(args=None) -> None:
+    """Run the encoder node until shutdown."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = EncoderNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

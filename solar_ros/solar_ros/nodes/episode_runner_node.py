@@ -1,0 +1,90 @@
+"""Episode runner node: starts episodes one after another through ``reset_episode``.
+
+It calls the ``reset_episode`` service (solar_ros_msgs/ResetEpisode) with ``task`` and seed
+``seed + n`` for episode n, once the service is available and again after each END event
+on ``episode_events``, until ``episodes`` episodes have started (0: forever). Kept apart
+from the controller so that the controller stays a pure function of beliefs and gains,
+and so that a real arm can replace this node with its own reset procedure.
+"""
+
+from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from solar_ros.nodes import qos
+from solar_ros_msgs.msg import EpisodeEvent
+from solar_ros_msgs.srv import ResetEpisode
+
+
+class EpisodeRunnerNode(Node):
+    """Reset the arm into a new episode whenever the last one ends."""
+
+    def __init__(self, node_name: str = 'episode_runner', **kwargs) -> None:
+        """Declare parameters and start the first episode once the service is up."""
+        super().__init__(node_name, **kwargs)
+
+        def integer(name: str, default: int, description: str) -> int:
+            descriptor = ParameterDescriptor(description=description, integer_range=[
+                IntegerRange(from_value=0, to_value=2**31 - 1, step=1)])
+            return self.declare_parameter(name, default, descriptor).value
+
+        self.task = integer('task', 1, 'task id of every episode (1, 2 or 3)')
+        self._seed = integer('seed', 0, 'episode n is reset with seed + n')
+        self._episodes = integer('episodes', 0, 'episodes to run; 0 runs forever')
+        self.started = 0
+        self.ended = 0
+        self._client = self.create_client(ResetEpisode, 'reset_episode')
+        self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
+        self._waiting = self.create_timer(0.2, self._start_when_ready)
+
+    @property
+    def finished(self) -> bool:
+        """Return whether the configured number of episodes has ended."""
+        return 0 < self._episodes <= self.ended
+
+    def _start_when_ready(self) -> None:
+        if not self._client.service_is_ready():
+            self.get_logger().info('waiting for reset_episode', throttle_duration_sec=5.0)
+            return
+        self._waiting.cancel()
+        self._reset()
+
+    def _reset(self) -> None:
+        if self._episodes and self.started >= self._episodes:
+            return
+        request = ResetEpisode.Request(task_id=self.task, seed=self._seed + self.started)
+        self.started += 1
+        self._client.call_async(request).add_done_callback(self._on_reset)
+
+    def _on_reset(self, future) -> None:
+        response = future.result()
+        if not response.success:
+            self.get_logger().error(f'reset failed: {response.message}')
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.kind != EpisodeEvent.END:
+            return
+        self.ended += 1
+        self.get_logger().info(
+            f'episode {msg.episode_id} (task {msg.task_id}) ended after {msg.step} steps: '
+            f'success {msg.success}, last cost {msg.cost:.3f}')
+        self._reset()
+
+
+def main(args=None) -> None:
+    """Run the episode runner until shutdown."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = EpisodeRunnerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

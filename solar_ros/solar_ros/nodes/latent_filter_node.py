@@ -1,0 +1,144 @@
+"""Latent filter node: one product-of-experts Kalman step per frame (solar-method.md 3.6).
+
+- subscribes ``latent_potential`` (the encoder's evidence), ``velocity_controller/commands``
+  (the command actually sent, std_msgs/Float64MultiArray), ``policy/gains`` (latched; its
+  dynamics F_t, Q_t and initial belief drive the filter) and ``episode_events``.
+- publishes ``latent_belief`` (solar_ros_msgs/LatentBelief) for step t.
+
+New gains are adopted at the next START, so one episode is filtered with one model.
+Per episode: at START the belief resets to N(mu0, P0) of the current gains; then it
+alternates: a potential updates the belief of step t and the belief is published; the
+command of step t predicts step t + 1 with F_t, Q_t. A potential that arrives before its
+START event is kept (the latest one) and used once the episode starts, so no frame is lost
+to topic reordering. Bad messages get a throttled error and are skipped.
+"""
+
+from typing import Optional
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from solar_ros.core.gains import TimeVaryingGains
+from solar_ros.core.lds import OnlineKalmanFilter
+from solar_ros.nodes import qos
+from solar_ros.nodes.conversions import belief_to_msg, gains_from_msg, potential_from_msg
+from solar_ros.validation import check_vector, MessageValidationError
+from solar_ros_msgs.msg import EpisodeEvent, LatentBelief, LatentPotential
+from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
+from std_msgs.msg import Float64MultiArray
+
+IDLE, AWAIT_FRAME, AWAIT_COMMAND = 'idle', 'await_frame', 'await_command'
+
+
+def _stamp_ns(header) -> int:
+    """Return a header stamp in nanoseconds."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+class LatentFilterNode(Node):
+    """Filter the latent state of the running episode, one frame at a time."""
+
+    def __init__(self, node_name: str = 'latent_filter', **kwargs) -> None:
+        """Wire the topics; the filter starts with the first gains and START event."""
+        super().__init__(node_name, **kwargs)
+        self._gains: Optional[TimeVaryingGains] = None
+        self._next: Optional[TimeVaryingGains] = None  # adopted at the next START
+        self._filter: Optional[OnlineKalmanFilter] = None
+        self._state = IDLE
+        self._episode_id = 0
+        self._start_ns = 0
+        self._step = 0
+        self._early: Optional[LatentPotential] = None
+        self._publisher = self.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
+        self.create_subscription(LatentPotential, 'latent_potential', self._on_potential,
+                                 qos.LATENT)
+        self.create_subscription(Float64MultiArray, 'velocity_controller/commands',
+                                 self._on_command, qos.COMMANDS)
+        self.create_subscription(GainsMsg, 'policy/gains', self._on_gains, qos.LATCHED)
+        self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
+
+    def _error(self, text: str) -> None:
+        self.get_logger().error(text, throttle_duration_sec=1.0)
+
+    def _on_gains(self, msg: GainsMsg) -> None:
+        try:
+            gains = gains_from_msg(msg)
+        except (MessageValidationError, ValueError) as error:
+            self._error(f'gains rejected, keeping the current ones: {error}')
+            return
+        self._next = gains
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.kind != EpisodeEvent.START:
+            return
+        if self._next is not None:
+            self._gains, self._next = self._next, None
+            if self._filter is None or self._filter.state_dim != self._gains.state_dim:
+                self._filter = OnlineKalmanFilter(self._gains.state_dim)
+        if self._gains is None:
+            self._error('episode started before any gains arrived; not filtering it')
+            return
+        d = self._gains.dynamics
+        self._filter.reset(d.mu0, d.P0)
+        self._episode_id, self._start_ns, self._step = msg.episode_id, _stamp_ns(msg.header), 0
+        self._state = AWAIT_FRAME
+        early, self._early = self._early, None
+        if early is not None and _stamp_ns(early.header) >= self._start_ns:
+            self._on_potential(early)
+
+    def _on_potential(self, msg: LatentPotential) -> None:
+        if self._state != AWAIT_FRAME or _stamp_ns(msg.header) < self._start_ns:
+            self._early = msg
+            return
+        if msg.dim != self._gains.state_dim:
+            self._error(f'potential of dim {msg.dim} does not match the policy dx '
+                        f'{self._gains.state_dim}; skipped')
+            return
+        try:
+            J, h = potential_from_msg(msg)
+        except MessageValidationError as error:
+            self._error(f'potential rejected: {error}')
+            return
+        mean, cov = self._filter.update(J, h)
+        self._publisher.publish(belief_to_msg(msg.header, self._episode_id, self._step,
+                                              mean.numpy(), cov.numpy(), msg.model_version))
+        self._state = AWAIT_COMMAND
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        if self._state != AWAIT_COMMAND:
+            return
+        try:
+            action = check_vector('command', msg.data, self._gains.action_dim)
+        except MessageValidationError as error:
+            self._error(f'command ignored by the filter: {error}')
+            return
+        if self._step + 1 >= self._gains.horizon:
+            self._state = IDLE
+            return
+        d = self._gains.dynamics
+        self._filter.predict(d.F[self._step], d.Q[self._step], np.asarray(action))
+        self._step += 1
+        self._state = AWAIT_FRAME
+        early, self._early = self._early, None
+        if early is not None and _stamp_ns(early.header) > self._start_ns:
+            self._on_potential(early)
+
+
+def main(args=None) -> None:
+    """Run the latent filter node until shutdown."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = LatentFilterNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

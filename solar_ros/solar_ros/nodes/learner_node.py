@@ -1,0 +1,151 @@
+"""Learner node: records every episode, refits SOLAR between episodes, publishes new gains.
+
+- subscribes ``episode_events``, ``camera/image_raw`` (sensor-data QoS) and
+  ``velocity_controller/commands``; an :class:`EpisodeRecorder` assembles each episode
+  and it is written to ``run_dir/episodes`` as soon as it is complete.
+- publishes ``policy/gains`` (solar_ros_msgs/TimeVaryingGains) and ``learner/model``
+  (std_msgs/String: the model checkpoint the gains act in), both latched.
+
+Whenever the current policy has enough episodes, a background thread refits the model
+and runs the LQR-FLM update (:class:`solar_ros.learn.learner.SolarLearner`); control and
+recording go on meanwhile, so the refit never blocks the control loop. Started on an
+existing run directory, it resumes from the last complete policy.
+"""
+
+from pathlib import Path
+import threading
+from typing import Optional
+
+from ament_index_python.packages import get_package_share_directory
+import numpy as np
+from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from solar_ros.images import frame_to_rgb, ImageFormatError
+from solar_ros.learn.config import RunConfig
+from solar_ros.learn.episodes import Episode
+from solar_ros.learn.learner import SolarLearner
+from solar_ros.learn.recorder import EpisodeRecorder
+from solar_ros.nodes import qos
+from solar_ros.nodes.conversions import gains_to_msg
+from solar_ros_msgs.msg import EpisodeEvent
+from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
+from std_msgs.msg import Float64MultiArray, String
+
+
+def _stamp_ns(header) -> int:
+    """Return a header stamp in nanoseconds."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+class LearnerNode(Node):
+    """Record episodes and improve the policy between them."""
+
+    def __init__(self, node_name: str = 'learner', **kwargs) -> None:
+        """Declare parameters, open (or resume) the run and publish the current policy."""
+        super().__init__(node_name, **kwargs)
+        run_dir = self.declare_parameter(
+            'run_dir', 'runs/sawyer_stack', ParameterDescriptor(
+                description='directory of episodes, checkpoints and metrics; an existing '
+                            'run resumes')).value
+        config = self.declare_parameter(
+            'run_config', '', ParameterDescriptor(
+                description='YAML with the model, lqr and loop sections; empty: the '
+                            'installed config/sawyer_task1.yaml')).value
+
+        def integer(name: str, default: int, description: str) -> int:
+            descriptor = ParameterDescriptor(description=description, integer_range=[
+                IntegerRange(from_value=1, to_value=100_000, step=1)])
+            return self.declare_parameter(name, default, descriptor).value
+
+        horizon = integer('horizon', 30, 'control steps per episode, T')
+        action_dim = integer('action_dim', 7, 'joint velocities per command, du')
+        if not config:
+            config = str(Path(get_package_share_directory('solar_ros'))
+                         / 'config' / 'sawyer_task1.yaml')
+        settings = RunConfig.from_yaml(config)
+        self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
+                                    log=self.get_logger().info)
+        self._image_size = self.learner.model_config.image_size
+        self._recorder = EpisodeRecorder(horizon, action_dim)
+        self._update: Optional[threading.Thread] = None
+        self._gains_pub = self.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED)
+        self._model_pub = self.create_publisher(String, 'learner/model', qos.LATCHED)
+        self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
+        self.create_subscription(Image, 'camera/image_raw', self._on_image,
+                                 qos_profile_sensor_data)
+        self.create_subscription(Float64MultiArray, 'velocity_controller/commands',
+                                 self._on_command, qos.COMMANDS)
+        self._publish()
+
+    @property
+    def updating(self) -> bool:
+        """Return whether a refit is running."""
+        return self._update is not None and self._update.is_alive()
+
+    def _publish(self) -> None:
+        """Announce the current model checkpoint, then the gains acting in it."""
+        self._model_pub.publish(String(data=str(self.learner.model_path().resolve())))
+        self._gains_pub.publish(gains_to_msg(self.learner.gains,
+                                             self.get_clock().now().to_msg()))
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        self._take(self._recorder.on_event(
+            msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
+            _stamp_ns(msg.header), self.learner.policy_version))
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            rgb = frame_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                               self._image_size)
+        except ImageFormatError as error:
+            self.get_logger().error(f'frame not recorded: {error}', throttle_duration_sec=1.0)
+            return
+        self._take(self._recorder.on_frame(rgb, _stamp_ns(msg.header)))
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        try:
+            episode = self._recorder.on_command(np.asarray(msg.data, dtype=np.float64))
+        except ValueError as error:
+            self.get_logger().error(f'command not recorded: {error}', throttle_duration_sec=1.0)
+            return
+        self._take(episode)
+
+    def _take(self, episode: Optional[Episode]) -> None:
+        """Store a completed episode and start a refit when enough are recorded."""
+        if episode is None:
+            return
+        path = self.learner.record(episode)
+        self.get_logger().info(f'recorded {path.name}: policy {episode.policy_version}, '
+                               f'success {episode.success}')
+        if self.learner.ready() and not self.updating:
+            self._update = threading.Thread(target=self._refit, name='solar_refit',
+                                            daemon=True)
+            self._update.start()
+
+    def _refit(self) -> None:
+        """Run one learner update (in the background thread) and publish its result."""
+        self.learner.update()
+        self._publish()
+
+
+def main(args=None) -> None:
+    """Run the learner node until shutdown."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = LearnerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()
