@@ -5,8 +5,9 @@
 Starts the same node classes as ``launch/sawyer_stack.launch.py`` (sim, encoder, latent
 filter, controller, episode runner, learner) in one single-threaded rclpy executor (the
 learner refits in a thread of its own) with the same parameter files (``sim.yaml``,
-then ``sawyer_stack.yaml``, then any ``--params``), and runs until the learner has produced ``loop.iterations`` policies or Ctrl-C. Progress is the
-nodes' log; the run directory collects episodes, checkpoints and metrics.
+then ``sawyer_stack.yaml``, then any ``--params``), and runs until the learner has
+produced ``loop.iterations`` policies, or Ctrl-C. Progress is the nodes' log; the run
+directory collects episodes, checkpoints and metrics.
 """
 
 import argparse
