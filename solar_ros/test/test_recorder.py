@@ -36,7 +36,8 @@ def _feed(recorder, items, version=4):
     return done
 
 
-@pytest.mark.parametrize('order', ['sent', 'commands_late', 'frames_first', 'reversed_frames'])
+@pytest.mark.parametrize('order', ['sent', 'commands_late', 'frames_first', 'reversed_frames',
+                                   'start_resent'])
 def test_episode_is_assembled_whatever_the_arrival_order(order):
     items, frames, commands = _stream()
     if order == 'commands_late':
@@ -46,6 +47,8 @@ def test_episode_is_assembled_whatever_the_arrival_order(order):
     elif order == 'reversed_frames':
         items = [i for i in items if i[0] != 'frame'] + [
             i for i in reversed(items) if i[0] == 'frame']
+    elif order == 'start_resent':  # the lockstep sim resends an unanswered first frame
+        items = items[:2] + items[:2] + items[2:]
     done = _feed(EpisodeRecorder(HORIZON, DU), items)
     assert len(done) == 1
     episode = done[0]

@@ -150,6 +150,26 @@ def test_lockstep_reset_steps_images_events_and_bad_input(peer):
     assert 'velocity command rejected' in output and 'has 3 values' in output, output
 
 
+def test_lockstep_resends_a_frame_nobody_answered(peer):
+    process = _start_node('mode:=lockstep', 'start_task:=0', 'lockstep_resend_after:=0.2')
+    try:
+        assert peer.reset(task=1, seed=3).success
+        start = peer.event(1, EpisodeEvent.START, 0)
+
+        def copies(messages):
+            return [m for m in messages if m.header.stamp == start.header.stamp]
+        peer.spin_until(lambda: len(copies(peer.images)) >= 2
+                        and len(copies(peer.events)) >= 2, 'a resent frame and START')
+        assert all(bytes(m.data) == bytes(copies(peer.images)[0].data)
+                   for m in copies(peer.images))
+        peer.command([0.0] * 7)
+        peer.event(1, EpisodeEvent.STEP, 1)
+        steps = [e for e in peer.events if e.kind == EpisodeEvent.STEP and e.step == 1]
+        assert len({(s.header.stamp.sec, s.header.stamp.nanosec) for s in steps}) == 1
+    finally:
+        _stop(process)
+
+
 def test_realtime_mode_steps_on_its_own_with_zero_velocity(peer):
     process = _start_node('mode:=realtime', 'start_task:=0')
     try:

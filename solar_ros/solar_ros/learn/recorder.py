@@ -63,6 +63,9 @@ class EpisodeRecorder:
             policy_version: version of the policy acting when the event arrived.
 
         """
+        if kind == START and self._episode is not None \
+                and self._episode.episode_id == episode_id:
+            return None  # a resent copy of this episode's start
         if kind == START:
             if self._episode is not None and not self._complete():
                 self.dropped += 1

@@ -17,12 +17,11 @@ from typing import Optional
 
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_from_msg
+from solar_ros.nodes.spin import spin_node
 from solar_ros.validation import MessageValidationError, validate_message
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
@@ -65,6 +64,7 @@ class ControllerNode(Node):
         self._gains: Optional[TimeVaryingGains] = None
         self._next: Optional[TimeVaryingGains] = None  # adopted at the next START
         self._noise = np.zeros((0, len(self._limits)))
+        self._episode_id = 0
         self._last_belief_time = None
         self._publisher = self.create_publisher(Float64MultiArray,
                                                 'velocity_controller/commands', qos.COMMANDS)
@@ -113,9 +113,11 @@ class ControllerNode(Node):
             f'dx={self._gains.state_dim}, du={self._gains.action_dim})')
 
     def _on_event(self, msg: EpisodeEvent) -> None:
-        if msg.kind == EpisodeEvent.START:
-            self._adopt()
-        if msg.kind == EpisodeEvent.START and self._gains is not None:
+        if msg.kind != EpisodeEvent.START or msg.episode_id == self._episode_id:
+            return  # not a start, or a resent copy of the running episode's start
+        self._episode_id = msg.episode_id
+        self._adopt()
+        if self._gains is not None:
             rng = np.random.default_rng(self._seed + int(msg.episode_id))
             self._noise = rng.standard_normal((self._gains.horizon, self._gains.action_dim))
 
@@ -152,17 +154,7 @@ class ControllerNode(Node):
 
 def main(args=None) -> None:
     """Run the controller node until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ControllerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(ControllerNode, args)
 
 
 if __name__ == '__main__':

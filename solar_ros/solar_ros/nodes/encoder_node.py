@@ -14,8 +14,6 @@ from typing import Optional
 
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -24,6 +22,7 @@ from solar_ros.core.model import SolarModel
 from solar_ros.images import frame_to_rgb, ImageFormatError
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import potential_to_msg
+from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeEvent, LatentPotential
 from std_msgs.msg import String
 import torch
@@ -44,6 +43,7 @@ class EncoderNode(Node):
         self._model_version = 0
         self._episode_id = 0
         self._step = 0
+        self._last_stamp: Optional[tuple] = None
         self._publisher = self.create_publisher(LatentPotential, 'latent_potential',
                                                 qos.LATENT)
         self.create_subscription(Image, 'camera/image_raw', self._on_image,
@@ -75,12 +75,15 @@ class EncoderNode(Node):
         self._load(msg.data)
 
     def _on_event(self, msg: EpisodeEvent) -> None:
-        if msg.kind == EpisodeEvent.START:
+        if msg.kind == EpisodeEvent.START and msg.episode_id != self._episode_id:
             self._adopt()
             self._episode_id = msg.episode_id
             self._step = 0
 
     def _on_image(self, msg: Image) -> None:
+        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        if stamp == self._last_stamp:
+            return  # a copy of the frame already encoded (the sim resends in lockstep)
         if self._model is None:
             self.get_logger().warning('no model yet: frame skipped', throttle_duration_sec=2.0)
             return
@@ -91,28 +94,19 @@ class EncoderNode(Node):
             self.get_logger().error(f'frame rejected: {error}', throttle_duration_sec=1.0)
             return
         with torch.no_grad():
-            potential = self._model.encode(torch.from_numpy(rgb)[None, None])
+            potential = self._model.encode(torch.tensor(rgb)[None, None])
         precision = potential.J[0, 0].numpy()
         mean = potential.h[0, 0].numpy() / precision
         self._publisher.publish(potential_to_msg(msg.header, self._episode_id, self._step,
                                                  np.asarray(mean), precision,
                                                  self._model_version))
         self._step += 1
+        self._last_stamp = stamp
 
 
 def main(args=None) -> None:
     """Run the encoder node until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = EncoderNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(EncoderNode, args)
 
 
 if __name__ == '__main__':

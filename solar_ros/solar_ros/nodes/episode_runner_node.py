@@ -8,10 +8,9 @@ and so that a real arm can replace this node with its own reset procedure.
 """
 
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from solar_ros.nodes import qos
+from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeEvent
 from solar_ros_msgs.srv import ResetEpisode
 
@@ -73,17 +72,7 @@ class EpisodeRunnerNode(Node):
 
 def main(args=None) -> None:
     """Run the episode runner until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = EpisodeRunnerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(EpisodeRunnerNode, args)
 
 
 if __name__ == '__main__':

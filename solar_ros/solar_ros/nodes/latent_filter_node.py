@@ -16,13 +16,12 @@ to topic reordering. Bad messages get a throttled error and are skipped.
 from typing import Optional
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.lds import OnlineKalmanFilter
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import belief_to_msg, gains_from_msg, potential_from_msg
+from solar_ros.nodes.spin import spin_node
 from solar_ros.validation import check_vector, MessageValidationError
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief, LatentPotential
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
@@ -70,8 +69,8 @@ class LatentFilterNode(Node):
         self._next = gains
 
     def _on_event(self, msg: EpisodeEvent) -> None:
-        if msg.kind != EpisodeEvent.START:
-            return
+        if msg.kind != EpisodeEvent.START or msg.episode_id == self._episode_id:
+            return  # not a start, or a resent copy of the running episode's start
         if self._next is not None:
             self._gains, self._next = self._next, None
             if self._filter is None or self._filter.state_dim != self._gains.state_dim:
@@ -127,17 +126,7 @@ class LatentFilterNode(Node):
 
 def main(args=None) -> None:
     """Run the latent filter node until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = LatentFilterNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(LatentFilterNode, args)
 
 
 if __name__ == '__main__':

@@ -19,8 +19,6 @@ from typing import Optional
 from ament_index_python.packages import get_package_share_directory
 import numpy as np
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -31,6 +29,7 @@ from solar_ros.learn.learner import SolarLearner
 from solar_ros.learn.recorder import EpisodeRecorder
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_to_msg
+from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeEvent
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 from std_msgs.msg import Float64MultiArray, String
@@ -72,6 +71,8 @@ class LearnerNode(Node):
         self._image_size = self.learner.model_config.image_size
         self._recorder = EpisodeRecorder(horizon, action_dim)
         self._update: Optional[threading.Thread] = None
+        self._publishing = threading.Lock()
+        self._closing = False
         self._gains_pub = self.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED)
         self._model_pub = self.create_publisher(String, 'learner/model', qos.LATCHED)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
@@ -87,10 +88,22 @@ class LearnerNode(Node):
         return self._update is not None and self._update.is_alive()
 
     def _publish(self) -> None:
-        """Announce the current model checkpoint, then the gains acting in it."""
-        self._model_pub.publish(String(data=str(self.learner.model_path().resolve())))
-        self._gains_pub.publish(gains_to_msg(self.learner.gains,
-                                             self.get_clock().now().to_msg()))
+        """Announce the current model checkpoint, then the gains acting in it.
+
+        Skipped once the node is being destroyed (a refit may end after shutdown began).
+        """
+        with self._publishing:
+            if not self.context.ok() or self._closing:
+                return
+            self._model_pub.publish(String(data=str(self.learner.model_path().resolve())))
+            self._gains_pub.publish(gains_to_msg(self.learner.gains,
+                                                 self.get_clock().now().to_msg()))
+
+    def destroy_node(self) -> None:
+        """Stop publishing (a running refit still finishes its checkpoint), then destroy."""
+        with self._publishing:
+            self._closing = True
+        super().destroy_node()
 
     def _on_event(self, msg: EpisodeEvent) -> None:
         self._take(self._recorder.on_event(
@@ -134,17 +147,7 @@ class LearnerNode(Node):
 
 def main(args=None) -> None:
     """Run the learner node until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = LearnerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(LearnerNode, args)
 
 
 if __name__ == '__main__':

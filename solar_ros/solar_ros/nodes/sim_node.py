@@ -18,6 +18,10 @@ Clocking (parameter ``mode``): ``lockstep`` takes one control step per received
 command, so learning runs as fast as the simulation; ``realtime`` steps on a timer at
 the control rate with the latest command, replaced by zero velocity once it is older
 than ``command_timeout_periods`` control periods. Between episodes nothing is stepped.
+Images are best effort, and a node may join after a frame went out: in lockstep, when no
+command has come ``lockstep_resend_after`` seconds after a frame, that frame and its
+event (stamps unchanged, so receivers can tell the copy) are sent again, instead of the
+episode waiting forever.
 The environment's parameters are those of SawyerStackConfig (see config/sim.yaml).
 """
 
@@ -25,12 +29,11 @@ from typing import Any, Optional
 
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from solar_ros.nodes.spin import spin_node
 from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv, TASKS
 from solar_ros.sim.sawyer_urdf import ARM_JOINTS
 from solar_ros_msgs.msg import EpisodeEvent
@@ -59,6 +62,10 @@ class SimNode(Node):
             'command_timeout_periods', 2.0,
             'realtime: a command older than this many control periods becomes zero velocity',
             floating_point_range=[FloatingPointRange(from_value=0.5, to_value=100.0)])
+        self._resend_after = self._declare(
+            'lockstep_resend_after', 1.0,
+            'lockstep: seconds without a command after which the last frame is sent again',
+            floating_point_range=[FloatingPointRange(from_value=0.05, to_value=60.0)])
         start_task = self._declare(
             'start_task', 1, 'task of the episode started at launch; 0 waits for a reset',
             integer_range=[IntegerRange(from_value=0, to_value=max(TASKS), step=1)])
@@ -88,8 +95,12 @@ class SimNode(Node):
         self._running = False
         self._command = np.zeros(self._env.action_dim)
         self._command_time: Optional[Time] = None
+        self._last_frame: Optional[tuple] = None
+        self._last_frame_time = self.get_clock().now()
         if self._mode == 'realtime':
             self.create_timer(self._period, self._on_timer)
+        else:
+            self.create_timer(self._resend_after / 2, self._resend_if_waiting)
         if start_task:
             self._start_episode(start_task, start_seed)
         self.get_logger().info(
@@ -140,6 +151,16 @@ class SimNode(Node):
             command = np.zeros(self._env.action_dim)
         self._step(command)
 
+    def _resend_if_waiting(self):
+        if not self._running or self._last_frame is None:
+            return
+        waited = (self.get_clock().now() - self._last_frame_time).nanoseconds * 1e-9
+        if waited >= self._resend_after:
+            publishers = (self._image_pub, self._info_pub, self._joint_pub, self._event_pub)
+            for publisher, msg in zip(publishers, self._last_frame):
+                publisher.publish(msg)
+            self._last_frame_time = self.get_clock().now()
+
     # ----------------------------------------------------------------- internals
     def _validated(self, msg: Float64MultiArray) -> np.ndarray:
         """Return the command (7,) rad/s, or zeros with a throttled error when it is bad."""
@@ -187,6 +208,10 @@ class SimNode(Node):
                              task_id=self._env.task, kind=kind, step=self._env.steps_taken,
                              cost=float(cost), success=bool(success))
         self._event_pub.publish(event)
+        if image is not None:
+            self._last_frame = (self._image_msg(image, header), self._camera_info, joints,
+                                event)
+            self._last_frame_time = self.get_clock().now()
 
     @staticmethod
     def _image_msg(image: np.ndarray, header: Header) -> Image:
@@ -209,19 +234,9 @@ class SimNode(Node):
         super().destroy_node()
 
 
-def main(args=None):
+def main(args=None) -> None:
     """Run the sim node until shutdown (works with Jazzy and Kilted rclpy)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(SimNode, args)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,203 @@
+"""The whole system over real DDS: sim, encoder, filter, controller, runner and learner.
+
+Tiny settings (5-step episodes, a small model, a one-episode pretraining) keep each test
+to seconds; the behaviour checked is the one of a full run.
+"""
+
+import importlib.util
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from solar_ros.learn.episodes import EpisodeStore
+from solar_ros.nodes import qos
+from solar_ros.nodes.bringup import Bringup, default_params
+from solar_ros_msgs.msg import EpisodeEvent
+from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
+import yaml
+
+HORIZON = 5
+RUN_CONFIG = {
+    'model': {'latent_dim': 3, 'channels': 4, 'hidden': 16, 'batch_size': 2,
+              'action_cost_weight': 0.005},
+    'lqr': {'kl_step': 1.0, 'init_std': 0.3},
+    'loop': {'pretrain_episodes': 2, 'pretrain_updates': 3, 'iterations': 1,
+             'rollouts_per_iteration': 2, 'refit_updates': 2},
+}
+
+
+def _params(tmp_path: Path, pretrain_updates: int = 3) -> Path:
+    """Write the run config and a parameter file for the tiny system; return the latter."""
+    run_config = dict(RUN_CONFIG, loop=dict(RUN_CONFIG['loop'],
+                                            pretrain_updates=pretrain_updates))
+    (tmp_path / 'run.yaml').write_text(yaml.safe_dump(run_config))
+    params = tmp_path / 'params.yaml'
+    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'horizon': HORIZON, 'run_dir': str(tmp_path / 'run'),
+        'run_config': str(tmp_path / 'run.yaml')}}}))
+    return params
+
+
+@pytest.fixture
+def system(tmp_path):
+    """Yield the in-process system with tiny settings."""
+    bringup = Bringup([*default_params(), _params(tmp_path)])
+    yield bringup
+    bringup.shutdown()
+
+
+def test_episodes_flow_through_all_nodes_and_the_new_policy_is_used(system, tmp_path):
+    learner = system.learner.learner
+    store = EpisodeStore(tmp_path / 'run' / 'episodes')
+
+    def policy_one_recorded():
+        return any(e.policy_version == 1 for e in store) if len(store) > 2 else False
+
+    assert system.spin_until(policy_one_recorded, timeout=120), 'no episode of policy 1'
+    assert learner.policy_version == 1
+    assert system.controller.policy_version == 1
+    episodes = list(store)
+    assert episodes[0].policy_version == 0
+    limits = np.array([1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545])
+    for episode in episodes:
+        assert episode.images.shape == (HORIZON + 1, 64, 64, 3)
+        assert episode.actions.shape == (HORIZON, 7)
+        assert np.all(np.abs(episode.actions) <= limits + 1e-12)
+        assert episode.costs.shape == (HORIZON,) and np.all(episode.costs > 0)
+        assert episode.task == 1
+    # Consecutive frames differ: the arm moved under the commands.
+    assert np.any(episodes[-1].images[0] != episodes[-1].images[-1])
+    assert (tmp_path / 'run' / 'checkpoints' / 'learner_0001.ckpt').exists()
+
+
+def test_bad_frames_and_bad_gains_are_rejected_and_the_system_goes_on(system, tmp_path):
+    store = EpisodeStore(tmp_path / 'run' / 'episodes')
+    assert system.spin_until(lambda: system.controller.policy_version == 0, timeout=30)
+    peer = rclpy.create_node('bad_peer', context=system.context)
+    system.executor.add_node(peer)
+    system.nodes.append(peer)
+    images = peer.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
+    gains = peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED)
+    images.publish(Image(height=64, width=64, encoding='rgb8', step=192, data=bytes(100)))
+    images.publish(Image(height=2, width=2, encoding='yuv422', step=4, data=bytes(8)))
+    gains.publish(GainsMsg(policy_version=99, horizon=HORIZON, state_dim=3, action_dim=7,
+                           feedback_gains=[0.0] * 5))
+    before = len(store)
+    assert system.spin_until(lambda: len(store) >= before + 3, timeout=60)
+    assert system.controller.policy_version in (0, 1)
+
+
+def _start(module: str, params: list, log: Path) -> subprocess.Popen:
+    """Start ``solar_ros.nodes.<module>`` in its own process with the parameter files."""
+    args = [sys.executable, '-m', f'solar_ros.nodes.{module}', '--ros-args']
+    for path in params:
+        args += ['--params-file', str(path)]
+    return subprocess.Popen(args, stdout=open(log, 'w'), stderr=subprocess.STDOUT,
+                            env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
+                                     RCUTILS_LOGGING_BUFFERED_STREAM='0'))
+
+
+class _EndCounter:
+    """Count END events on episode_events in a background executor."""
+
+    def __init__(self) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('end_counter', context=self.context)
+        self.ends = 0
+        self.node.create_subscription(EpisodeEvent, 'episode_events', self._on_event,
+                                      qos.EVENTS)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.kind == EpisodeEvent.END:
+            self.ends += 1
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` END events were seen."""
+        deadline = time.monotonic() + timeout
+        while self.ends < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.ends >= count
+
+    def close(self) -> None:
+        """Stop the executor and the context."""
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def _wait_for_text(path: Path, text: str, timeout: float) -> bool:
+    """Wait until the file ``path`` contains ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_separate_processes_and_a_learner_killed_mid_refit_resumes(tmp_path):
+    params = [*default_params(), _params(tmp_path, pretrain_updates=3000)]
+    processes = {name: _start(name, params, tmp_path / f'{name}.log') for name in (
+        'sim_node', 'encoder_node', 'latent_filter_node', 'controller_node',
+        'episode_runner_node', 'learner_node')}
+    counter = _EndCounter()
+    try:
+        learner_log = tmp_path / 'learner_node.log'
+        assert _wait_for_text(learner_log, 'pretraining the model', 120), \
+            learner_log.read_text()
+        processes['learner_node'].send_signal(signal.SIGKILL)
+        processes['learner_node'].wait()
+        assert 'policy 1 |' not in learner_log.read_text()
+        # Control goes on without the learner.
+        ends = counter.ends
+        assert counter.wait_for(ends + 3, timeout=60)
+        # Restarted, the learner resumes the run and reuses the recorded episodes.
+        # (with a short pretraining this time, to keep the test quick).
+        restarted_log = tmp_path / 'learner_restarted.log'
+        (tmp_path / 'run.yaml').write_text(yaml.safe_dump(RUN_CONFIG))
+        processes['learner_node'] = _start('learner_node', params, restarted_log)
+        assert _wait_for_text(restarted_log, 'resumed policy 0', 60), restarted_log.read_text()
+        assert _wait_for_text(restarted_log, 'policy 1 |', 120), restarted_log.read_text()
+        for name, process in processes.items():
+            assert process.poll() is None, f'{name} exited: ' + (
+                tmp_path / f'{name}.log').read_text()
+    finally:
+        counter.close()
+        for process in processes.values():
+            process.send_signal(signal.SIGINT)
+        for process in processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_launch_file_starts_the_system(tmp_path):
+    if shutil.which('ros2') is None or importlib.util.find_spec('launch_ros') is None:
+        pytest.skip('no ros2 CLI and launch_ros here (they are not on PyPI); with a ROS 2 '
+                    'install this test runs ros2 launch solar_ros sawyer_stack.launch.py')
+    log = tmp_path / 'launch.log'
+    process = subprocess.Popen(
+        ['ros2', 'launch', 'solar_ros', 'sawyer_stack.launch.py',
+         f'run_dir:={tmp_path / "run"}', f'params_file:={_params(tmp_path)}'],
+        stdout=open(log, 'w'), stderr=subprocess.STDOUT)
+    try:
+        assert _wait_for_text(log, 'recorded episode_000000.npz', 120), log.read_text()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
