@@ -7,13 +7,13 @@ to seconds; the behaviour checked is the one of a full run.
 import importlib.util
 import os
 from pathlib import Path
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 
+from ament_index_python.packages import get_package_share_directory
 import numpy as np
 import pytest
 import rclpy
@@ -187,17 +187,39 @@ def test_separate_processes_and_a_learner_killed_mid_refit_resumes(tmp_path):
                 process.kill()
 
 
+LAUNCH = """
+import sys
+from launch import LaunchService
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+service = LaunchService(argv=[])
+service.include_launch_description(IncludeLaunchDescription(
+    PythonLaunchDescriptionSource(sys.argv[1]),
+    launch_arguments=[arg.split(':=', 1) for arg in sys.argv[2:]]))
+sys.exit(service.run())
+"""
+
+
 def test_launch_file_starts_the_system(tmp_path):
-    if shutil.which('ros2') is None or importlib.util.find_spec('launch_ros') is None:
-        pytest.skip('no ros2 CLI and launch_ros here (they are not on PyPI); with a ROS 2 '
-                    'install this test runs ros2 launch solar_ros sawyer_stack.launch.py')
+    missing = [name for name in ('launch', 'launch_ros')
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(f'{" and ".join(missing)} cannot be imported (not on PyPI); with a ROS 2 '
+                    'install this test runs launch/sawyer_stack.launch.py')
+    _params(tmp_path)
+    launch_file = Path(get_package_share_directory('solar_ros')) / 'launch' / \
+        'sawyer_stack.launch.py'
     log = tmp_path / 'launch.log'
     process = subprocess.Popen(
-        ['ros2', 'launch', 'solar_ros', 'sawyer_stack.launch.py',
-         f'run_dir:={tmp_path / "run"}', f'params_file:={_params(tmp_path)}'],
+        [sys.executable, '-c', LAUNCH, str(launch_file), 'namespace:=arm1', 'task:=2',
+         f'run_dir:={tmp_path / "run"}', f'run_config:={tmp_path / "run.yaml"}'],
         stdout=open(log, 'w'), stderr=subprocess.STDOUT)
     try:
-        assert _wait_for_text(log, 'recorded episode_000000.npz', 120), log.read_text()
+        assert _wait_for_text(log, 'policy 1 |', 120), log.read_text()
+        text = log.read_text()
+        assert '[arm1.sim]' in text and 'episode 1 (task 2) ended' in text, text
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+    episodes = list(EpisodeStore(tmp_path / 'run' / 'episodes'))
+    assert episodes and all(e.task == 2 for e in episodes)

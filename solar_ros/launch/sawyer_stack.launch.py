@@ -1,0 +1,69 @@
+"""Learn block stacking from images: sim (optional), encoder, filter, controller, runner, learner.
+
+    ros2 launch solar_ros sawyer_stack.launch.py [task:=1] [seed:=0] [sim:=true]
+        [params_file:=...] [run_config:=...] [namespace:=...] [run_dir:=...]
+        [camera_topic:=...] [command_topic:=...]
+
+Every node reads the installed ``config/sim.yaml`` then ``params_file`` (by default the
+installed ``config/sawyer_stack.yaml``), then the arguments given here. With ``sim:=false``
+no simulator starts: remap ``camera_topic`` and ``command_topic`` to the real arm's camera
+and velocity controller, and provide the ``reset_episode`` service (solar_ros_msgs/
+ResetEpisode) and ``episode_events`` from the arm's bridge (see the README, "Real arm").
+Without the ``ros2`` CLI, ``python -m solar_ros.nodes.bringup`` runs the same nodes.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, GroupAction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node, PushRosNamespace, SetRemap
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+ARGUMENTS = {
+    'task': ('1', 'initial position of every episode: 1, 2 or 3'),
+    'seed': ('0', 'episode n resets (and draws its exploration noise) with seed + n'),
+    'sim': ('true', 'start the simulated arm; false drives a real arm through the topics'),
+    'params_file': (PathJoinSubstitution([FindPackageShare('solar_ros'), 'config',
+                                          'sawyer_stack.yaml']),
+                    'ROS parameter file of the nodes, applied after config/sim.yaml'),
+    'run_config': ('', 'model/lqr/loop YAML of the learner; empty: config/sawyer_task1.yaml'),
+    'namespace': ('', 'namespace of every node and topic'),
+    'run_dir': ('runs/sawyer_stack',
+                'episodes, checkpoints and metrics; an existing run resumes'),
+    'camera_topic': ('camera/image_raw', 'sensor_msgs/Image topic of the camera'),
+    'command_topic': ('velocity_controller/commands',
+                      'std_msgs/Float64MultiArray joint velocity command topic'),
+}
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the arguments and start the nodes in one namespace with the remaps."""
+    arg = LaunchConfiguration
+    declared = [DeclareLaunchArgument(name, default_value=default, description=description)
+                for name, (default, description) in ARGUMENTS.items()]
+    params = [
+        PathJoinSubstitution([FindPackageShare('solar_ros'), 'config', 'sim.yaml']),
+        arg('params_file'),
+        {'task': ParameterValue(arg('task'), value_type=int),
+         'seed': ParameterValue(arg('seed'), value_type=int),
+         'run_dir': arg('run_dir'),
+         'run_config': ParameterValue(arg('run_config'), value_type=str)},
+    ]
+
+    def node(executable: str, **kwargs) -> Node:
+        return Node(package='solar_ros', executable=executable, name=executable,
+                    parameters=params, output='screen', emulate_tty=True, **kwargs)
+
+    nodes = GroupAction([
+        PushRosNamespace(arg('namespace')),
+        SetRemap('camera/image_raw', arg('camera_topic')),
+        SetRemap('velocity_controller/commands', arg('command_topic')),
+        node('sim', condition=IfCondition(arg('sim'))),
+        node('encoder'),
+        node('latent_filter'),
+        node('controller'),
+        node('episode_runner'),
+        node('learner'),
+    ])
+    return LaunchDescription([*declared, nodes])
