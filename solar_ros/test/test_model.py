@@ -9,6 +9,7 @@ from solar_ros.core import model as model_module
 from solar_ros.core.checkpoint import CheckpointError
 from solar_ros.core.lds import LDSParams
 from solar_ros.core.model import EpisodeBatch, ModelConfig, ModelInputError, SolarModel
+from solar_ros.core.networks import Encoder
 from solar_ros.sim.point_mass import PointMassEnv, random_episodes
 import torch
 
@@ -165,3 +166,28 @@ def test_config_from_dict_and_yaml(tmp_path):
     assert ModelConfig.from_yaml(path).mniw_step == 0.5
     with pytest.raises(ValueError, match='mniw_step'):
         make_config(mniw_step=0.0)
+
+
+def test_keypoint_encoder_reads_where_the_bright_spot_is():
+    """The soft-argmax coordinates follow a bright square across the image, monotonically."""
+    torch.manual_seed(0)
+    encoder = Encoder(latent_dim=2, image_size=32, channels=4, keypoints=1)
+    # Make the feature map a sharp detector of bright pixels: the coordinates then track them.
+    with torch.no_grad():
+        for conv in encoder.convs:
+            conv.weight.fill_(1.0 / conv.weight[0].numel())
+            conv.bias.zero_()
+        encoder.feature_maps.weight.fill_(200.0)
+        encoder.feature_maps.bias.zero_()
+        encoder.mean_head.weight.copy_(torch.eye(2))
+        encoder.mean_head.bias.zero_()
+    images = torch.zeros(5, 32, 32, 3)
+    for i, column in enumerate((2, 8, 14, 20, 26)):
+        images[i, 14:18, column:column + 4] = 1.0
+    mean, std = encoder(images)
+    assert mean.shape == std.shape == (5, 2) and torch.all(std > 0)
+    assert torch.all(mean[1:, 0] > mean[:-1, 0] + 0.2), mean  # x follows the square
+    assert torch.all(mean[:, 1].abs() < 0.2), mean  # y stays near the middle row
+    assert torch.all(mean.abs() <= 1.0)
+    mean.sum().backward()
+    assert encoder.feature_maps.weight.grad is not None

@@ -71,6 +71,8 @@ class ModelConfig:
         image_size: side of the square RGB images, a multiple of 16.
         channels: width c of the conv networks (c, 2c, 2c, 2c channels).
         hidden: units of the encoder's dense layer.
+        keypoints: K > 0 makes the encoder a spatial soft-argmax over K feature maps
+            (see :class:`~solar_ros.core.networks.Encoder`); 0 keeps the dense encoder.
         min_std: floor added to the encoder's softplus standard deviation.
         cost_std: standard deviation of the cost likelihood N(c_t; cost_head(s_t), cost_std^2).
         action_cost_weight: w of the known action penalty w ||a||^2; it is subtracted from
@@ -95,6 +97,7 @@ class ModelConfig:
     image_size: int = 64
     channels: int = 16
     hidden: int = 128
+    keypoints: int = 0
     min_std: float = 0.01
     cost_std: float = 1.0
     action_cost_weight: float = 0.0
@@ -115,6 +118,8 @@ class ModelConfig:
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f'ModelConfig.{name} must be >= 1, got {getattr(self, name)}')
+        if int(self.keypoints) < 0:
+            raise ValueError(f'ModelConfig.keypoints must be >= 0, got {self.keypoints}')
         if self.horizon < 2:
             raise ValueError(f'ModelConfig.horizon must be >= 2, got {self.horizon}')
         if self.image_size < 16 or self.image_size % 16:
@@ -260,7 +265,7 @@ class SolarModel(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.encoder = Encoder(dx, config.image_size, config.channels, config.hidden,
-                                   config.min_std)
+                                   config.min_std, config.keypoints)
             self.decoder = Decoder(dx, config.image_size, config.channels)
             self.cost_head = QuadraticCostHead(dx, config.cost_std)
         self.generator = torch.Generator().manual_seed(config.seed + 1)

@@ -36,16 +36,39 @@ class Encoder(nn.Module):
     """
 
     def __init__(self, latent_dim: int, image_size: int = 64, channels: int = 16,
-                 hidden: int = 128, min_std: float = 0.01) -> None:
-        """Build the layers (sizes as in the class docstring)."""
+                 hidden: int = 128, min_std: float = 0.01, keypoints: int = 0) -> None:
+        """Build the layers (sizes as in the class docstring; ``keypoints``: see below).
+
+        With ``keypoints`` K > 0 the encoder is a spatial soft-argmax instead: two 4x4
+        stride-2 convolutions (c, 2c) to H/4 x W/4, a 1x1 convolution to K feature maps,
+        and for each map the expected image coordinates (x, y) in [-1, 1] under a softmax
+        over its pixels; the mean and std heads read these 2K coordinates. The means are
+        then nearly linear in the positions of the objects the maps track, which is what
+        linear latent dynamics need; with the dense head the first few hundred updates
+        give a latent that is a bent image of the position.
+        """
         super().__init__()
         _check_size(image_size)
-        widths = [3, channels, 2 * channels, 2 * channels, 2 * channels]
-        self.convs = nn.ModuleList(
-            nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1) for i in range(4))
-        self.dense = nn.Linear(widths[-1] * (image_size // 16) ** 2, hidden)
-        self.mean_head = nn.Linear(hidden, latent_dim)
-        self.std_head = nn.Linear(hidden, latent_dim)
+        self.keypoints = keypoints
+        if keypoints:
+            self.convs = nn.ModuleList([
+                nn.Conv2d(3, channels, 4, stride=2, padding=1),
+                nn.Conv2d(channels, 2 * channels, 4, stride=2, padding=1)])
+            self.feature_maps = nn.Conv2d(2 * channels, keypoints, 1)
+            side = image_size // 4
+            grid = torch.linspace(-1.0, 1.0, side)
+            self.register_buffer('grid_x', grid.repeat(side), persistent=False)
+            self.register_buffer('grid_y', grid.repeat_interleave(side), persistent=False)
+            features = 2 * keypoints
+        else:
+            widths = [3, channels, 2 * channels, 2 * channels, 2 * channels]
+            self.convs = nn.ModuleList(
+                nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1)
+                for i in range(4))
+            self.dense = nn.Linear(widths[-1] * (image_size // 16) ** 2, hidden)
+            features = hidden
+        self.mean_head = nn.Linear(features, latent_dim)
+        self.std_head = nn.Linear(features, latent_dim)
         nn.init.zeros_(self.std_head.weight)
         nn.init.zeros_(self.std_head.bias)
         self.latent_dim = latent_dim
@@ -57,7 +80,11 @@ class Encoder(nn.Module):
         x = images.reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2)
         for conv in self.convs:
             x = functional.relu(conv(x))
-        x = functional.relu(self.dense(x.flatten(1)))
+        if self.keypoints:
+            attention = functional.softmax(self.feature_maps(x).flatten(2), dim=-1)
+            x = torch.cat([attention @ self.grid_x, attention @ self.grid_y], dim=-1)
+        else:
+            x = functional.relu(self.dense(x.flatten(1)))
         mean = self.mean_head(x)
         std = functional.softplus(self.std_head(x)) + self.min_std
         return mean.reshape(*lead, self.latent_dim), std.reshape(*lead, self.latent_dim)

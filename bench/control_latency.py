@@ -1,0 +1,141 @@
+"""Print the time from a camera image published to the joint command published in response.
+
+The system (sim in lockstep, encoder, latent filter, controller, episode runner and a
+learner that only records) runs once with all nodes in one process (the bringup) and once
+with every node in a process of its own. A probe process subscribes to the images and the
+commands; in lockstep every command answers exactly one image, and the latency of a command
+is its arrival time at the probe minus the header stamp of the image it answers (the sim
+stamps an image just before publishing it; all processes share the machine's clock). The
+probe's own DDS hop is included in both figures alike.
+
+Usage: python bench/control_latency.py [--samples 300] [--image-size 64]
+(needs the workspace environment: . scripts/env.sh)
+"""
+
+import argparse
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import List, Optional
+
+import numpy as np
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from solar_ros.nodes import qos
+from solar_ros.nodes.bringup import default_params
+from std_msgs.msg import Float64MultiArray
+import yaml
+
+NODES = ('sim_node', 'encoder_node', 'latent_filter_node', 'controller_node',
+         'episode_runner_node', 'learner_node')
+WARMUP = 50  # commands skipped while the model loads and the caches warm up
+# The learner records episodes but never refits during the measurement.
+RUN_CONFIG = {'loop': {'pretrain_episodes': 1_000_000}}
+
+
+class Probe:
+    """Match each command to the image it answers and collect latencies in seconds."""
+
+    def __init__(self) -> None:
+        """Subscribe to the camera and the commands in a context of its own."""
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('latency_probe', context=self.context)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._image_stamp: Optional[float] = None
+        self.latencies: List[float] = []
+        self.node.create_subscription(Image, 'camera/image_raw', self._on_image,
+                                      qos_profile_sensor_data)
+        self.node.create_subscription(Float64MultiArray, 'velocity_controller/commands',
+                                      self._on_command, qos.COMMANDS)
+
+    def _on_image(self, msg: Image) -> None:
+        self._image_stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+
+    def _on_command(self, _msg: Float64MultiArray) -> None:
+        if self._image_stamp is not None:
+            self.latencies.append(time.time() - self._image_stamp)
+            self._image_stamp = None
+
+    def collect(self, count: int, timeout: float) -> np.ndarray:
+        """Spin until ``count`` latencies after the warm-up are in; return them."""
+        deadline = time.monotonic() + timeout
+        while len(self.latencies) < WARMUP + count and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.1)
+        if len(self.latencies) < WARMUP + count:
+            raise RuntimeError(f'only {len(self.latencies)} commands in {timeout} s')
+        return np.array(self.latencies[WARMUP:WARMUP + count])
+
+    def close(self) -> None:
+        """Destroy the node and its context."""
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def _params(workdir: Path, image_size: int) -> List[str]:
+    """Write the run config and the parameter overrides; return --params-file arguments."""
+    (workdir / 'run.yaml').write_text(yaml.safe_dump(
+        dict(RUN_CONFIG, model={'image_size': image_size})))
+    overrides = workdir / 'params.yaml'
+    overrides.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'run_dir': str(workdir / 'run'), 'run_config': str(workdir / 'run.yaml'),
+        'image_size': image_size}}}))
+    return [str(p) for p in (*default_params(), overrides)]
+
+
+def measure(separate: bool, samples: int, image_size: int) -> np.ndarray:
+    """Run the system one way and return ``samples`` latencies in seconds."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    with tempfile.TemporaryDirectory() as tmp:
+        files = _params(Path(tmp), image_size)
+        if separate:
+            args = [a for f in files for a in ('--params-file', f)]
+            commands = [[sys.executable, '-m', f'solar_ros.nodes.{name}', '--ros-args', *args]
+                        for name in NODES]
+        else:
+            commands = [[sys.executable, '-m', 'solar_ros.nodes.bringup',
+                         '--params', *files[2:]]]
+        processes = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL) for c in commands]
+        probe = Probe()
+        try:
+            return probe.collect(samples, timeout=120.0 + samples)
+        finally:
+            probe.close()
+            for process in processes:
+                process.send_signal(signal.SIGINT)
+            for process in processes:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def main() -> None:
+    """Measure both ways and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--samples', type=int, default=300)
+    parser.add_argument('--image-size', type=int, default=64)
+    args = parser.parse_args()
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+    print(f'image {args.image_size}x{args.image_size} rgb8, lockstep, {args.samples} '
+          f'commands after {WARMUP} warm-up ones, OMP_NUM_THREADS=1 per process')
+    figures = {}
+    for label, separate in (('one process', False), ('separate processes', True)):
+        latency = 1e3 * measure(separate, args.samples, args.image_size)
+        figures[label] = latency
+        print(f'{label:>20}: median {np.median(latency):6.2f} ms, '
+              f'p99 {np.percentile(latency, 99):6.2f} ms')
+    ratio = np.median(figures['separate processes']) / np.median(figures['one process'])
+    print(f'median ratio separate / one process: {ratio:.2f}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,107 @@
+"""The latent filter node over DDS gives the closed-form Kalman beliefs, step by step."""
+
+import time
+
+from builtin_interfaces.msg import Time
+import numpy as np
+import rclpy
+from solar_ros.core.gains import TimeVaryingGains
+from solar_ros.core.lds import LDSParams
+from solar_ros.core.policy import LinearGaussianPolicy
+from solar_ros.nodes import qos
+from solar_ros.nodes.conversions import gains_to_msg, potential_to_msg
+from solar_ros.nodes.latent_filter_node import LatentFilterNode
+from solar_ros_msgs.msg import EpisodeEvent, LatentBelief
+from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
+from std_msgs.msg import Float64MultiArray, Header
+import torch
+
+DX, DU, T = 3, 2, 4
+
+
+def _random_gains(rng: np.random.Generator) -> TimeVaryingGains:
+    """Return gains whose dynamics are a random stable LDS with full-rank noise."""
+    F = np.concatenate([0.9 * np.eye(DX) + 0.1 * rng.standard_normal((T - 1, DX, DX)),
+                        rng.standard_normal((T - 1, DX, DU))], axis=-1)
+    A = rng.standard_normal((T - 1, DX, DX))
+    Q = 0.1 * A @ A.transpose(0, 2, 1) + 0.05 * np.eye(DX)
+    B = rng.standard_normal((DX, DX))
+    dynamics = LDSParams(F=torch.tensor(F), Q=torch.tensor(Q),
+                         mu0=torch.tensor(rng.standard_normal(DX)),
+                         P0=torch.tensor(B @ B.T + np.eye(DX)))
+    return TimeVaryingGains(LinearGaussianPolicy.initial(T, DX, DU, 0.3), dynamics, 3, 7)
+
+
+def _closed_form(gains: TimeVaryingGains, means, precisions, actions):
+    """Return the filtered (mean, cov) per step, in plain numpy information form."""
+    d = gains.dynamics
+    m, P = d.mu0.numpy(), d.P0.numpy()
+    beliefs = []
+    for t in range(T):
+        J = np.diag(precisions[t])
+        P_post = np.linalg.inv(np.linalg.inv(P) + J)
+        m_post = P_post @ (np.linalg.solve(P, m) + J @ means[t])
+        beliefs.append((m_post, P_post))
+        if t < T - 1:
+            F = d.F[t].numpy()
+            m = F @ np.concatenate([m_post, actions[t]])
+            P = F[:, :DX] @ P_post @ F[:, :DX].T + d.Q[t].numpy()
+    return beliefs
+
+
+def test_beliefs_match_the_closed_form_kalman_filter():
+    rng = np.random.default_rng(5)
+    gains = _random_gains(rng)
+    means = rng.standard_normal((T, DX))
+    precisions = rng.uniform(0.5, 4.0, (T, DX))
+    actions = rng.standard_normal((T, DU))
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = LatentFilterNode(context=context)
+    peer = rclpy.create_node('filter_peer', context=context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    for n in (node, peer):
+        executor.add_node(n)
+    beliefs = []
+    peer.create_subscription(LatentBelief, 'latent_belief', beliefs.append, qos.LATENT)
+    publish_gains = peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED)
+    events = peer.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS)
+    potentials = peer.create_publisher(type(potential_to_msg(
+        Header(), 0, 0, means[0], precisions[0], 0)), 'latent_potential', qos.LATENT)
+    commands = peer.create_publisher(Float64MultiArray, 'velocity_controller/commands',
+                                     qos.COMMANDS)
+
+    def spin_until(done, what):
+        deadline = time.monotonic() + 20.0
+        while not done() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        assert done(), f'timed out waiting for {what}'
+
+    try:
+        publish_gains.publish(gains_to_msg(gains, Time(sec=1)))
+        spin_until(lambda: node._next is not None, 'the gains')
+        events.publish(EpisodeEvent(header=Header(stamp=Time(sec=10)), episode_id=1,
+                                    task_id=1, kind=EpisodeEvent.START))
+        for t in range(T):
+            potentials.publish(potential_to_msg(Header(stamp=Time(sec=10 + t)), 1, t,
+                                                means[t], precisions[t], 7))
+            spin_until(lambda: len(beliefs) == t + 1, f'belief {t}')
+            commands.publish(Float64MultiArray(data=actions[t].tolist()))
+        # A resent START of the running episode changes nothing.
+        events.publish(EpisodeEvent(header=Header(stamp=Time(sec=10)), episode_id=1,
+                                    task_id=1, kind=EpisodeEvent.START))
+        executor.spin_once(timeout_sec=0.2)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        peer.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+    expected = _closed_form(gains, means, precisions, actions)
+    assert [b.step for b in beliefs] == list(range(T))
+    assert all(b.episode_id == 1 and b.model_version == 7 for b in beliefs)
+    for belief, (mean, cov) in zip(beliefs, expected):
+        np.testing.assert_allclose(belief.mean, mean, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.reshape(belief.covariance, (DX, DX)), cov,
+                                   rtol=1e-9, atol=1e-12)
