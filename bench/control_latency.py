@@ -34,8 +34,8 @@ import yaml
 NODES = ('sim_node', 'encoder_node', 'latent_filter_node', 'controller_node',
          'episode_runner_node', 'learner_node')
 WARMUP = 50  # commands skipped while the model loads and the caches warm up
-# The learner records episodes but never refits during the measurement.
-RUN_CONFIG = {'loop': {'pretrain_episodes': 1_000_000}}
+# The learner (config/sawyer_task1.yaml) records episodes but never refits meanwhile.
+NO_REFIT = {'pretrain_episodes': 1_000_000}
 
 
 class Probe:
@@ -80,8 +80,10 @@ class Probe:
 
 def _params(workdir: Path, image_size: int) -> List[str]:
     """Write the run config and the parameter overrides; return --params-file arguments."""
-    (workdir / 'run.yaml').write_text(yaml.safe_dump(
-        dict(RUN_CONFIG, model={'image_size': image_size})))
+    config = yaml.safe_load((default_params()[0].parent / 'sawyer_task1.yaml').read_text())
+    config['loop'].update(NO_REFIT)
+    config['model']['image_size'] = image_size
+    (workdir / 'run.yaml').write_text(yaml.safe_dump(config))
     overrides = workdir / 'params.yaml'
     overrides.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
         'run_dir': str(workdir / 'run'), 'run_config': str(workdir / 'run.yaml'),

@@ -166,6 +166,8 @@ def test_config_from_dict_and_yaml(tmp_path):
     assert ModelConfig.from_yaml(path).mniw_step == 0.5
     with pytest.raises(ValueError, match='mniw_step'):
         make_config(mniw_step=0.0)
+    with pytest.raises(ValueError, match=r"needs \['latent_dim'\]"):
+        ModelConfig.from_dict({'action_dim': 2, 'horizon': 5})
 
 
 def test_keypoint_encoder_reads_where_the_bright_spot_is():

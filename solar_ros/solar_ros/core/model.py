@@ -37,7 +37,7 @@ from beta_start by beta_increment up to beta_max (the warm-up against posterior 
 Precision: networks float32, everything Kalman and MNIW float64.
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, MISSING
 import os
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
@@ -138,11 +138,15 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: Dict) -> 'ModelConfig':
-        """Build a config from a dict; unknown keys raise ValueError."""
+        """Build a config from a dict; unknown or missing required keys raise ValueError."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f'unknown ModelConfig keys {unknown}; known keys: {sorted(known)}')
+        required = [f.name for f in fields(cls) if f.default is MISSING]
+        missing = [name for name in required if name not in values]
+        if missing:
+            raise ValueError(f'ModelConfig needs {missing} (required: {required})')
         return cls(**values)
 
     @classmethod
