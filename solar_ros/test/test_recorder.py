@@ -12,7 +12,8 @@ def _stream(episode_id: int = 7, base: int = 1000):
     rng = np.random.default_rng(episode_id)
     frames = rng.integers(0, 256, (HORIZON + 1, 4, 4, 3), dtype=np.uint8)
     commands = rng.normal(size=(HORIZON, DU))
-    items = [('event', (START, episode_id, 2, 0, 0.0, False, base)), ('frame', (frames[0], base))]
+    items = [('event', (START, episode_id, 2, 0, 0.0, False, base)),
+             ('policy', (episode_id, 4)), ('frame', (frames[0], base))]
     for k in range(1, HORIZON + 1):
         items.append(('command', (commands[k - 1],)))
         items.append(('frame', (frames[k], base + k)))
@@ -21,12 +22,14 @@ def _stream(episode_id: int = 7, base: int = 1000):
     return items, frames, commands
 
 
-def _feed(recorder, items, version=4):
+def _feed(recorder, items):
     """Feed ``items``; return the episodes that completed."""
     done = []
     for kind, args in items:
         if kind == 'event':
-            episode = recorder.on_event(*args, policy_version=version)
+            episode = recorder.on_event(*args)
+        elif kind == 'policy':
+            episode = recorder.on_policy(*args)
         elif kind == 'frame':
             episode = recorder.on_frame(*args)
         else:
@@ -37,7 +40,7 @@ def _feed(recorder, items, version=4):
 
 
 @pytest.mark.parametrize('order', ['sent', 'commands_late', 'frames_first', 'reversed_frames',
-                                   'start_resent'])
+                                   'start_resent', 'policy_first', 'policy_last'])
 def test_episode_is_assembled_whatever_the_arrival_order(order):
     items, frames, commands = _stream()
     if order == 'commands_late':
@@ -48,7 +51,11 @@ def test_episode_is_assembled_whatever_the_arrival_order(order):
         items = [i for i in items if i[0] != 'frame'] + [
             i for i in reversed(items) if i[0] == 'frame']
     elif order == 'start_resent':  # the lockstep sim resends an unanswered first frame
-        items = items[:2] + items[:2] + items[2:]
+        items = items[:1] + items[:1] + items[1:]
+    elif order in ('policy_first', 'policy_last'):
+        note = [i for i in items if i[0] == 'policy']
+        rest = [i for i in items if i[0] != 'policy']
+        items = note + rest if order == 'policy_first' else rest + note
     done = _feed(EpisodeRecorder(HORIZON, DU), items)
     assert len(done) == 1
     episode = done[0]
@@ -73,7 +80,15 @@ def test_an_incomplete_episode_is_dropped_when_the_next_starts():
 
 def test_events_of_another_episode_and_bad_commands():
     recorder = EpisodeRecorder(HORIZON, DU)
-    assert recorder.on_event(STEP, 9, 1, 1, 0.5, False, 5, policy_version=0) is None
-    recorder.on_event(START, 3, 1, 0, 0.0, False, 10, policy_version=0)
+    assert recorder.on_event(STEP, 9, 1, 1, 0.5, False, 5) is None
+    recorder.on_event(START, 3, 1, 0, 0.0, False, 10)
     with pytest.raises(ValueError, match=r'command: expected shape \(2,\)'):
         recorder.on_command(np.zeros(3))
+
+
+def test_an_episode_waits_for_the_policy_that_ran_it():
+    items, _, _ = _stream()
+    recorder = EpisodeRecorder(HORIZON, DU)
+    assert _feed(recorder, [i for i in items if i[0] != 'policy']) == []
+    done = recorder.on_policy(7, 5)
+    assert done is not None and done.policy_version == 5

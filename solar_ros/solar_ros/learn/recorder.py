@@ -1,11 +1,11 @@
-"""Assemble whole episodes from the three streams a running arm produces.
+"""Assemble whole episodes from the four streams a running arm produces.
 
 The learner node feeds it what arrives on the topics: episode events (start, step, end)
 and camera frames, matched by their header stamps (the sim stamps the frame and the event
-of one step alike; a real arm's bridge must do the same), and the commands actually sent,
-in order (``std_msgs/Float64MultiArray`` has no header). Topics are not ordered with
+of one step alike; a real arm's bridge must do the same), the controller's note of the
+policy that runs each episode, and the commands actually sent, in order (``std_msgs/Float64MultiArray`` has no header). Topics are not ordered with
 respect to one another, so every piece is buffered until the episode is complete: the end
-event seen, T + 1 frames and T commands. No ROS import.
+event seen, the policy known, T + 1 frames and T commands. No ROS import.
 
 The events carry no seed or distance: a recorded episode's ``seed`` is the sim's episode
 id and its ``final_distance`` is the last step's cost (the distance plus the small action
@@ -21,6 +21,7 @@ from solar_ros.learn.episodes import Episode
 
 START, STEP, END = 0, 1, 2  # solar_ros_msgs/EpisodeEvent kinds
 EARLY_FRAMES = 8  # frames kept that arrive before their episode's start event
+EARLY_POLICIES = 8  # policy notes kept that arrive before their episode's start event
 
 
 @dataclass
@@ -29,7 +30,7 @@ class _Pending:
 
     episode_id: int
     task: int
-    policy_version: int
+    policy_version: Optional[int]
     stamps: Dict[int, int] = field(default_factory=dict)  # step -> stamp (ns)
     costs: Dict[int, float] = field(default_factory=dict)  # step k -> cost of step k
     commands: List[np.ndarray] = field(default_factory=list)
@@ -46,10 +47,11 @@ class EpisodeRecorder:
         self.action_dim = action_dim
         self._frames: Dict[int, np.ndarray] = {}  # stamp (ns) -> (H, W, 3) uint8
         self._episode: Optional[_Pending] = None
+        self._policies: Dict[int, int] = {}  # episode id -> policy version, not yet started
         self.dropped = 0
 
     def on_event(self, kind: int, episode_id: int, task: int, step: int, cost: float,
-                 success: bool, stamp_ns: int, policy_version: int) -> Optional[Episode]:
+                 success: bool, stamp_ns: int) -> Optional[Episode]:
         """Take an episode event; return the episode if it is now complete.
 
         Args:
@@ -60,7 +62,6 @@ class EpisodeRecorder:
             cost: cost of the step (STEP) or of the last step (END).
             success: at END, whether the episode succeeded.
             stamp_ns: header stamp in nanoseconds.
-            policy_version: version of the policy acting when the event arrived.
 
         """
         if kind == START and self._episode is not None \
@@ -69,7 +70,7 @@ class EpisodeRecorder:
         if kind == START:
             if self._episode is not None and not self._complete():
                 self.dropped += 1
-            self._episode = _Pending(episode_id, task, policy_version)
+            self._episode = _Pending(episode_id, task, self._policies.pop(episode_id, None))
             self._episode.stamps[0] = stamp_ns
         elif self._episode is None or self._episode.episode_id != episode_id:
             return None
@@ -80,6 +81,19 @@ class EpisodeRecorder:
             self._episode.ended = True
             self._episode.success = bool(success)
         return self._finish()
+
+    def on_policy(self, episode_id: int, policy_version: int) -> Optional[Episode]:
+        """Take the version of the policy that runs episode ``episode_id``.
+
+        Returns the episode if it is now complete.
+        """
+        if self._episode is not None and self._episode.episode_id == episode_id:
+            self._episode.policy_version = int(policy_version)
+            return self._finish()
+        self._policies[episode_id] = int(policy_version)
+        for early in sorted(self._policies)[:-EARLY_POLICIES]:
+            del self._policies[early]
+        return None
 
     def on_frame(self, image: np.ndarray, stamp_ns: int) -> Optional[Episode]:
         """Take a camera frame (H, W, 3) uint8; return the episode if it is now complete."""
@@ -105,7 +119,7 @@ class EpisodeRecorder:
         """Return whether the pending episode has every piece."""
         episode = self._episode
         steps = range(self.horizon + 1)
-        return (episode is not None and episode.ended
+        return (episode is not None and episode.ended and episode.policy_version is not None
                 and len(episode.commands) == self.horizon
                 and all(k in episode.stamps and episode.stamps[k] in self._frames
                         for k in steps)

@@ -4,7 +4,9 @@
   late joiner gets the current policy) and ``episode_events`` (new exploration noise per
   episode).
 - publishes ``velocity_controller/commands`` (std_msgs/Float64MultiArray, rad/s, reliable),
-  a_t = K_t s_t + k_t + noise_scale * L_t eps_t, clamped to ``velocity_limits``.
+  a_t = K_t s_t + k_t + noise_scale * L_t eps_t, clamped to ``velocity_limits``, and at
+  each episode start ``policy/in_use`` (solar_ros_msgs/PolicyInUse): the policy that runs
+  the episode, which the learner records it under.
 
 New gains are adopted at the next episode start (the first ones at once), so each episode
 runs one policy. Safety: a gains message that fails validation or whose action dim differs from
@@ -23,7 +25,7 @@ from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_from_msg
 from solar_ros.nodes.spin import spin_node
 from solar_ros.validation import MessageValidationError, validate_message
-from solar_ros_msgs.msg import EpisodeEvent, LatentBelief
+from solar_ros_msgs.msg import EpisodeEvent, LatentBelief, PolicyInUse
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 from std_msgs.msg import Float64MultiArray
 
@@ -68,6 +70,7 @@ class ControllerNode(Node):
         self._last_belief_time = None
         self._publisher = self.create_publisher(Float64MultiArray,
                                                 'velocity_controller/commands', qos.COMMANDS)
+        self._in_use = self.create_publisher(PolicyInUse, 'policy/in_use', qos.EVENTS)
         self.create_subscription(LatentBelief, 'latent_belief', self._on_belief, qos.LATENT)
         self.create_subscription(GainsMsg, 'policy/gains', self._on_gains, qos.LATCHED)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
@@ -120,6 +123,10 @@ class ControllerNode(Node):
         if self._gains is not None:
             rng = np.random.default_rng(self._seed + int(msg.episode_id))
             self._noise = rng.standard_normal((self._gains.horizon, self._gains.action_dim))
+            self._in_use.publish(PolicyInUse(
+                header=msg.header, episode_id=msg.episode_id,
+                policy_version=self._gains.policy_version,
+                model_version=self._gains.model_version))
 
     def _on_belief(self, msg: LatentBelief) -> None:
         self._last_belief_time = self.get_clock().now()

@@ -1,7 +1,8 @@
 """Learner node: records every episode, refits SOLAR between episodes, publishes new gains.
 
-- subscribes ``episode_events``, ``camera/image_raw`` (sensor-data QoS) and
-  ``velocity_controller/commands``; an :class:`EpisodeRecorder` assembles each episode
+- subscribes ``episode_events``, ``policy/in_use`` (the controller's policy per episode),
+  ``camera/image_raw`` (sensor-data QoS) and ``velocity_controller/commands``; an
+  :class:`EpisodeRecorder` assembles each episode, labelled with the policy that ran it,
   and it is written to ``run_dir/episodes`` as soon as it is complete.
 - publishes ``policy/gains`` (solar_ros_msgs/TimeVaryingGains) and ``learner/model``
   (std_msgs/String: the model checkpoint the gains act in), both latched.
@@ -30,7 +31,7 @@ from solar_ros.learn.recorder import EpisodeRecorder
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_to_msg
 from solar_ros.nodes.spin import spin_node
-from solar_ros_msgs.msg import EpisodeEvent
+from solar_ros_msgs.msg import EpisodeEvent, PolicyInUse
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 from std_msgs.msg import Float64MultiArray, String
 
@@ -76,6 +77,7 @@ class LearnerNode(Node):
         self._gains_pub = self.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED)
         self._model_pub = self.create_publisher(String, 'learner/model', qos.LATCHED)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
+        self.create_subscription(PolicyInUse, 'policy/in_use', self._on_policy, qos.EVENTS)
         self.create_subscription(Image, 'camera/image_raw', self._on_image,
                                  qos_profile_sensor_data)
         self.create_subscription(Float64MultiArray, 'velocity_controller/commands',
@@ -108,7 +110,10 @@ class LearnerNode(Node):
     def _on_event(self, msg: EpisodeEvent) -> None:
         self._take(self._recorder.on_event(
             msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
-            _stamp_ns(msg.header), self.learner.policy_version))
+            _stamp_ns(msg.header)))
+
+    def _on_policy(self, msg: PolicyInUse) -> None:
+        self._take(self._recorder.on_policy(msg.episode_id, msg.policy_version))
 
     def _on_image(self, msg: Image) -> None:
         try:
