@@ -3,9 +3,10 @@
 The learner node feeds it what arrives on the topics: episode events (start, step, end)
 and camera frames, matched by their header stamps (the sim stamps the frame and the event
 of one step alike; a real arm's bridge must do the same), the controller's note of the
-policy that runs each episode, and the commands actually sent, in order (``std_msgs/Float64MultiArray`` has no header). Topics are not ordered with
-respect to one another, so every piece is buffered until the episode is complete: the end
-event seen, the policy known, T + 1 frames and T commands. No ROS import.
+policy that runs each episode, and the commands actually sent, in order
+(``std_msgs/Float64MultiArray`` has no header). Topics are not ordered with respect to one
+another, so every piece is buffered until the episode is complete: the end event seen, the
+policy known, T + 1 frames and T commands. No ROS import.
 
 The events carry no seed or distance: a recorded episode's ``seed`` is the sim's episode
 id and its ``final_distance`` is the last step's cost (the distance plus the small action
