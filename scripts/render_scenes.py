@@ -16,9 +16,6 @@ import numpy as np
 from solar_ros.sim.sawyer_env import SawyerStackEnv, TASKS
 
 UPSCALE = 4
-WIDE_SIZE = (800, 500)
-WIDE_EYE = (1.45, -1.0, 0.85)
-WIDE_TARGET = (0.35, 0.0, 0.15)
 
 
 def camera_scenes(env: SawyerStackEnv) -> np.ndarray:
@@ -34,10 +31,7 @@ def camera_scenes(env: SawyerStackEnv) -> np.ndarray:
 def wide_view(env: SawyerStackEnv) -> np.ndarray:
     """Return task 3's initial scene seen from farther away, (500, 800, 3) uint8."""
     env.reset(task=3, seed=0)
-    width, height = WIDE_SIZE
-    view = env.client.computeViewMatrix(WIDE_EYE, WIDE_TARGET, (0, 0, 1))
-    projection = env.client.computeProjectionMatrixFOV(50.0, width / height, 0.05, 6.0)
-    return env.render_view(view, projection, width, height)
+    return env.render_wide(800, 500)
 
 
 def main():

@@ -38,6 +38,9 @@ JOINT_UPPER = np.array([spec.upper for spec in SAWYER_JOINTS])
 JOINT_MAX_VELOCITY = np.array([spec.velocity for spec in SAWYER_JOINTS])
 JOINT_MAX_EFFORT = np.array([spec.effort for spec in SAWYER_JOINTS])
 # The neutral pose of a public Sawyer simulator, rad; the IK rest posture.
+# A viewpoint farther back than the robot's camera, for documentation and videos (m).
+WIDE_EYE = (1.45, -1.0, 0.85)
+WIDE_TARGET = (0.35, 0.0, 0.15)
 NEUTRAL_POSE = np.array([0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161])
 # Hand orientation (fixed-axis rpy, rad) of the neutral pose: pointing down, fingers
 # along world y; episode yaws are added to its yaw.
@@ -342,6 +345,12 @@ class SawyerStackEnv:
             width, height, view, projection, renderer=pybullet.ER_TINY_RENDERER,
             flags=pybullet.ER_NO_SEGMENTATION_MASK)
         return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
+    def render_wide(self, width: int = 800, height: int = 500) -> np.ndarray:
+        """Return the scene from the wide documentation viewpoint, (height, width, 3) uint8."""
+        view = self._client.computeViewMatrix(WIDE_EYE, WIDE_TARGET, (0, 0, 1))
+        projection = self._client.computeProjectionMatrixFOV(50.0, width / height, 0.05, 6.0)
+        return self.render_view(view, projection, width, height)
 
     def camera_intrinsics(self) -> np.ndarray:
         """Return the pinhole matrix K (3, 3) of the camera in pixels (ROS pixel centres)."""

@@ -1,0 +1,35 @@
+"""Learning curves are drawn from real metrics files; bad arguments are clear errors."""
+
+from PIL import Image
+from solar_ros.learn import plot
+from solar_ros.learn.learner import METRICS
+from solar_ros.learn.metrics import MetricsLog
+
+
+def _run(path, final_distances):
+    log = MetricsLog(path / 'metrics.csv', METRICS)
+    for i, distance in enumerate(final_distances):
+        log.append({'policy': i + 1, 'episodes': 10 * (i + 1), 'mean_cost': 2 * distance,
+                    'final_distance': distance, 'success_rate': float(distance < 0.2),
+                    'model_fit_s': 1.0, 'policy_update_s': 0.1, 'kl': 1.0,
+                    'step_mult': 1.0})
+    return path
+
+
+def test_two_runs_one_png(tmp_path, capsys):
+    a = _run(tmp_path / 'a', [0.7, 0.3, 0.1])
+    b = _run(tmp_path / 'b', [0.7, 0.6])
+    assert plot.main([str(a), str(b), '--labels', 'solar', 'vae']) == 0
+    out = a / 'learning_curve.png'
+    assert str(out) in capsys.readouterr().out
+    with Image.open(out) as image:
+        assert image.format == 'PNG' and image.width > 2 * image.height
+    assert plot.read_metrics(a)['final_distance'] == [0.7, 0.3, 0.1]
+
+
+def test_bad_arguments(tmp_path, capsys):
+    a = _run(tmp_path / 'a', [0.5])
+    assert plot.main([str(a), '--labels', 'x', 'y']) == 2
+    assert '2 labels for 1 runs' in capsys.readouterr().err
+    assert plot.main([str(tmp_path / 'missing')]) == 2
+    assert 'no metrics' in capsys.readouterr().err
