@@ -5,7 +5,8 @@ from solar_ros.core.cost import QuadraticCost
 from solar_ros.core.lds import LDSParams
 from solar_ros.core.lqr import lqr_backward, policy_cost
 from solar_ros.core.lqr_flm import (fit_local_dynamics, fit_quadratic_cost,
-                                    initial_state_estimate, LQRFLM, observed_trajectories,
+                                    initial_state_estimate, LQRFLM, LQRFLMConfig,
+                                    observed_trajectories,
                                     transition_stats)
 from solar_ros.core.mniw import MNIW
 from solar_ros.core.policy import LinearGaussianPolicy
@@ -184,3 +185,21 @@ def test_state_dict_round_trip_resumes_step_adaptation():
     b = resumed.update(observed_trajectories(states, actions), actions, costs, prior)
     assert a.step_mult == b.step_mult and a.step_mult != 1.0
     torch.testing.assert_close(a.policy.K, b.policy.K)
+
+
+@pytest.mark.parametrize('scale', [3.0, 0.3])
+def test_step_follows_the_rollouts_costs(scale):
+    """Rollouts of the new policy costing more shrink the KL step; costing less grow it.
+
+    The second batch is the first one with its costs scaled: with the sample rule the
+    measured improvement is the change of the rollouts' mean total cost.
+    """
+    system, cost, R = point_mass(horizon=8)
+    gen = torch.Generator().manual_seed(6)
+    prior = MNIW.prior(4, 2, 8)
+    learner = LQRFLM(4, 2, 8, LQRFLMConfig(improvement_from_samples=True), action_cost=R)
+    states, actions, costs = rollouts(system, learner.policy, 20, gen, cost)
+    learner.update(observed_trajectories(states, actions), actions, costs, prior)
+    result = learner.update(observed_trajectories(states, actions), actions, scale * costs,
+                            prior)
+    assert (result.step_mult < 0.5) if scale > 1 else (result.step_mult > 1.0)

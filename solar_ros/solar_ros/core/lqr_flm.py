@@ -296,6 +296,13 @@ class LQRFLMConfig:
         min_step_mult: lower clip of step_mult.
         max_step_mult: upper clip of step_mult.
         initial_var_floor: floor of the initial-state variances.
+        improvement_from_samples: measure the actual improvement of the last step by the
+            rollouts' mean total cost (old policy's rollouts minus the new one's) instead
+            of by the expected costs under the old and the new local fit (the GPS rule).
+            The SOLAR loop refits the model between updates, so the two fits live in
+            different latent spaces and their expected costs are not comparable; a bad
+            fit can then report progress while the rollouts get worse and grow the step.
+            The rollouts' costs are noisy but measured in the task's own units.
 
     """
 
@@ -309,6 +316,7 @@ class LQRFLMConfig:
     min_step_mult: float = 0.1
     max_step_mult: float = 10.0
     initial_var_floor: float = 1e-6
+    improvement_from_samples: bool = True
 
 
 @dataclass
@@ -363,6 +371,7 @@ class _Prediction:
 
     previous_cost: float
     predicted_cost: float
+    sample_cost: float
 
 
 @dataclass
@@ -426,7 +435,8 @@ class LQRFLM:
         """Fit the local model to rollouts of the current policy and take one KL step.
 
         The step multiplier is first adapted from the last update's predicted improvement
-        and the improvement seen under the new fit, then the dual search targets
+        and the actual one (see ``LQRFLMConfig.improvement_from_samples``), then the dual
+        search targets
         epsilon = kl_step * T * step_mult. The new policy becomes :attr:`policy`.
 
         Args:
@@ -441,13 +451,20 @@ class LQRFLM:
         """
         fit = self.fit(trajectories, actions, costs, prior)
         previous_cost = policy_cost(fit.dynamics, fit.cost, self.policy)
-        if self._last is not None:
+        sample_cost = float(costs.sum(-1).mean())
+        last = self._last
+        if last is not None:
+            predicted = last.previous_cost - last.predicted_cost
+            if self.config.improvement_from_samples:
+                before, after = last.sample_cost, sample_cost
+            else:
+                before, after = last.previous_cost, previous_cost
             self.step_mult = adjust_step_mult(
-                self.step_mult, self._last.previous_cost, self._last.predicted_cost,
-                previous_cost, self.config.min_step_mult, self.config.max_step_mult)
+                self.step_mult, before, before - predicted, after,
+                self.config.min_step_mult, self.config.max_step_mult)
         epsilon = self.config.kl_step * self.horizon * self.step_mult
         step = solve_kl_step(fit.dynamics, fit.cost, self.policy, epsilon)
-        self._last = _Prediction(previous_cost, step.expected_cost)
+        self._last = _Prediction(previous_cost, step.expected_cost, sample_cost)
         self.policy = step.policy
         return UpdateResult(policy=step.policy, eta=step.eta, kl=step.kl, epsilon=epsilon,
                             predicted_cost=step.expected_cost, previous_cost=previous_cost,
