@@ -1,4 +1,4 @@
-"""Settings of a SOLAR run, read from one YAML file with sections env, model, lqr and loop.
+"""Settings of a SOLAR run, read from one YAML file with sections env, model, lqr, loop, mpc.
 
 Example (``solar_ros/config/point_mass.yaml``)::
 
@@ -7,8 +7,9 @@ Example (``solar_ros/config/point_mass.yaml``)::
     lqr:   {kl_step: 1.0, data_strength: 10.0}
     loop:  {pretrain_episodes: 40, iterations: 10}
 
-``model.horizon`` and ``model.action_dim`` default to the environment's. Unknown keys are
-errors, so a typo never silently falls back to a default.
+``model.horizon`` and ``model.action_dim`` default to the environment's; ``mpc`` holds the
+planner settings (:class:`solar_ros.core.cem.CEMConfig`) of ``loop.method: mpc``. Unknown
+keys are errors, so a typo never silently falls back to a default.
 """
 
 from dataclasses import asdict, dataclass, field, fields
@@ -17,7 +18,8 @@ from typing import Any, Dict, Mapping, Union
 
 import yaml
 
-SECTIONS = ('env', 'model', 'lqr', 'loop')
+SECTIONS = ('env', 'model', 'lqr', 'loop', 'mpc')
+METHODS = ('solar', 'mpc')
 
 
 @dataclass
@@ -36,6 +38,10 @@ class LoopConfig:
         refit_updates: model updates per policy update after pretraining (0 freezes it).
         buffer_episodes: the model refits on the latest this many episodes.
         smooth_noise: draw time-correlated exploration noise (the paper's option).
+        method: 'solar' improves the policy by LQR-FLM; 'mpc' is the paper's MPC ablation:
+            after the random policy 0, every episode plans with the cross-entropy method in
+            the latent space of the current model (settings in the ``mpc`` section) and
+            each "policy update" only refits the model.
 
     """
 
@@ -48,6 +54,7 @@ class LoopConfig:
     refit_updates: int = 50
     buffer_episodes: int = 200
     smooth_noise: bool = False
+    method: str = 'solar'
 
     def __post_init__(self) -> None:
         """Check ranges; raise ValueError naming the bad setting."""
@@ -57,6 +64,8 @@ class LoopConfig:
         for name in ('pretrain_updates', 'iterations', 'refit_updates'):
             if getattr(self, name) < 0:
                 raise ValueError(f'loop.{name} must be >= 0, got {getattr(self, name)}')
+        if self.method not in METHODS:
+            raise ValueError(f'loop.method must be one of {METHODS}, got {self.method!r}')
         if self.pretrain_episodes < self.rollouts_per_iteration:
             raise ValueError(f'loop.pretrain_episodes ({self.pretrain_episodes}) must be >= '
                              f'loop.rollouts_per_iteration ({self.rollouts_per_iteration})')
@@ -70,6 +79,7 @@ class RunConfig:
     model: Dict[str, Any] = field(default_factory=dict)
     lqr: Dict[str, Any] = field(default_factory=dict)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    mpc: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> 'RunConfig':
@@ -82,7 +92,8 @@ class RunConfig:
         if set(loop) - names:
             raise ValueError(f'unknown loop settings {sorted(set(loop) - names)}')
         return cls(env=dict(values.get('env') or {}), model=dict(values.get('model') or {}),
-                   lqr=dict(values.get('lqr') or {}), loop=LoopConfig(**loop))
+                   lqr=dict(values.get('lqr') or {}), loop=LoopConfig(**loop),
+                   mpc=dict(values.get('mpc') or {}))
 
     @classmethod
     def from_yaml(cls, path: Union[str, Path]) -> 'RunConfig':
@@ -96,4 +107,4 @@ class RunConfig:
     def to_dict(self) -> Dict[str, Any]:
         """Return the settings as plain data, as written to the run directory."""
         return {'env': self.env, 'model': self.model, 'lqr': self.lqr,
-                'loop': asdict(self.loop)}
+                'loop': asdict(self.loop), 'mpc': self.mpc}

@@ -12,13 +12,13 @@ import argparse
 import csv
 from pathlib import Path
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.model import SolarModel
-from solar_ros.learn.agent import LatentAgent
+from solar_ros.learn.agent import LatentAgent, make_agent, MPCAgent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION
 from solar_ros.sim.environments import make_env
@@ -28,8 +28,9 @@ EVAL_SEED_BASE = 900_000_000
 COLUMNS = ['task', 'episodes', 'success_rate', 'final_distance', 'mean_cost', 'noise']
 
 
-def load_policy(run_dir: Path, version: Optional[int] = None) -> LatentAgent:
-    """Return an agent with the model and gains of policy ``version`` (default: newest)."""
+def load_policy(run_dir: Path, version: Optional[int] = None
+                ) -> Union[LatentAgent, MPCAgent]:
+    """Return the agent of policy ``version`` (default: newest) of the run's method."""
     checkpoints = run_dir / 'checkpoints'
     if version is None:
         done = sorted(checkpoints.glob('learner_*.ckpt'))
@@ -39,10 +40,12 @@ def load_policy(run_dir: Path, version: Optional[int] = None) -> LatentAgent:
     state = load_checkpoint(checkpoints / f'learner_{version:04d}.ckpt', LEARNER_KIND,
                             LEARNER_VERSION)
     model = SolarModel.load(checkpoints / f'model_{version:04d}.ckpt')
-    return LatentAgent(model, TimeVaryingGains.from_dict(state['gains']))
+    config = RunConfig.from_yaml(run_dir / 'config.yaml')
+    return make_agent(config.loop.method, model, TimeVaryingGains.from_dict(state['gains']),
+                      config.mpc)
 
 
-def evaluate(env, agent: LatentAgent, task: int, episodes: int,
+def evaluate(env, agent: Union[LatentAgent, MPCAgent], task: int, episodes: int,
              noise: bool) -> Dict[str, float]:
     """Run ``episodes`` episodes of ``task`` and return the row of :data:`COLUMNS`."""
     successes, distances, costs = [], [], []
@@ -87,7 +90,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     env = make_env(config.env)
     rows = [evaluate(env, agent, task, args.episodes, args.noise)
             for task in (args.tasks or [config.loop.task])]
-    version = agent.gains.policy_version
+    version = agent.policy_version
     path = args.run_dir / f'evaluation_policy_{version:04d}.csv'
     with open(path, 'w', newline='') as out:
         writer = csv.DictWriter(out, COLUMNS)

@@ -154,20 +154,26 @@ class SolarLearner:
             self.model.fit(_batch(buffer), loop.refit_updates)
         fit_seconds = time.monotonic() - start
         start = time.monotonic()
-        rollouts = fresh[-loop.rollouts_per_iteration:]
-        batch = _batch(rollouts)
-        result = self.lqr.update(self.model.smoother(batch.images, batch.actions),
-                                 batch.actions, batch.costs, prior=self.model.q)
-        gains = TimeVaryingGains(result.policy, result.fit.dynamics,
-                                 policy_version=self.policy_version + 1,
-                                 model_version=self.model.num_updates)
+        if loop.method == 'mpc':  # the planner acts in the refitted model; no LQR-FLM
+            gains = TimeVaryingGains(self.gains.policy, self.model.dynamics(),
+                                     policy_version=self.policy_version + 1,
+                                     model_version=self.model.num_updates)
+            kl, step_mult = 0.0, 0.0
+        else:
+            batch = _batch(fresh[-loop.rollouts_per_iteration:])
+            result = self.lqr.update(self.model.smoother(batch.images, batch.actions),
+                                     batch.actions, batch.costs, prior=self.model.q)
+            gains = TimeVaryingGains(result.policy, result.fit.dynamics,
+                                     policy_version=self.policy_version + 1,
+                                     model_version=self.model.num_updates)
+            kl, step_mult = result.kl, result.step_mult
         policy_seconds = time.monotonic() - start
         with self._lock:
             self.gains = gains
             self.episodes_used = used
             self._pending = 0
         self._save()
-        self._report(fresh, fit_seconds, policy_seconds, result.kl, result.step_mult)
+        self._report(fresh, fit_seconds, policy_seconds, kl, step_mult)
         return self.gains
 
     def _current(self, stop: int) -> List[Episode]:

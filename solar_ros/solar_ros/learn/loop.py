@@ -10,12 +10,12 @@ directory, the loop continues from the learner's last checkpoint (see
 """
 
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Union
 
 import numpy as np
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.policy import smoothed_noise
-from solar_ros.learn.agent import LatentAgent
+from solar_ros.learn.agent import LatentAgent, make_agent, MPCAgent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
 from solar_ros.learn.learner import SolarLearner
@@ -40,13 +40,14 @@ class SolarLoop:
             self.log(f'reusing {learner.pending()} recorded episodes of policy '
                      f'{learner.policy_version}')
         while learner.policy_version < self.config.loop.iterations:
-            agent = LatentAgent(learner.model, learner.gains)
+            agent = make_agent(self.config.loop.method, learner.model, learner.gains,
+                               self.config.mpc)
             while not learner.ready():
                 learner.record(self.rollout(agent, len(learner.store)))
             learner.update()
         return learner.gains
 
-    def rollout(self, agent: LatentAgent, index: int) -> Episode:
+    def rollout(self, agent: Union[LatentAgent, MPCAgent], index: int) -> Episode:
         """Run episode number ``index`` of the run with ``agent`` and return it."""
         loop = self.config.loop
         seed = self.learner.episode_seed(index)
@@ -69,7 +70,7 @@ class SolarLoop:
                        costs=np.asarray(costs), task=loop.task, seed=seed,
                        success=bool(info.get('success', False)),
                        final_distance=float(info.get('final_distance', np.nan)),
-                       policy_version=agent.gains.policy_version)
+                       policy_version=agent.policy_version)
 
     def _noise(self, seed: int) -> np.ndarray:
         """Return the episode's standard-normal exploration noise (T, du), seeded by ``seed``."""
