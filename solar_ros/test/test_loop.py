@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import EpisodeStore
-from solar_ros.learn.learner import METRICS
+from solar_ros.learn.learner import METRICS, SolarLearner
 from solar_ros.learn.metrics import MetricsLog
 import yaml
 
@@ -84,3 +84,15 @@ def test_config_rejects_unknown_sections_and_settings(tmp_path):
     path.write_text('- 1\n- 2\n')
     with pytest.raises(ValueError, match='expected a mapping'):
         RunConfig.from_yaml(path)
+
+
+def test_resuming_with_other_model_settings_is_an_error(tmp_path):
+    run_dir = tmp_path / 'run'
+    config = RunConfig.from_dict(TINY)
+    SolarLearner(config, 6, 2, run_dir, log=lambda _: None)
+    saved = (run_dir / 'config.yaml').read_text()
+    changed = RunConfig.from_dict(dict(TINY, model=dict(TINY['model'], latent_dim=3)))
+    with pytest.raises(ValueError, match='other model settings'):
+        SolarLearner(changed, 6, 2, run_dir, log=lambda _: None)
+    assert (run_dir / 'config.yaml').read_text() == saved
+    SolarLearner(config, 6, 2, run_dir, log=lambda _: None)  # its own settings still resume

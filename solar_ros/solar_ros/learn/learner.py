@@ -75,8 +75,6 @@ class SolarLearner:
         self.metrics = MetricsLog(self.run_dir / 'metrics.csv', METRICS)
         self.model_config = ModelConfig.from_dict(
             {'horizon': horizon, 'action_dim': action_dim, **config.model})
-        with open(self.run_dir / 'config.yaml', 'w') as out:
-            yaml.safe_dump(config.to_dict(), out, sort_keys=False)
         done = self._last_checkpoint()
         if done is None:
             self.model = SolarModel(self.model_config)
@@ -87,6 +85,8 @@ class SolarLearner:
         else:
             self._load(done)
             self.log(f'resumed policy {done} from {self.checkpoints}')
+        with open(self.run_dir / 'config.yaml', 'w') as out:
+            yaml.safe_dump(config.to_dict(), out, sort_keys=False)
 
     # -- schedule ----------------------------------------------------------------------
 
@@ -224,6 +224,11 @@ class SolarLearner:
         state = load_checkpoint(self.checkpoints / f'learner_{version:04d}.ckpt',
                                 LEARNER_KIND, LEARNER_VERSION)
         self.model = SolarModel.load(self.model_path(version))
+        if self.model.config != self.model_config:
+            raise ValueError(
+                f'{self.run_dir}: the run was made with other model settings than the '
+                f'config given now; resume with the run\'s own config.yaml or use a new run '
+                f'directory (run: {self.model.config}; now: {self.model_config})')
         self.lqr = self._new_lqr()
         self.lqr.load_state_dict(state['lqr'])
         self.gains = TimeVaryingGains.from_dict(state['gains'])
