@@ -227,7 +227,7 @@ class SolarLearner:
         if self.model.config != self.model_config:
             raise ValueError(
                 f'{self.run_dir}: the run was made with other model settings than the '
-                f'config given now; resume with the run\'s own config.yaml or use a new run '
+                "config given now; resume with the run's own config.yaml or use a new run "
                 f'directory (run: {self.model.config}; now: {self.model_config})')
         self.lqr = self._new_lqr()
         self.lqr.load_state_dict(state['lqr'])
