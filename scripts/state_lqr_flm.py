@@ -21,7 +21,7 @@ STATE_DIM = 10  # 7 joint angles and the 3-D block-to-goal offset
 
 
 def state(env: SawyerStackEnv) -> np.ndarray:
-    """Return the true state (10,): joint angles (rad), block minus goal (m)."""
+    """Return the true state of the arm, (10,): joint angles (rad), block minus goal (m)."""
     return np.concatenate([env.joint_positions(),
                            env.held_block_pose()[:3] - env.goal_position()])
 
