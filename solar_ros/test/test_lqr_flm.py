@@ -117,10 +117,31 @@ def test_cost_fit_without_action_cost_and_psd_projection():
     free = fit_quadratic_cost(states, actions, costs, psd=False)
     torch.testing.assert_close(free.C, true.C, atol=1e-6, rtol=0)
     projected = fit_quadratic_cost(states, actions, costs, psd=True)
-    evals, evecs = torch.linalg.eigh(C)
-    torch.testing.assert_close(projected.C[0], (evecs * evals.clamp(min=0)) @ evecs.T,
-                               atol=1e-6, rtol=0)
+    # The projection acts in standardised coordinates u = (x - mean) / std.
+    x = torch.cat([states, actions], 2).reshape(-1, 3)
+    d = x.std(dim=0)
+    evals, evecs = torch.linalg.eigh(d[:, None] * C * d[None, :])
+    expected = (evecs * evals.clamp(min=0)) @ evecs.T / d[:, None] / d[None, :]
+    torch.testing.assert_close(projected.C[0], expected, atol=1e-6, rtol=0)
     assert float(torch.linalg.eigvalsh(projected.C[0]).min()) > -1e-9
+    # With the curvature projected, the refitted linear and constant terms fit the costs
+    # at least as well as the true ones would.
+    xs = torch.cat([states, actions], 2)
+    kept_true_linear = QuadraticCost.tiled(projected.C[0], true.c[0], 0.0, 5)
+    residual = (projected.evaluate(xs) - costs).pow(2).mean()
+    assert residual <= (kept_true_linear.evaluate(xs) - costs).pow(2).mean()
+
+
+def test_cost_fit_is_well_conditioned_far_from_the_origin():
+    """States with a large offset and little spread (like joint angles) fit as well."""
+    gen = torch.Generator().manual_seed(8)
+    states = 3.0 + 0.02 * torch.randn(20, 6, 4, dtype=DT, generator=gen)
+    actions = torch.zeros(20, 6, 1, dtype=DT)
+    goal = torch.full((4,), 3.0, dtype=DT)
+    costs = 100.0 * (states - goal).pow(2).sum(-1)
+    fit = fit_quadratic_cost(states, actions, costs, action_cost=torch.eye(1, dtype=DT))
+    rmse = (fit.evaluate(torch.cat([states, actions], 2)) - costs).pow(2).mean().sqrt()
+    assert rmse < 0.01 * costs.std()
     with pytest.raises(ValueError, match='costs'):
         fit_quadratic_cost(states, actions, costs[:, :4])
 

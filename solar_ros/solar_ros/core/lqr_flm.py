@@ -191,7 +191,9 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
     the target c - 1/2 a^T R a is regressed on the state only and C = blkdiag(C_ss, R),
     c = [c_s; 0] (no state-action cross terms, as in the authors' method); without it the
     regression uses the full x with cross terms. The fit is ridge least squares on the
-    features [z_i z_j (i <= j), z, 1], closed form.
+    features [u_i u_j (i <= j), u, 1] of the standardised u = (z - mean) / std, closed form
+    (without standardising, states far from the origin with little spread, such as joint
+    angles or learned latents, make these features nearly collinear).
 
     Choice of fit: the free quadratic is fitted first, because least squares is exact and
     unbiased for costs that really are quadratic and is solved in closed form (the authors'
@@ -200,7 +202,8 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
     ``psd`` True): a Hessian with negative curvature makes the LQR objective unbounded below in
     those directions, so the backward pass would chase extrapolation errors of the fit far from
     the data, kept in check only by the eta-increase fallback. When the fitted Hessian is
-    already PSD (as for a convex true cost and enough data) the projection changes nothing.
+    already PSD (as for a convex true cost and enough data) the projection changes nothing;
+    otherwise the linear and constant terms are refitted with the projected Hessian fixed.
 
     Args:
         states: (N, T, dx) states (smoothed latent means for image observations).
@@ -234,19 +237,36 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
     else:
         z = torch.cat([states, actions], dim=2).reshape(-1, dx + du)
     m = z.shape[1]
-    phi = _quadratic_features(z)
+    # Standardised coordinates u = (z - centre) / scale keep the features well conditioned
+    # when the states sit far from the origin with little spread (joint angles, latents).
+    centre = z.mean(dim=0)
+    scale = z.std(dim=0).clamp(min=1e-8) if z.shape[0] > 1 else torch.ones(m, dtype=z.dtype)
+    u = (z - centre) / scale
+    phi = _quadratic_features(u)
     gram = phi.T @ phi + ridge * torch.eye(phi.shape[1], dtype=torch.float64)
     weights = torch.linalg.solve(gram, phi.T @ target)
     rows, cols = torch.triu_indices(m, m)
     quad = torch.zeros(m, m, dtype=torch.float64)
     quad[rows, cols] = weights[:rows.shape[0]]
-    # 1/2 z^T H z = sum_{i<=j} w_ij z_i z_j  =>  H_ii = 2 w_ii, H_ij = H_ji = w_ij.
-    hessian = quad + quad.T
-    linear = weights[rows.shape[0]:rows.shape[0] + m]
-    const = float(weights[-1])
+    # 1/2 u^T H u = sum_{i<=j} w_ij u_i u_j  =>  H_ii = 2 w_ii, H_ij = H_ji = w_ij.
+    hessian_u = quad + quad.T
+    linear_u = weights[rows.shape[0]:rows.shape[0] + m]
+    const_u = weights[-1]
     if psd:
-        evals, evecs = torch.linalg.eigh(hessian)
-        hessian = symmetrize((evecs * evals.clamp(min=0.0)) @ evecs.T)
+        evals, evecs = torch.linalg.eigh(hessian_u)
+        hessian_u = symmetrize((evecs * evals.clamp(min=0.0)) @ evecs.T)
+        # The projection changes the function; refit the linear and constant terms to the
+        # costs with the projected curvature held fixed.
+        rest = target - 0.5 * torch.einsum('mi,ij,mj->m', u, hessian_u, u)
+        affine = torch.cat([u, torch.ones(u.shape[0], 1, dtype=torch.float64)], dim=1)
+        solved = torch.linalg.solve(
+            affine.T @ affine + ridge * torch.eye(m + 1, dtype=torch.float64),
+            affine.T @ rest)
+        linear_u, const_u = solved[:m], solved[m]
+    # Back to z: u = D^-1 (z - centre) with D = diag(scale).
+    hessian = symmetrize(hessian_u / scale[:, None] / scale[None, :])
+    linear = linear_u / scale - hessian @ centre
+    const = float(const_u - (linear_u / scale) @ centre + 0.5 * centre @ hessian @ centre)
     if action_cost is not None:
         hessian = torch.block_diag(hessian, R)
         linear = torch.cat([linear, torch.zeros(du, dtype=torch.float64)])
