@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 from solar_ros.learn.config import RunConfig
-from solar_ros.learn.episodes import EpisodeStore
+from solar_ros.learn.episodes import Episode, EpisodeStore
 from solar_ros.learn.learner import METRICS, SolarLearner
 from solar_ros.learn.metrics import MetricsLog
 import yaml
@@ -96,3 +96,14 @@ def test_resuming_with_other_model_settings_is_an_error(tmp_path):
         SolarLearner(changed, 6, 2, run_dir, log=lambda _: None)
     assert (run_dir / 'config.yaml').read_text() == saved
     SolarLearner(config, 6, 2, run_dir, log=lambda _: None)  # its own settings still resume
+
+
+def test_episodes_already_recorded_count_for_a_new_run(tmp_path):
+    run_dir = tmp_path / 'run'
+    store = EpisodeStore(run_dir / 'episodes')
+    for seed in range(3):
+        store.append(Episode(images=np.zeros((7, 32, 32, 3), np.uint8),
+                             actions=np.zeros((6, 2)), costs=np.ones(6), task=1, seed=seed,
+                             success=False, final_distance=0.5, policy_version=0))
+    learner = SolarLearner(RunConfig.from_dict(TINY), 6, 2, run_dir, log=lambda _: None)
+    assert learner.pending() == 3 and learner.needed() == 8

@@ -81,6 +81,7 @@ class SolarLearner:
             self.lqr = self._new_lqr()
             self.gains = TimeVaryingGains(self.lqr.policy, self.model.dynamics(), 0, 0)
             self.episodes_used = 0
+            self._pending = len(self._current(len(self.store)))  # episodes already on disk
             self._save()
         else:
             self._load(done)
