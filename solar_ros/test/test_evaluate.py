@@ -2,6 +2,7 @@
 
 import csv
 
+from PIL import Image
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.evaluate import main
 from solar_ros.learn.learner import SolarLearner
@@ -30,3 +31,17 @@ def test_evaluation_of_the_random_policy_is_reproducible(tmp_path, capsys):
 def test_a_directory_without_a_run_is_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert 'cannot load' in capsys.readouterr().err
+
+
+def test_gifs_and_table_go_to_the_out_folder(tmp_path):
+    run_dir, out = tmp_path / 'run', tmp_path / 'watch'
+    SolarLearner(RunConfig.from_dict(SETTINGS), 4, 2, run_dir, log=lambda line: None)
+    assert main([str(run_dir), '--episodes', '2', '--out', str(out), '--gifs']) == 0
+    assert (out / 'evaluation_policy_0000.csv').exists()
+    assert not (run_dir / 'evaluation_policy_0000.csv').exists()
+    gifs = sorted(out.glob('*.gif'))
+    assert [g.name for g in gifs] == ['policy_0000_task1_seed900000000.gif',
+                                      'policy_0000_task1_seed900000001.gif']
+    with Image.open(gifs[0]) as gif:
+        assert gif.size == (16 * 4, 16 * 4)  # point mass: camera only, upscaled 4 times
+        assert gif.n_frames > 1

@@ -4,8 +4,8 @@ import math
 
 import numpy as np
 import pytest
-from solar_ros.core.lds import (GaussianPotentials, kalman_filter, kalman_smoother, LDSParams,
-                                OnlineKalmanFilter, sample_backward)
+from solar_ros.core.lds import (frame_posteriors, GaussianPotentials, kalman_filter,
+                                kalman_smoother, LDSParams, OnlineKalmanFilter, sample_backward)
 import torch
 
 
@@ -175,3 +175,24 @@ def test_online_filter_rejects_wrong_sizes():
         online.update(np.ones(3), np.ones(2))
     with pytest.raises(ValueError, match='J: contains NaN'):
         online.update(np.array([1.0, math.nan, 1.0]), np.ones(3))
+
+
+def test_frame_posteriors_read_each_potential_alone():
+    gen = torch.Generator().manual_seed(5)
+    J = 0.5 + torch.rand(2, 4, 3, dtype=torch.float64, generator=gen)
+    h = torch.randn(2, 4, 3, dtype=torch.float64, generator=gen)
+    actions = torch.randn(2, 4, 1, dtype=torch.float64, generator=gen)
+    result = frame_posteriors(GaussianPotentials(J=J, h=h), actions)
+    torch.testing.assert_close(result.means, h / J)
+    torch.testing.assert_close(result.covs[1, 2], torch.diag(1.0 / J[1, 2]))
+    t = 1  # x = [s_t; a_t], y = s_{t+1}, frames independent: no cross-covariance
+    x = torch.cat([h[:, t] / J[:, t], actions[:, t]], 1)
+    y = h[:, t + 1] / J[:, t + 1]
+    xx = x.T @ x
+    xx[:3, :3] += torch.diag((1.0 / J[:, t]).sum(0))
+    torch.testing.assert_close(result.stats.xx[t], xx)
+    torch.testing.assert_close(result.stats.yx[t], y.T @ x)
+    yy = y.T @ y + torch.diag((1.0 / J[:, t + 1]).sum(0))
+    torch.testing.assert_close(result.stats.yy[t], yy)
+    with pytest.raises(ValueError, match='diagonal'):
+        frame_posteriors(GaussianPotentials(J=torch.diag_embed(J), h=h), actions)

@@ -86,6 +86,21 @@ def test_config_rejects_unknown_sections_and_settings(tmp_path):
         RunConfig.from_yaml(path)
 
 
+def test_overrides_replace_single_settings_with_yaml_values(tmp_path):
+    path = tmp_path / 'run.yaml'
+    path.write_text('model: {latent_dim: 4, channels: 8}\nloop: {iterations: 3}\n')
+    config = RunConfig.from_yaml(path, ['loop.method=mpc', 'model.inference=vae',
+                                        'loop.iterations=5', 'lqr.kl_step=0.5'])
+    assert config.loop.method == 'mpc' and config.loop.iterations == 5
+    assert config.model == {'latent_dim': 4, 'channels': 8, 'inference': 'vae'}
+    assert config.lqr == {'kl_step': 0.5}
+    for bad in ('loop.iterations', 'iterations=3', 'lopo.iterations=3'):
+        with pytest.raises(ValueError, match='expected section.key=value'):
+            RunConfig.from_yaml(path, [bad])
+    with pytest.raises(ValueError, match='unknown loop settings'):
+        RunConfig.from_yaml(path, ['loop.iteratons=3'])
+
+
 def test_resuming_with_other_model_settings_is_an_error(tmp_path):
     run_dir = tmp_path / 'run'
     config = RunConfig.from_dict(TINY)

@@ -4,7 +4,7 @@ import pytest
 from solar_ros.core.cost import QuadraticCost
 from solar_ros.core.lds import LDSParams
 from solar_ros.core.lqr import lqr_backward, policy_cost
-from solar_ros.core.lqr_flm import (fit_local_dynamics, fit_quadratic_cost,
+from solar_ros.core.lqr_flm import (fit_affine_map, fit_local_dynamics, fit_quadratic_cost,
                                     initial_state_estimate, LQRFLM, LQRFLMConfig,
                                     observed_trajectories,
                                     transition_stats)
@@ -224,3 +224,42 @@ def test_step_follows_the_rollouts_costs(scale):
     result = learner.update(observed_trajectories(states, actions), actions, scale * costs,
                             prior)
     assert (result.step_mult < 0.5) if scale > 1 else (result.step_mult > 1.0)
+
+
+def test_affine_map_fit_recovers_an_exact_map_and_reports_its_fit():
+    gen = torch.Generator().manual_seed(3)
+    A = torch.randn(4, 3, dtype=DT, generator=gen)
+    b = torch.randn(4, dtype=DT, generator=gen)
+    source = torch.randn(10, 6, 3, dtype=DT, generator=gen)
+    A_fit, b_fit, r2 = fit_affine_map(source, source @ A.T + b)
+    assert torch.allclose(A_fit, A, atol=1e-6) and torch.allclose(b_fit, b, atol=1e-6)
+    assert r2 == pytest.approx(1.0)
+    noisy = source @ A.T + b + torch.randn(10, 6, 4, dtype=DT, generator=gen)
+    assert fit_affine_map(source, noisy)[2] < 0.99
+    with pytest.raises(ValueError, match='samples'):
+        fit_affine_map(source[:1, :3], source[:1, :3])
+    with pytest.raises(ValueError, match='leading shape'):
+        fit_affine_map(source, source[:5])
+
+
+def test_change_coordinates_keeps_the_mean_actions_of_the_same_states():
+    """A refitted model's states s' with s = A s' + b: the policy acts as before."""
+    gen = torch.Generator().manual_seed(4)
+    T, dx, du = 5, 3, 2
+    lqr = LQRFLM(state_dim=dx, action_dim=du, horizon=T, config=LQRFLMConfig(init_std=0.3))
+    lqr.policy = LinearGaussianPolicy.from_cov(
+        torch.randn(T, du, dx, dtype=DT, generator=gen),
+        torch.randn(T, du, dtype=DT, generator=gen), lqr.policy.cov)
+    old_policy = lqr.policy
+    A = torch.eye(dx, dtype=DT) + 0.5 * torch.randn(dx, dx, dtype=DT, generator=gen)
+    b = torch.randn(dx, dtype=DT, generator=gen)
+    new_states = torch.randn(8, T, dx, dtype=DT, generator=gen)
+    old_states = new_states @ A.T + b
+    assert lqr.change_coordinates(old_states, new_states) == pytest.approx(1.0)
+    zero = torch.zeros(8, du, dtype=DT)
+    for t in range(T):
+        assert torch.allclose(lqr.policy.act(t, new_states[:, t], zero),
+                              old_policy.act(t, old_states[:, t], zero), atol=1e-6)
+    assert torch.equal(lqr.policy.cov, old_policy.cov)
+    with pytest.raises(ValueError, match='shapes'):
+        old_policy.in_coordinates(A[:2], b)

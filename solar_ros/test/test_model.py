@@ -193,3 +193,24 @@ def test_keypoint_encoder_reads_where_the_bright_spot_is():
     assert torch.all(mean.abs() <= 1.0)
     mean.sum().backward()
     assert encoder.feature_maps.weight.grad is not None
+
+
+def test_vae_ablation_reads_frames_alone_with_a_standard_normal_prior():
+    torch.set_num_threads(1)
+    model = SolarModel(make_config(inference='vae'))
+    batch = make_batch(8, seed=2)
+    potentials = model.encode(torch.as_tensor(batch.images))
+    mean, var = potentials.h / potentials.J, 1.0 / potentials.J
+    posterior = model.infer(batch.images, batch.actions)
+    torch.testing.assert_close(posterior.means, mean)
+    closed_form = 0.5 * (var + mean ** 2 - 1.0 - var.log()).sum(dim=(1, 2))
+    _, local_kl, samples = model._local_terms(potentials, torch.as_tensor(batch.actions))
+    torch.testing.assert_close(local_kl, closed_form)
+    assert samples.shape == (1, 8, HORIZON, 4)
+    smoother = model.smoother(batch.images, batch.actions)
+    torch.testing.assert_close(smoother(model.prior).means, mean)  # no dynamics in it
+    history = model.fit(batch, 20)
+    assert all(np.isfinite(h['elbo']) for h in history)
+    assert not torch.equal(model.q.M, SolarModel(make_config(inference='vae')).q.M)
+    with pytest.raises(ValueError, match='inference'):
+        make_config(inference='kalman')

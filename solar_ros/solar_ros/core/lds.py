@@ -302,6 +302,32 @@ def _expected_stats(means: Tensor, covs: Tensor, cross: Tensor,
     return LDSSuffStats(xx=_sym(xx.sum(0)), yx=yx.sum(0), yy=_sym(yy.sum(0)), count=count)
 
 
+def frame_posteriors(potentials: GaussianPotentials, actions: ArrayLike) -> SmootherResult:
+    """Return the per-frame posteriors q(s_t) = N(h_t / J_t, J_t^-1), independent over t.
+
+    The VAE ablation's inference: each potential is read as a posterior on its own, with
+    no dynamics linking the frames (cross-covariances zero; log_normalizer zero, unused).
+
+    Args:
+        potentials: diagonal evidence, J and h (B, T, dx).
+        actions: (B, T, du), for the transition statistics.
+
+    Returns:
+        :class:`SmootherResult` of the independent frames.
+
+    """
+    if potentials.J.shape != potentials.h.shape:
+        raise ValueError(f'potentials.J: expected the diagonal shape {tuple(potentials.h.shape)}'
+                         f', got {tuple(potentials.J.shape)}')
+    actions = torch.as_tensor(actions, dtype=torch.float64)
+    batch, horizon, dx = potentials.h.shape
+    means = potentials.h / potentials.J
+    covs = torch.diag_embed(1.0 / potentials.J)
+    cross = torch.zeros(batch, horizon - 1, dx, dx, dtype=torch.float64)
+    return SmootherResult(means, covs, cross, torch.zeros(batch, dtype=torch.float64),
+                          _expected_stats(means, covs, cross, actions))
+
+
 def sample_backward(params: LDSParams, potentials: GaussianPotentials, actions: ArrayLike,
                     num_samples: int, generator: torch.Generator) -> Tensor:
     """Draw posterior trajectories by forward filtering, backward sampling.

@@ -301,6 +301,41 @@ def initial_state_estimate(means0: Tensor, covs0: Optional[Tensor] = None,
     return mu0, torch.diag(var.clamp(min=floor))
 
 
+def fit_affine_map(source: Tensor, target: Tensor,
+                   ridge: float = 1e-8) -> Tuple[Tensor, Tensor, float]:
+    """Fit target ~ A source + b by least squares over paired samples.
+
+    Args:
+        source: (..., dx_s) samples.
+        target: (..., dx_t) the paired samples, same leading shape.
+        ridge: ridge on A, relative to the mean squared source feature.
+
+    Returns:
+        (A (dx_t, dx_s), b (dx_t,), r2): the map and the fraction of the target's variance
+        it explains (1: exact).
+
+    """
+    source = torch.as_tensor(source, dtype=torch.float64)
+    target = torch.as_tensor(target, dtype=torch.float64)
+    if source.shape[:-1] != target.shape[:-1]:
+        raise ValueError(f'source {tuple(source.shape)} and target {tuple(target.shape)}: '
+                         'expected the same leading shape')
+    x, y = source.reshape(-1, source.shape[-1]), target.reshape(-1, target.shape[-1])
+    if x.shape[0] <= x.shape[1]:
+        raise ValueError(f'{x.shape[0]} samples cannot fix an affine map from '
+                         f'{x.shape[1]} dims')
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.T @ xc
+    gram = gram + ridge * gram.diagonal().mean().clamp(min=1e-12) * torch.eye(
+        x.shape[1], dtype=torch.float64)
+    A = torch.linalg.solve(gram, xc.T @ yc).T
+    b = y_mean - A @ x_mean
+    residual = float(((yc - xc @ A.T) ** 2).sum())
+    total = float((yc ** 2).sum())
+    return A, b, 1.0 - residual / total if total > 0 else 1.0
+
+
 @dataclass
 class LQRFLMConfig:
     """Settings of :class:`LQRFLM` (defaults from the authors' Reacher run unless noted).
@@ -490,6 +525,28 @@ class LQRFLM:
                             predicted_cost=step.expected_cost, previous_cost=previous_cost,
                             step_mult=self.step_mult, dual_iterations=step.iterations,
                             converged=step.converged, fit=fit)
+
+    def change_coordinates(self, old_states: Tensor, new_states: Tensor) -> float:
+        """Carry :attr:`policy` over to new state coordinates, e.g. after a model refit.
+
+        The policy's gains act on the old coordinates; a refitted encoder gives the same
+        rollouts other latent states. The affine map old ~ A new + b is fitted on paired
+        samples and the policy is re-expressed with it
+        (:meth:`LinearGaussianPolicy.in_coordinates`), so the next KL step is taken
+        from the policy that was actually run rather than from gains read in the wrong
+        coordinates.
+
+        Args:
+            old_states: (..., dx) states in the policy's current coordinates.
+            new_states: (..., dx) the same states in the new coordinates.
+
+        Returns:
+            The fraction of the old states' variance the map explains (1: exact).
+
+        """
+        A, b, r2 = fit_affine_map(new_states, old_states)
+        self.policy = self.policy.in_coordinates(A, b)
+        return r2
 
     def state_dict(self) -> Dict[str, Any]:
         """Return everything needed to resume: policy tensors, step_mult, last prediction."""

@@ -34,6 +34,11 @@ takes the natural-gradient SVI step eta <- (1 - rho) eta + rho (eta0 + N/B sum_b
 with T the smoothed sufficient statistics of the minibatch. beta rises linearly per update
 from beta_start by beta_increment up to beta_max (the warm-up against posterior collapse).
 
+The VAE ablation (``inference: vae``, the paper's baseline without dynamics in inference):
+q(s_t | o_t) is the encoder's Gaussian on its own, local_kl = sum_t KL(q(s_t) || N(0, I)),
+and the same MNIW step fits the global dynamics to the independent frames' statistics; the
+networks then learn nothing from the dynamics, which only serve LQR-FLM as a prior.
+
 Precision: networks float32, everything Kalman and MNIW float64.
 """
 
@@ -46,13 +51,14 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .lds import (GaussianPotentials, kalman_smoother, LDSParams, sample_backward,
-                  SmootherResult)
+from .lds import (frame_posteriors, GaussianPotentials, kalman_smoother, LDSParams,
+                  sample_backward, SmootherResult)
 from .mniw import MNIW, mniw_natural_step
 from .networks import bernoulli_log_likelihood, Decoder, Encoder, QuadraticCostHead
 
 CHECKPOINT_KIND = 'solar_ros.SolarModel'
 CHECKPOINT_VERSION = 1
+INFERENCE = ('solar', 'vae')
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 
@@ -88,6 +94,8 @@ class ModelConfig:
         prior_scale: S0 = prior_scale * I, the inverse-Wishart scale of the MNIW prior.
         init_noise: std of the N(0, 1) noise added to M0 to initialise q(F, Sigma).
         seed: seed of the network initialisation, minibatches and samples.
+        inference: 'solar' (Kalman smoothing of the potentials under the LDS) or 'vae'
+            (each frame on its own: the VAE ablation, module docstring).
 
     """
 
@@ -111,6 +119,7 @@ class ModelConfig:
     prior_scale: float = 2.0
     init_noise: float = 0.01
     seed: int = 0
+    inference: str = 'solar'
 
     def __post_init__(self) -> None:
         """Check the values; raise ValueError naming the first bad one."""
@@ -133,6 +142,9 @@ class ModelConfig:
                 raise ValueError(f'ModelConfig.{name} must be >= 0, got {getattr(self, name)}')
         if not self.beta_max >= self.beta_start:
             raise ValueError(f'ModelConfig.beta_max must be >= beta_start, got {self.beta_max}')
+        if self.inference not in INFERENCE:
+            raise ValueError(f'ModelConfig.inference must be one of {INFERENCE}, '
+                             f'got {self.inference!r}')
         if not 0 < self.mniw_step <= 1:
             raise ValueError(f'ModelConfig.mniw_step must be in (0, 1], got {self.mniw_step}')
 
@@ -353,6 +365,13 @@ class SolarModel(nn.Module):
     def _local_terms(self, potentials: GaussianPotentials, actions: torch.Tensor,
                      num_samples: int = 1) -> Tuple[SmootherResult, torch.Tensor, torch.Tensor]:
         """Smooth, compute local_kl (B,) and draw samples (num_samples, B, T, dx) float64."""
+        if self.config.inference == 'vae':
+            frames = frame_posteriors(potentials, actions)
+            var = 1.0 / potentials.J
+            local_kl = 0.5 * (var + frames.means ** 2 - 1.0 - torch.log(var)).sum(dim=(-2, -1))
+            eps = torch.randn(num_samples, *var.shape, generator=self.generator,
+                              dtype=torch.float64)
+            return frames, local_kl, frames.means + var.sqrt() * eps
         params, augmented, const = self._local_lds(potentials, actions)
         smoothed = kalman_smoother(params, augmented, actions)
         second = smoothed.covs + smoothed.means.unsqueeze(-1) * smoothed.means.unsqueeze(-2)
@@ -413,7 +432,10 @@ class SolarModel(nn.Module):
         images, actions = torch.as_tensor(images), torch.as_tensor(actions, dtype=torch.float64)
         check_sequences(images, actions, config=self.config)
         with torch.no_grad():
-            params, augmented, _ = self._local_lds(self.encode(images), actions)
+            potentials = self.encode(images)
+            if self.config.inference == 'vae':
+                return frame_posteriors(potentials, actions)
+            params, augmented, _ = self._local_lds(potentials, actions)
             return kalman_smoother(params, augmented, actions)
 
     def smoother(self, images: ArrayLike,
@@ -421,7 +443,8 @@ class SolarModel(nn.Module):
         """Return a smoother of these sequences under any dynamics MNIW, for LQR-FLM's EM.
 
         The encoder runs once; each call of the returned function smooths the sequences
-        with the expected-parameter LDS of the given MNIW (leading dim T - 1).
+        with the expected-parameter LDS of the given MNIW (leading dim T - 1). In the VAE
+        ablation it returns the independent frames' posteriors whatever the MNIW.
 
         Args:
             images: (B, T, H, W, 3) uint8 or float in [0, 1].
@@ -434,6 +457,8 @@ class SolarModel(nn.Module):
             potentials = self.encode(images)
 
         def smooth(dynamics: MNIW) -> SmootherResult:
+            if self.config.inference == 'vae':
+                return frame_posteriors(potentials, actions)
             with torch.no_grad():
                 params, augmented, _ = self._local_lds(potentials, actions, dynamics)
                 return kalman_smoother(params, augmented, actions)

@@ -124,6 +124,28 @@ class LinearGaussianPolicy:
         """Return the action dimension du."""
         return self.K.shape[1]
 
+    def in_coordinates(self, A: Tensor, b: Tensor) -> 'LinearGaussianPolicy':
+        """Return the same policy acting on new states s' given by old states s = A s' + b.
+
+        Used when a refitted model changes the latent coordinates: K'_t = K_t A and
+        k'_t = k_t + K_t b give the same mean action for the same underlying state; the
+        covariances are unchanged.
+
+        Args:
+            A: (dx, dx') float64 linear part.
+            b: (dx,) float64 offset.
+
+        Returns:
+            The policy with K' (T, du, dx'), k' (T, du) and this policy's covariances.
+
+        """
+        A, b = _as_float64(A, 'A'), _as_float64(b, 'b')
+        if A.dim() != 2 or A.shape[0] != self.state_dim or tuple(b.shape) != (self.state_dim,):
+            raise ValueError(f'A, b: expected shapes ({self.state_dim}, dx_new) and '
+                             f'({self.state_dim},), got {tuple(A.shape)} and {tuple(b.shape)}')
+        return LinearGaussianPolicy(K=self.K @ A, k=self.k + self.K @ b, cov=self.cov.clone(),
+                                    chol=self.chol.clone())
+
     def precision(self) -> Tensor:
         """Return the inverse covariances cov_t^-1: (T, du, du)."""
         return symmetrize(torch.cholesky_inverse(self.chol))

@@ -4,8 +4,9 @@
 controller nodes: per step the encoder's potential updates an :class:`OnlineKalmanFilter`
 (one O(1) step, not a re-filter of the prefix), the policy acts on the filtered mean, and
 the action actually applied drives the filter's prediction with the gains' dynamics for
-that step. :class:`MPCAgent` filters the same way with the model's global dynamics and
-plans every action with the cross-entropy method (the MPC ablation).
+that step. With a VAE-ablation model (``inference: vae``) the policy acts on the encoder's
+mean of the current frame alone. :class:`MPCAgent` filters the same way with the model's
+global dynamics and plans every action with the cross-entropy method (the MPC ablation).
 """
 
 from typing import Any, Dict, Optional, Union
@@ -44,7 +45,10 @@ class LatentAgent:
         """Return the action (du,) for the frame (H, W, 3) uint8 seen at the current step."""
         with torch.no_grad():
             potential = self.model.encode(torch.as_tensor(image)[None, None])
-        mean, _ = self.filter.update(potential.J[0, 0], potential.h[0, 0])
+        if self.model.config.inference == 'vae':  # the ablation acts on the frame alone
+            mean = potential.h[0, 0] / potential.J[0, 0]
+        else:
+            mean, _ = self.filter.update(potential.J[0, 0], potential.h[0, 0])
         return self.gains.policy.act(self.t, mean, self.noise[self.t]).numpy()
 
     @property

@@ -14,7 +14,7 @@ keys are errors, so a typo never silently falls back to a default.
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, Mapping, Sequence, Union
 
 import yaml
 
@@ -96,12 +96,30 @@ class RunConfig:
                    mpc=dict(values.get('mpc') or {}))
 
     @classmethod
-    def from_yaml(cls, path: Union[str, Path]) -> 'RunConfig':
-        """Read a YAML file; raise ValueError naming the file when it is not a mapping."""
+    def from_yaml(cls, path: Union[str, Path], overrides: Sequence[str] = ()) -> 'RunConfig':
+        """Read a YAML file, then apply ``overrides``.
+
+        Args:
+            path: the file, a mapping of sections.
+            overrides: settings ``section.key=value`` with a YAML value, e.g.
+                ``loop.method=mpc`` or ``model.inference=vae``; they replace the file's.
+
+        Raises:
+            ValueError: naming the file when it is not a mapping, or the bad override.
+
+        """
         with open(path) as stream:
             values = yaml.safe_load(stream) or {}
         if not isinstance(values, dict):
             raise ValueError(f'{path}: expected a mapping of sections {SECTIONS}')
+        for override in overrides:
+            name, sep, value = override.partition('=')
+            section, dot, key = name.partition('.')
+            if not (sep and dot and key) or section not in SECTIONS:
+                raise ValueError(f'override {override!r}: expected section.key=value with a '
+                                 f'section of {SECTIONS}')
+            values.setdefault(section, {})
+            values[section] = {**(values[section] or {}), key: yaml.safe_load(value)}
         return cls.from_dict(values)
 
     def to_dict(self) -> Dict[str, Any]:

@@ -1,18 +1,21 @@
 """Evaluate a run's policy on fresh seeds: success rate, final distance and cost per task.
 
     python -m solar_ros.learn.evaluate RUN_DIR [--episodes 20] [--tasks 1 2 3] [--noise]
+                                       [--out DIR] [--gifs]
 
 Loads the run's settings (``config.yaml``) and its newest policy (or ``--policy N``), and
 runs it on seeds ``EVAL_SEED_BASE + i``, which no training episode uses. By default the
 exploration noise is off (the mean action K_t s_t + k_t); ``--noise`` keeps it. The table
-is printed and written to ``RUN_DIR/evaluation_policy_NNNN.csv``.
+is printed and written to ``evaluation_policy_NNNN.csv`` in ``--out`` (default: RUN_DIR);
+``--gifs`` also writes each episode there as a GIF, the camera beside a wide view, to watch
+the policy.
 """
 
 import argparse
 import csv
 from pathlib import Path
 import sys
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint
@@ -20,7 +23,9 @@ from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.model import SolarModel
 from solar_ros.learn.agent import LatentAgent, make_agent, MPCAgent
 from solar_ros.learn.config import RunConfig
+from solar_ros.learn.episodes import Episode
 from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION
+from solar_ros.learn.video import compose, wide_frames, write_gif
 from solar_ros.sim.environments import make_env
 import torch
 
@@ -45,31 +50,40 @@ def load_policy(run_dir: Path, version: Optional[int] = None
                       config.mpc)
 
 
+def run_episode(env, agent: Union[LatentAgent, MPCAgent], task: int, seed: int,
+                noise: bool) -> Episode:
+    """Run one episode of ``task`` from reset seed ``seed`` and return it as recorded."""
+    image = env.reset(task=task, seed=seed)
+    shape = (env.horizon, env.action_dim)
+    eps = (torch.randn(*shape, generator=torch.Generator().manual_seed(seed),
+                       dtype=torch.float64).numpy() if noise else np.zeros(shape))
+    agent.reset(eps)
+    images, actions, costs, info = [image], [], [], {}
+    for t in range(env.horizon):
+        image, cost, done, info = env.step(agent.act(image))
+        images.append(image)
+        actions.append(np.asarray(info['action'], dtype=np.float64))
+        costs.append(cost)
+        if t + 1 < env.horizon:
+            agent.observe_action(actions[-1])
+        if done:
+            break
+    return Episode(images=np.stack(images), actions=np.stack(actions),
+                   costs=np.asarray(costs), task=task, seed=seed,
+                   success=bool(info.get('success', False)),
+                   final_distance=float(info['final_distance']),
+                   policy_version=agent.policy_version)
+
+
 def evaluate(env, agent: Union[LatentAgent, MPCAgent], task: int, episodes: int,
-             noise: bool) -> Dict[str, float]:
-    """Run ``episodes`` episodes of ``task`` and return the row of :data:`COLUMNS`."""
-    successes, distances, costs = [], [], []
-    for i in range(episodes):
-        seed = EVAL_SEED_BASE + i
-        image = env.reset(task=task, seed=seed)
-        shape = (env.horizon, env.action_dim)
-        eps = (torch.randn(*shape, generator=torch.Generator().manual_seed(seed),
-                           dtype=torch.float64).numpy() if noise else np.zeros(shape))
-        agent.reset(eps)
-        total, info = 0.0, {}
-        for t in range(env.horizon):
-            image, cost, done, info = env.step(agent.act(image))
-            total += cost
-            if t + 1 < env.horizon:
-                agent.observe_action(np.asarray(info['action']))
-            if done:
-                break
-        successes.append(bool(info.get('success', False)))
-        distances.append(float(info['final_distance']))
-        costs.append(total)
-    return {'task': task, 'episodes': episodes, 'success_rate': float(np.mean(successes)),
-            'final_distance': float(np.mean(distances)), 'mean_cost': float(np.mean(costs)),
-            'noise': noise}
+             noise: bool) -> Tuple[Dict[str, float], List[Episode]]:
+    """Run ``episodes`` episodes of ``task``; return the row of :data:`COLUMNS` and them."""
+    runs = [run_episode(env, agent, task, EVAL_SEED_BASE + i, noise) for i in range(episodes)]
+    row = {'task': task, 'episodes': episodes,
+           'success_rate': float(np.mean([e.success for e in runs])),
+           'final_distance': float(np.mean([e.final_distance for e in runs])),
+           'mean_cost': float(np.mean([e.costs.sum() for e in runs])), 'noise': noise}
+    return row, runs
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -80,6 +94,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--tasks', type=int, nargs='+', help="tasks (default: the run's)")
     parser.add_argument('--policy', type=int, help='policy version (default: newest)')
     parser.add_argument('--noise', action='store_true', help='keep the exploration noise')
+    parser.add_argument('--out', type=Path, help='folder for the table (default: RUN_DIR)')
+    parser.add_argument('--gifs', action='store_true',
+                        help='also write a GIF of every episode (camera and wide view)')
     args = parser.parse_args(argv)
     try:
         config = RunConfig.from_yaml(args.run_dir / 'config.yaml')
@@ -88,10 +105,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'solar_ros.evaluate: cannot load {args.run_dir}: {error}', file=sys.stderr)
         return 2
     env = make_env(config.env)
-    rows = [evaluate(env, agent, task, args.episodes, args.noise)
-            for task in (args.tasks or [config.loop.task])]
+    out = args.out or args.run_dir
+    out.mkdir(parents=True, exist_ok=True)
     version = agent.policy_version
-    path = args.run_dir / f'evaluation_policy_{version:04d}.csv'
+    rows = []
+    for task in args.tasks or [config.loop.task]:
+        row, runs = evaluate(env, agent, task, args.episodes, args.noise)
+        rows.append(row)
+        for episode in runs if args.gifs else []:
+            gif = out / f'policy_{version:04d}_task{task}_seed{episode.seed}.gif'
+            write_gif(compose(episode, 4, wide_frames(env, episode)), gif)
+            print(f'  task {task} seed {episode.seed}: success {episode.success}, final '
+                  f'distance {episode.final_distance:.3f} -> {gif}')
+    path = out / f'evaluation_policy_{version:04d}.csv'
     with open(path, 'w', newline='') as out:
         writer = csv.DictWriter(out, COLUMNS)
         writer.writeheader()

@@ -8,8 +8,10 @@ It does not care where episodes come from (an environment driven in-process by
    pretrains the model on them and takes the first LQR-FLM step on the latest
    ``loop.rollouts_per_iteration`` of them, giving policy 1.
 3. After that, every ``loop.rollouts_per_iteration`` episodes of the current policy,
-   :meth:`update` refits the model on the latest ``loop.buffer_episodes`` episodes and
-   takes the next LQR-FLM step on the new rollouts.
+   :meth:`update` refits the model on the latest ``loop.buffer_episodes`` episodes, carries
+   the policy over to the refitted model's latent coordinates (an affine map fitted on the
+   new rollouts' smoothed states, logged as ``coords_r2``) and takes the next LQR-FLM step
+   on the new rollouts.
 
 :meth:`record` may be called from another thread while :meth:`update` runs (the learner
 node records episodes while it refits).
@@ -22,6 +24,8 @@ Run directory layout::
     checkpoints/learner_NNNN.ckpt  policy NNNN, its filter dynamics and the LQR-FLM state;
                                    written last, so its presence marks policy NNNN complete
     metrics.csv                    one row per policy update
+    tensorboard/                   the same rows (``policy/*``, by episodes recorded) and
+                                   the model's ELBO terms (``model/*``, by model update)
 
 A learner created on an existing run directory loads the newest complete checkpoint and
 counts the episodes its policy already recorded, so no episode is lost or redone.
@@ -39,14 +43,14 @@ from solar_ros.core.lqr_flm import LQRFLM, LQRFLMConfig
 from solar_ros.core.model import EpisodeBatch, ModelConfig, SolarModel
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
-from solar_ros.learn.metrics import MetricsLog, progress_line
+from solar_ros.learn.metrics import MetricsLog, progress_line, TensorBoardLog
 import torch
 import yaml
 
 LEARNER_KIND = 'solar_ros.learner'
 LEARNER_VERSION = 1
 METRICS = ['policy', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
-           'model_fit_s', 'policy_update_s', 'kl', 'step_mult']
+           'model_fit_s', 'policy_update_s', 'kl', 'step_mult', 'coords_r2']
 
 
 class SolarLearner:
@@ -73,6 +77,7 @@ class SolarLearner:
         self.checkpoints = self.run_dir / 'checkpoints'
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.metrics = MetricsLog(self.run_dir / 'metrics.csv', METRICS)
+        self.board = TensorBoardLog(self.run_dir / 'tensorboard')
         self.model_config = ModelConfig.from_dict(
             {'horizon': horizon, 'action_dim': action_dim, **config.model})
         done = self._last_checkpoint()
@@ -146,13 +151,18 @@ class SolarLearner:
             used = len(self.store)
         fresh = self._current(used)[:self.needed()]
         start = time.monotonic()
+        coords_r2 = 1.0
         if self.policy_version == 0:
             self.log(f'pretraining the model: {len(fresh)} episodes, '
                      f'{loop.pretrain_updates} updates')
             self.model.fit(_batch(fresh), loop.pretrain_updates, self._fit_progress)
         elif loop.refit_updates:
             buffer = self.store.load(max(0, used - loop.buffer_episodes), used)
-            self.model.fit(_batch(buffer), loop.refit_updates)
+            rollouts = _batch(fresh)
+            before = self.model.infer(rollouts.images, rollouts.actions).means
+            self.model.fit(_batch(buffer), loop.refit_updates, self._fit_progress)
+            after = self.model.infer(rollouts.images, rollouts.actions).means
+            coords_r2 = self.lqr.change_coordinates(before, after)
         fit_seconds = time.monotonic() - start
         start = time.monotonic()
         if loop.method == 'mpc':  # the planner acts in the refitted model; no LQR-FLM
@@ -174,7 +184,7 @@ class SolarLearner:
             self.episodes_used = used
             self._pending = 0
         self._save()
-        self._report(fresh, fit_seconds, policy_seconds, kl, step_mult)
+        self._report(fresh, fit_seconds, policy_seconds, kl, step_mult, coords_r2)
         return self.gains
 
     def _current(self, stop: int) -> List[Episode]:
@@ -183,21 +193,24 @@ class SolarLearner:
                 if e.policy_version == self.policy_version]
 
     def _fit_progress(self, update: int, terms: Dict[str, float]) -> None:
-        """Log the model's ELBO every 100 updates of a long fit."""
+        """Send the ELBO terms to TensorBoard every 10 updates; log them every 100."""
+        if (update + 1) % 10 == 0:
+            self.board.scalars('model', terms, self.model.num_updates)
         if (update + 1) % 100 == 0:
             self.log(f'  model update {update + 1}: elbo {terms["elbo"]:.1f} '
                      f'beta {terms["beta"]:.3f}')
 
     def _report(self, episodes: Sequence[Episode], fit_seconds: float,
-                policy_seconds: float, kl: float, step_mult: float) -> None:
+                policy_seconds: float, kl: float, step_mult: float, coords_r2: float) -> None:
         """Append the metrics row of the episodes that led to the new policy and log it."""
         row = {'policy': self.policy_version, 'episodes': self.episodes_used,
                'mean_cost': float(np.mean([e.costs.sum() for e in episodes])),
                'final_distance': float(np.mean([e.final_distance for e in episodes])),
                'success_rate': float(np.mean([e.success for e in episodes])),
                'model_fit_s': fit_seconds, 'policy_update_s': policy_seconds,
-               'kl': float(kl), 'step_mult': float(step_mult)}
+               'kl': float(kl), 'step_mult': float(step_mult), 'coords_r2': coords_r2}
         self.metrics.append(row)
+        self.board.scalars('policy', row, self.episodes_used)
         self.log(progress_line(row))
 
     # -- checkpoints -----------------------------------------------------------------------

@@ -1,13 +1,20 @@
-"""Per-iteration metrics of a run: a CSV file that survives crashes, and a progress line.
+"""Per-iteration metrics of a run: a crash-proof CSV file, TensorBoard scalars, a progress line.
 
-Each row is flushed and synced as it is written, so the file holds every completed
-iteration even when the run is killed. A resumed run appends to the same file.
+Each CSV row is flushed and synced as it is written, so the file holds every completed
+iteration even when the run is killed. A resumed run appends to the same file. The same
+numbers go to TensorBoard event files (``tensorboard --logdir RUN_DIR/tensorboard``).
 """
 
 import csv
+import math
 import os
 from pathlib import Path
+import time
 from typing import Dict, List, Mapping, Union
+
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto import event_pb2
+from tensorboardX.summary import scalar
 
 Value = Union[int, float, str]
 
@@ -52,6 +59,30 @@ class MetricsLog:
             csv.writer(out).writerow(cells)
             out.flush()
             os.fsync(out.fileno())
+
+
+class TensorBoardLog:
+    """Scalars of a run in TensorBoard event files, each on disk when its call returns."""
+
+    def __init__(self, log_dir: Path) -> None:
+        """Start a new event file in ``log_dir`` (created if missing; a resumed run adds one)."""
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        number = len(list(self.log_dir.glob('events.out.tfevents.*')))
+        self._events = EventsWriter(str(self.log_dir / 'events'), filename_suffix=f'.{number}')
+
+    def scalars(self, prefix: str, values: Mapping[str, Value], step: int) -> None:
+        """Write every finite number of ``values`` as ``prefix/name`` at ``step``."""
+        for name, value in values.items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                self._events.write_event(event_pb2.Event(
+                    wall_time=time.time(), step=int(step),
+                    summary=scalar(f'{prefix}/{name}', float(value))))
+        self._events.flush()
+
+    def close(self) -> None:
+        """Close the event file."""
+        self._events.close()
 
 
 def _format(value: Value) -> str:

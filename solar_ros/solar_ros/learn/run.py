@@ -1,6 +1,8 @@
 """Command line: run (or resume) SOLAR on a simulated environment without ROS.
 
     python -m solar_ros.learn.run --config solar_ros/config/point_mass.yaml --run-dir runs/pm
+    python -m solar_ros.learn.run --config solar_ros/config/sawyer_task1.yaml \
+        --set loop.method=mpc --run-dir runs/task1_mpc
 
 Progress goes to standard output, one line per iteration; the run directory collects the
 episodes, checkpoints and metrics (see :mod:`solar_ros.learn.loop`). Started again with the
@@ -24,11 +26,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--config', type=Path, required=True, help='run settings (YAML)')
     parser.add_argument('--run-dir', type=Path, required=True,
                         help='directory for episodes, checkpoints and metrics')
+    parser.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',
+                        help='replace one setting of the config (repeatable)')
     parser.add_argument('--threads', type=int, default=0,
                         help='torch CPU threads (0: torch default)')
     args = parser.parse_args(argv)
     try:
-        config = RunConfig.from_yaml(args.config)
+        config = RunConfig.from_yaml(args.config, args.set)
     except (OSError, ValueError) as error:
         print(f'solar_ros: bad config {args.config}: {error}', file=sys.stderr)
         return 2

@@ -67,6 +67,9 @@ class LearnerNode(Node):
             config = str(Path(get_package_share_directory('solar_ros'))
                          / 'config' / 'sawyer_task1.yaml')
         settings = RunConfig.from_yaml(config)
+        if settings.loop.method != 'solar' or settings.model.get('inference', 'solar') != 'solar':
+            raise ValueError(f'{config}: the nodes run SOLAR only; run the MPC and VAE '
+                             'ablations with python -m solar_ros.learn.run')
         self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
                                     log=self.get_logger().info)
         self._image_size = self.learner.model_config.image_size
