@@ -1,10 +1,21 @@
-"""Install the solar_ros Python package, its executables, launch and config files."""
+"""Install the solar_ros package: executables, launch and config files, pretrained policies."""
 
 from glob import glob
+import os
 
 from setuptools import find_packages, setup
 
 PACKAGE = 'solar_ros'
+
+
+def share_tree(folder):
+    """Return data_files entries installing every file under ``folder`` into share/."""
+    entries = {}
+    for path in sorted(glob(f'{folder}/**/*', recursive=True)):
+        if os.path.isfile(path):
+            entries.setdefault(f'share/{PACKAGE}/{os.path.dirname(path)}', []).append(path)
+    return list(entries.items())
+
 
 setup(
     name=PACKAGE,
@@ -15,6 +26,7 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        *share_tree('pretrained'),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

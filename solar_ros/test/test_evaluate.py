@@ -3,9 +3,11 @@
 import csv
 
 from PIL import Image
+from solar_ros.learn import evaluate, run, select
 from solar_ros.learn.config import RunConfig
-from solar_ros.learn.evaluate import main
 from solar_ros.learn.learner import SolarLearner
+from solar_ros.sim.environments import make_env
+import yaml
 
 SETTINGS = {
     'env': {'name': 'point_mass', 'horizon': 4, 'image_size': 16},
@@ -16,27 +18,27 @@ SETTINGS = {
 
 def test_evaluation_of_the_random_policy_is_reproducible(tmp_path, capsys):
     SolarLearner(RunConfig.from_dict(SETTINGS), 4, 2, tmp_path, log=lambda line: None)
-    assert main([str(tmp_path), '--episodes', '3', '--tasks', '1', '2']) == 0
+    assert evaluate.main([str(tmp_path), '--episodes', '3', '--tasks', '1', '2']) == 0
     with open(tmp_path / 'evaluation_policy_0000.csv') as table:
         first = list(csv.DictReader(table))
     assert [row['task'] for row in first] == ['1', '2']
     assert all(row['episodes'] == '3' and row['noise'] == 'False' for row in first)
     assert 0.0 <= float(first[0]['success_rate']) <= 1.0
-    assert main([str(tmp_path), '--episodes', '3', '--tasks', '1', '2']) == 0
+    assert evaluate.main([str(tmp_path), '--episodes', '3', '--tasks', '1', '2']) == 0
     with open(tmp_path / 'evaluation_policy_0000.csv') as table:
         assert list(csv.DictReader(table)) == first
     assert 'policy 0 of' in capsys.readouterr().out
 
 
 def test_a_directory_without_a_run_is_a_clear_error(tmp_path, capsys):
-    assert main([str(tmp_path)]) == 2
+    assert evaluate.main([str(tmp_path)]) == 2
     assert 'cannot load' in capsys.readouterr().err
 
 
 def test_gifs_and_table_go_to_the_out_folder(tmp_path):
     run_dir, out = tmp_path / 'run', tmp_path / 'watch'
     SolarLearner(RunConfig.from_dict(SETTINGS), 4, 2, run_dir, log=lambda line: None)
-    assert main([str(run_dir), '--episodes', '2', '--out', str(out), '--gifs']) == 0
+    assert evaluate.main([str(run_dir), '--episodes', '2', '--out', str(out), '--gifs']) == 0
     assert (out / 'evaluation_policy_0000.csv').exists()
     assert not (run_dir / 'evaluation_policy_0000.csv').exists()
     gifs = sorted(out.glob('*.gif'))
@@ -45,3 +47,34 @@ def test_gifs_and_table_go_to_the_out_folder(tmp_path):
     with Image.open(gifs[0]) as gif:
         assert gif.size == (16 * 4, 16 * 4)  # point mass: camera only, upscaled 4 times
         assert gif.n_frames > 1
+
+
+def test_selection_validates_every_learned_policy_on_its_own_seeds(tmp_path, capsys):
+    config = tmp_path / 'run.yaml'
+    config.write_text(yaml.safe_dump({**SETTINGS, 'loop': {
+        **SETTINGS['loop'], 'pretrain_updates': 3, 'iterations': 2, 'refit_updates': 1}}))
+    run_dir = tmp_path / 'run'
+    assert run.evaluate.main(['--config', str(config), '--run-dir', str(run_dir),
+                     '--threads', '1']) == 0
+    assert select.evaluate.main([str(run_dir), '--episodes', '2']) == 0
+    with open(run_dir / 'validation.csv', newline='') as table:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(table)]
+    assert [row['policy'] for row in rows] == [1.0, 2.0]
+    assert f'policy {select.best_policy(rows)} (table in' in capsys.readouterr().out
+    # the validation seeds are not the evaluation seeds
+    agent = evaluate.load_policy(run_dir, 2)
+    env = make_env(SETTINGS['env'])
+    validation, _ = evaluate.evaluate(env, agent, 1, 2, False, select.VALIDATION_SEED_BASE)
+    assert validation['final_distance'] == rows[1]['final_distance']
+    reported, _ = evaluate.evaluate(env, agent, 1, 2, False)
+    assert reported['final_distance'] != validation['final_distance']
+
+
+def test_best_policy_prefers_success_then_distance(tmp_path, capsys):
+    rows = [{'policy': 1, 'success_rate': 0.5, 'final_distance': 0.02},
+            {'policy': 2, 'success_rate': 0.7, 'final_distance': 0.05},
+            {'policy': 3, 'success_rate': 0.7, 'final_distance': 0.03}]
+    assert select.best_policy(rows) == 3
+    SolarLearner(RunConfig.from_dict(SETTINGS), 4, 2, tmp_path, log=lambda line: None)
+    assert select.evaluate.main([str(tmp_path)]) == 2
+    assert 'no policy after the random one' in capsys.readouterr().err

@@ -1,9 +1,11 @@
-"""SOLAR learns the image-observed point mass: a CI-sized version of the full loop.
+"""SOLAR learns from images in CI-sized versions of the full loop.
 
 Pretraining on random episodes, then LQR-FLM iterations with the model refitted between
-them (``config/point_mass_ci.yaml``); the learned policy, run without exploration noise on
-fresh seeds, must bring the mass at least four times closer to the goal than the random policy
-does on the same seeds.
+them. On the image-observed point mass (``config/point_mass_ci.yaml``) the learned policy,
+run without exploration noise on fresh seeds, must bring the mass at least four times
+closer to the goal than the random policy does on the same seeds. On task 1 of the
+simulated arm (``config/sawyer_task1_ci.yaml``, 48x48 images, three updates) the cost
+must fall: the rollouts' and, without noise on fresh seeds, the policy's.
 """
 
 import csv
@@ -13,26 +15,40 @@ from solar_ros.learn import evaluate, run
 from solar_ros.learn.learner import METRICS
 from solar_ros.learn.metrics import MetricsLog
 
-CONFIG = Path(__file__).resolve().parents[1] / 'config' / 'point_mass_ci.yaml'
-EPISODES = 20
+CONFIGS = Path(__file__).resolve().parents[1] / 'config'
 
 
-def test_the_loop_learns_to_reach_the_goal(tmp_path, capsys):
-    run_dir = tmp_path / 'run'
-    assert run.main(['--config', str(CONFIG), '--run-dir', str(run_dir), '--threads', '1']) == 0
+def learn_and_evaluate(config: Path, run_dir: Path, episodes: int) -> tuple:
+    """Run ``config``; return its metrics rows and the evaluations before and after.
+
+    Before: the random policy 0 with its noise; after: the last policy's mean action.
+    """
+    assert run.main(['--config', str(config), '--run-dir', str(run_dir), '--threads', '1']) == 0
     rows = MetricsLog(run_dir / 'metrics.csv', METRICS).rows()
     assert [int(r['policy']) for r in rows] == list(range(1, len(rows) + 1))
-
-    # The random policy is all noise; the learned one is run by its mean action.
     assert evaluate.main([str(run_dir), '--policy', '0', '--noise',
-                          '--episodes', str(EPISODES)]) == 0
-    assert evaluate.main([str(run_dir), '--episodes', str(EPISODES)]) == 0
-    print(capsys.readouterr().out)
+                          '--episodes', str(episodes)]) == 0
+    assert evaluate.main([str(run_dir), '--episodes', str(episodes)]) == 0
 
     def table(version: int) -> dict:
         with open(run_dir / f'evaluation_policy_{version:04d}.csv', newline='') as file:
             return {k: float(v) for k, v in next(csv.DictReader(file)).items()
                     if k != 'noise'}
-    before, after = table(0), table(len(rows))
+    return rows, table(0), table(len(rows))
+
+
+def test_the_loop_learns_to_reach_the_goal(tmp_path, capsys):
+    _, before, after = learn_and_evaluate(CONFIGS / 'point_mass_ci.yaml', tmp_path / 'run', 20)
+    print(capsys.readouterr().out)
     assert after['final_distance'] <= 0.25 * before['final_distance'], (before, after)
     assert after['mean_cost'] < before['mean_cost'], (before, after)
+
+
+def test_the_arm_cost_falls_on_task_1(tmp_path, capsys):
+    rows, before, after = learn_and_evaluate(CONFIGS / 'sawyer_task1_ci.yaml',
+                                             tmp_path / 'run', 10)
+    print(capsys.readouterr().out)
+    rollout_costs = [float(r['mean_cost']) for r in rows]  # row k: policy k-1's rollouts
+    assert rollout_costs[-1] < 0.8 * rollout_costs[0], rollout_costs
+    assert after['mean_cost'] < 0.75 * before['mean_cost'], (before, after)
+    assert after['final_distance'] < before['final_distance'], (before, after)

@@ -12,7 +12,7 @@ def _run(path, final_distances):
         log.append({'policy': i + 1, 'episodes': 10 * (i + 1), 'mean_cost': 2 * distance,
                     'final_distance': distance, 'success_rate': float(distance < 0.2),
                     'model_fit_s': 1.0, 'policy_update_s': 0.1, 'kl': 1.0,
-                    'step_mult': 1.0})
+                    'step_mult': 1.0, 'coords_r2': 1.0})
     return path
 
 
@@ -25,6 +25,17 @@ def test_two_runs_one_png(tmp_path, capsys):
     with Image.open(out) as image:
         assert image.format == 'PNG' and image.width > 2 * image.height
     assert plot.read_metrics(a)['final_distance'] == [0.7, 0.3, 0.1]
+
+
+def test_noise_free_evaluations_are_placed_at_their_policys_episodes(tmp_path):
+    a = _run(tmp_path / 'a', [0.7, 0.3, 0.1])
+    header = 'task,episodes,success_rate,final_distance,mean_cost,noise\n'
+    (a / 'evaluation_policy_0000.csv').write_text(header + '1,20,0.0,0.5,4.0,True\n')
+    (a / 'evaluation_policy_0002.csv').write_text(header + '1,20,0.5,0.05,1.0,False\n')
+    (a / 'evaluation_policy_0003.csv').write_text(header + '1,20,0.75,0.02,0.8,False\n')
+    assert plot.read_evaluations(a) == {'episodes': [20.0, 30.0], 'success_rate': [0.5, 0.75],
+                                        'final_distance': [0.05, 0.02], 'mean_cost': [1.0, 0.8]}
+    assert plot.main([str(a), '--out', str(tmp_path / 'curves.png')]) == 0
 
 
 def test_bad_arguments(tmp_path, capsys):

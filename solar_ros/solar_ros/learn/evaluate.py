@@ -76,9 +76,15 @@ def run_episode(env, agent: Union[LatentAgent, MPCAgent], task: int, seed: int,
 
 
 def evaluate(env, agent: Union[LatentAgent, MPCAgent], task: int, episodes: int,
-             noise: bool) -> Tuple[Dict[str, float], List[Episode]]:
-    """Run ``episodes`` episodes of ``task``; return the row of :data:`COLUMNS` and them."""
-    runs = [run_episode(env, agent, task, EVAL_SEED_BASE + i, noise) for i in range(episodes)]
+             noise: bool, seed_base: int = EVAL_SEED_BASE
+             ) -> Tuple[Dict[str, float], List[Episode]]:
+    """Run ``episodes`` episodes of ``task`` from seeds ``seed_base + i``.
+
+    Returns:
+        The row of :data:`COLUMNS` and the episodes.
+
+    """
+    runs = [run_episode(env, agent, task, seed_base + i, noise) for i in range(episodes)]
     row = {'task': task, 'episodes': episodes,
            'success_rate': float(np.mean([e.success for e in runs])),
            'final_distance': float(np.mean([e.final_distance for e in runs])),

@@ -1,0 +1,67 @@
+"""Pick a run's best policy on validation seeds, apart from the seeds that report it.
+
+    python -m solar_ros.learn.select RUN_DIR [--episodes 20]
+
+Runs every policy of the run after the random one, by its mean action, on seeds
+``VALIDATION_SEED_BASE + i`` (used neither by training nor by
+:mod:`solar_ros.learn.evaluate`), writes one row per policy to ``RUN_DIR/validation.csv``
+and names the best: the highest success rate, then the smallest mean final distance.
+Report that policy with ``python -m solar_ros.learn.evaluate RUN_DIR --policy K``; choosing
+it on the evaluation seeds themselves would overstate it.
+"""
+
+import argparse
+import csv
+from pathlib import Path
+import sys
+from typing import Dict, List, Optional
+
+from solar_ros.learn.config import RunConfig
+from solar_ros.learn.evaluate import evaluate, load_policy
+from solar_ros.sim.environments import make_env
+
+VALIDATION_SEED_BASE = 800_000_000
+COLUMNS = ['policy', 'episodes', 'success_rate', 'final_distance', 'mean_cost']
+
+
+def best_policy(rows: List[Dict[str, float]]) -> int:
+    """Return the policy of ``rows`` with the highest success rate, then smallest distance."""
+    if not rows:
+        raise ValueError('no policies to choose from')
+    return int(max(rows, key=lambda r: (r['success_rate'], -r['final_distance']))['policy'])
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse ``argv``, validate every policy, write the table and return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('run_dir', type=Path, help='run directory of a SOLAR run')
+    parser.add_argument('--episodes', type=int, default=20, help='episodes per policy')
+    args = parser.parse_args(argv)
+    checkpoints = sorted((args.run_dir / 'checkpoints').glob('learner_*.ckpt'))
+    versions = [int(path.stem.split('_')[1]) for path in checkpoints]
+    try:
+        config = RunConfig.from_yaml(args.run_dir / 'config.yaml')
+        if not [v for v in versions if v > 0]:
+            raise ValueError('no policy after the random one yet')
+    except (OSError, ValueError) as error:
+        print(f'solar_ros.select: cannot use {args.run_dir}: {error}', file=sys.stderr)
+        return 2
+    env = make_env(config.env)
+    rows = []
+    for version in (v for v in versions if v > 0):
+        row, _ = evaluate(env, load_policy(args.run_dir, version), config.loop.task,
+                          args.episodes, noise=False, seed_base=VALIDATION_SEED_BASE)
+        rows.append({'policy': version, **{k: row[k] for k in COLUMNS[1:]}})
+        print(f'policy {version}: success {row["success_rate"]:.0%}, final distance '
+              f'{row["final_distance"]:.3f}, cost {row["mean_cost"]:.3f}', flush=True)
+    path = args.run_dir / 'validation.csv'
+    with open(path, 'w', newline='') as out:
+        writer = csv.DictWriter(out, COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f'best on the validation seeds: policy {best_policy(rows)} (table in {path})')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
