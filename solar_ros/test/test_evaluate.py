@@ -3,7 +3,7 @@
 import csv
 
 from PIL import Image
-from solar_ros.learn import evaluate, run, select
+from solar_ros.learn import evaluate, run, validate
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.learner import SolarLearner
 from solar_ros.sim.environments import make_env
@@ -54,17 +54,16 @@ def test_selection_validates_every_learned_policy_on_its_own_seeds(tmp_path, cap
     config.write_text(yaml.safe_dump({**SETTINGS, 'loop': {
         **SETTINGS['loop'], 'pretrain_updates': 3, 'iterations': 2, 'refit_updates': 1}}))
     run_dir = tmp_path / 'run'
-    assert run.evaluate.main(['--config', str(config), '--run-dir', str(run_dir),
-                     '--threads', '1']) == 0
-    assert select.evaluate.main([str(run_dir), '--episodes', '2']) == 0
+    assert run.main(['--config', str(config), '--run-dir', str(run_dir), '--threads', '1']) == 0
+    assert validate.main([str(run_dir), '--episodes', '2']) == 0
     with open(run_dir / 'validation.csv', newline='') as table:
         rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(table)]
     assert [row['policy'] for row in rows] == [1.0, 2.0]
-    assert f'policy {select.best_policy(rows)} (table in' in capsys.readouterr().out
+    assert f'policy {validate.best_policy(rows)} (table in' in capsys.readouterr().out
     # the validation seeds are not the evaluation seeds
     agent = evaluate.load_policy(run_dir, 2)
     env = make_env(SETTINGS['env'])
-    validation, _ = evaluate.evaluate(env, agent, 1, 2, False, select.VALIDATION_SEED_BASE)
+    validation, _ = evaluate.evaluate(env, agent, 1, 2, False, validate.VALIDATION_SEED_BASE)
     assert validation['final_distance'] == rows[1]['final_distance']
     reported, _ = evaluate.evaluate(env, agent, 1, 2, False)
     assert reported['final_distance'] != validation['final_distance']
@@ -74,7 +73,7 @@ def test_best_policy_prefers_success_then_distance(tmp_path, capsys):
     rows = [{'policy': 1, 'success_rate': 0.5, 'final_distance': 0.02},
             {'policy': 2, 'success_rate': 0.7, 'final_distance': 0.05},
             {'policy': 3, 'success_rate': 0.7, 'final_distance': 0.03}]
-    assert select.best_policy(rows) == 3
+    assert validate.best_policy(rows) == 3
     SolarLearner(RunConfig.from_dict(SETTINGS), 4, 2, tmp_path, log=lambda line: None)
-    assert select.evaluate.main([str(tmp_path)]) == 2
+    assert validate.main([str(tmp_path)]) == 2
     assert 'no policy after the random one' in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """Pick a run's best policy on validation seeds, apart from the seeds that report it.
 
-    python -m solar_ros.learn.select RUN_DIR [--episodes 20]
+    python -m solar_ros.learn.validate RUN_DIR [--episodes 20]
 
 Runs every policy of the run after the random one, by its mean action, on seeds
 ``VALIDATION_SEED_BASE + i`` (used neither by training nor by
@@ -44,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not [v for v in versions if v > 0]:
             raise ValueError('no policy after the random one yet')
     except (OSError, ValueError) as error:
-        print(f'solar_ros.select: cannot use {args.run_dir}: {error}', file=sys.stderr)
+        print(f'solar_ros.validate: cannot use {args.run_dir}: {error}', file=sys.stderr)
         return 2
     env = make_env(config.env)
     rows = []
