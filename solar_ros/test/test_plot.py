@@ -27,14 +27,15 @@ def test_two_runs_one_png(tmp_path, capsys):
     assert plot.read_metrics(a)['final_distance'] == [0.7, 0.3, 0.1]
 
 
-def test_noise_free_evaluations_are_placed_at_their_policys_episodes(tmp_path):
+def test_validation_is_placed_at_the_episodes_each_policy_was_learned_from(tmp_path):
     a = _run(tmp_path / 'a', [0.7, 0.3, 0.1])
-    header = 'task,episodes,success_rate,final_distance,mean_cost,noise\n'
-    (a / 'evaluation_policy_0000.csv').write_text(header + '1,20,0.0,0.5,4.0,True\n')
-    (a / 'evaluation_policy_0002.csv').write_text(header + '1,20,0.5,0.05,1.0,False\n')
-    (a / 'evaluation_policy_0003.csv').write_text(header + '1,20,0.75,0.02,0.8,False\n')
-    assert plot.read_evaluations(a) == {'episodes': [20.0, 30.0], 'success_rate': [0.5, 0.75],
-                                        'final_distance': [0.05, 0.02], 'mean_cost': [1.0, 0.8]}
+    assert plot.read_validation(a)['episodes'] == []
+    (a / 'validation.csv').write_text(
+        'policy,episodes,success_rate,final_distance,mean_cost\n'
+        '1,20,0.0,0.5,4.0\n2,20,0.5,0.05,1.0\n3,20,0.75,0.02,0.8\n')
+    assert plot.read_validation(a) == {
+        'episodes': [10.0, 20.0, 30.0], 'final_distance': [0.5, 0.05, 0.02],
+        'success_rate': [0.0, 0.5, 0.75], 'mean_cost': [4.0, 1.0, 0.8]}
     assert plot.main([str(a), '--out', str(tmp_path / 'curves.png')]) == 0
 
 

@@ -5,10 +5,10 @@
 Reads each run's ``metrics.csv`` (one row per policy update: the episodes used so far and
 the mean final distance, success rate and mean cost of the rollouts behind the update)
 and draws three panels, final distance, success rate and cost per episode, against the
-number of episodes: solid lines for the training rollouts (exploration noise on). The
-run's evaluation tables (``evaluation_policy_NNNN.csv`` of ``solar_ros.learn.evaluate``,
-first task, noise off) are drawn as dashed lines, each policy at the episodes it was
-learned from. Writes ``FILE`` (default: ``learning_curve.png`` in the first run directory).
+number of episodes: solid lines for the training rollouts (exploration noise on). A run
+validated with ``solar_ros.learn.validate`` also gets a dashed line: every policy by its
+mean action on the validation seeds (``validation.csv``), at the episodes it was learned
+from. Writes ``FILE`` (default: ``learning_curve.png`` in the first run directory).
 """
 
 import argparse
@@ -37,36 +37,36 @@ def read_metrics(run_dir: Path) -> Dict[str, List[float]]:
     return {name: [float(row[name]) for row in rows] for name in columns}
 
 
-def read_evaluations(run_dir: Path) -> Dict[str, List[float]]:
-    """Return the run's noise-free evaluations by policy: episodes and the PANELS columns."""
+def read_validation(run_dir: Path) -> Dict[str, List[float]]:
+    """Return ``validation.csv`` by policy: the episodes it was learned from and PANELS.
+
+    Empty lists when the run has not been validated (``solar_ros.learn.validate``).
+    """
+    columns = ['episodes'] + [name for name, _ in PANELS]
+    path = run_dir / 'validation.csv'
+    if not path.is_file():
+        return {name: [] for name in columns}
     with open(run_dir / 'metrics.csv', newline='') as file:
         learned_from = {int(row['policy']): float(row['episodes'])
                         for row in csv.DictReader(file)}
-    learned_from[0] = 0.0
-    points = []
-    for path in sorted(run_dir.glob('evaluation_policy_*.csv')):
-        version = int(path.stem.rsplit('_', 1)[1])
-        with open(path, newline='') as file:
-            row = next(csv.DictReader(file), None)
-        if row is not None and row['noise'] == 'False' and version in learned_from:
-            points.append([learned_from[version]] + [float(row[n]) for n, _ in PANELS])
-    points.sort()
-    columns = ['episodes'] + [name for name, _ in PANELS]
-    return {name: [p[i] for p in points] for i, name in enumerate(columns)}
+    with open(path, newline='') as file:
+        rows = [row for row in csv.DictReader(file) if int(row['policy']) in learned_from]
+    return {'episodes': [learned_from[int(row['policy'])] for row in rows],
+            **{name: [float(row[name]) for row in rows] for name, _ in PANELS}}
 
 
 def plot_runs(run_dirs: Sequence[Path], labels: Sequence[str], out: Path) -> Path:
     """Draw the curves of ``run_dirs`` named ``labels`` into the PNG ``out``; return it."""
     figure, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4))
     for run_dir, label in zip(run_dirs, labels):
-        metrics, evaluations = read_metrics(run_dir), read_evaluations(run_dir)
+        metrics, validation = read_metrics(run_dir), read_validation(run_dir)
         for axis, (name, _) in zip(axes, PANELS):
             line, = axis.plot(metrics['episodes'], metrics[name], marker='o', markersize=3,
                               label=f'{label} (rollouts)')
-            if evaluations['episodes']:
-                axis.plot(evaluations['episodes'], evaluations[name], marker='s',
-                          markersize=4, linestyle='--', color=line.get_color(),
-                          label=f'{label} (evaluated, no noise)')
+            if validation['episodes']:
+                axis.plot(validation['episodes'], validation[name], marker='s',
+                          markersize=3, linestyle='--', color=line.get_color(),
+                          label=f'{label} (validation, no noise)')
     for axis, (name, title) in zip(axes, PANELS):
         axis.set_title(title)
         axis.set_xlabel('episodes')
