@@ -20,6 +20,7 @@ from solar_ros_msgs.srv import ResetEpisode
 from std_msgs.msg import Float64MultiArray
 
 TIMEOUT_S = 30.0
+SETTLE_S = 1.0
 HORIZON = 4
 
 
@@ -72,7 +73,14 @@ class Peer:
         assert done(), f'timed out after {TIMEOUT_S} s waiting for {what}'
 
     def reset(self, task: int, seed: int) -> ResetEpisode.Response:
-        self.spin_until(self.reset_client.service_is_ready, 'the reset_episode service')
+        if not self.reset_client.service_is_ready():
+            self.spin_until(self.reset_client.service_is_ready, 'the reset_episode service')
+            # Ready means our request reaches the server; the server may not have matched
+            # our response reader yet, and a response sent before that is lost (a DDS
+            # discovery race seen once in CI), so give discovery a moment to finish.
+            settle = time.monotonic() + SETTLE_S
+            while time.monotonic() < settle:
+                self.executor.spin_once(timeout_sec=0.05)
         future = self.reset_client.call_async(ResetEpisode.Request(task_id=task, seed=seed))
         self.spin_until(future.done, 'the reset response')
         return future.result()
