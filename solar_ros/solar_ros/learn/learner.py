@@ -159,10 +159,12 @@ class SolarLearner:
         elif loop.refit_updates:
             buffer = self.store.load(max(0, used - loop.buffer_episodes), used)
             rollouts = _batch(fresh)
-            before = self.model.infer(rollouts.images, rollouts.actions).means
+            carry = loop.method == 'solar'  # the MPC planner has no gains to carry over
+            before = self.model.infer(rollouts.images, rollouts.actions).means if carry else None
             self.model.fit(_batch(buffer), loop.refit_updates, self._fit_progress)
-            after = self.model.infer(rollouts.images, rollouts.actions).means
-            coords_r2 = self.lqr.change_coordinates(before, after)
+            if before is not None:
+                after = self.model.infer(rollouts.images, rollouts.actions).means
+                coords_r2 = self.lqr.change_coordinates(before, after)
         fit_seconds = time.monotonic() - start
         start = time.monotonic()
         if loop.method == 'mpc':  # the planner acts in the refitted model; no LQR-FLM
