@@ -72,7 +72,7 @@ class ControllerNode(Node):
                                                 'velocity_controller/commands', qos.COMMANDS)
         self._in_use = self.create_publisher(PolicyInUse, 'policy/in_use', qos.EVENTS)
         self.create_subscription(LatentBelief, 'latent_belief', self._on_belief, qos.LATENT)
-        self.create_subscription(GainsMsg, 'policy/gains', self._on_gains, qos.LATCHED)
+        self.create_subscription(GainsMsg, 'policy/gains', self._on_gains, qos.LATCHED_READER)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
         if self._mode == 'realtime':
             self.create_timer(self._stale_after / 2.0, self._on_timer)

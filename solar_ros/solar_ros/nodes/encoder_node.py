@@ -49,7 +49,7 @@ class EncoderNode(Node):
         self.create_subscription(Image, 'camera/image_raw', self._on_image,
                                  qos_profile_sensor_data)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
-        self.create_subscription(String, 'learner/model', self._on_model, qos.LATCHED)
+        self.create_subscription(String, 'learner/model', self._on_model, qos.LATCHED_READER)
         if path:
             self._load(path)
 

@@ -54,7 +54,7 @@ class LatentFilterNode(Node):
                                  qos.LATENT)
         self.create_subscription(Float64MultiArray, 'velocity_controller/commands',
                                  self._on_command, qos.COMMANDS)
-        self.create_subscription(GainsMsg, 'policy/gains', self._on_gains, qos.LATCHED)
+        self.create_subscription(GainsMsg, 'policy/gains', self._on_gains, qos.LATCHED_READER)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
 
     def _error(self, text: str) -> None:
