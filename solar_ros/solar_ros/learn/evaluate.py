@@ -24,7 +24,8 @@ from solar_ros.core.model import SolarModel
 from solar_ros.learn.agent import LatentAgent, make_agent, MPCAgent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
-from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION
+from solar_ros.learn.learner import completed_policies, LEARNER_KIND, LEARNER_VERSION
+from solar_ros.learn.loop import run_episode
 from solar_ros.learn.video import compose, wide_frames, write_gif
 from solar_ros.sim.environments import make_env
 import torch
@@ -38,41 +39,16 @@ def load_policy(run_dir: Path, version: Optional[int] = None
     """Return the agent of policy ``version`` (default: newest) of the run's method."""
     checkpoints = run_dir / 'checkpoints'
     if version is None:
-        done = sorted(checkpoints.glob('learner_*.ckpt'))
+        done = completed_policies(checkpoints)
         if not done:
             raise FileNotFoundError(f'{checkpoints}: no learner checkpoint')
-        version = int(done[-1].stem.split('_')[1])
+        version = done[-1]
     state = load_checkpoint(checkpoints / f'learner_{version:04d}.ckpt', LEARNER_KIND,
                             LEARNER_VERSION)
     model = SolarModel.load(checkpoints / f'model_{version:04d}.ckpt')
     config = RunConfig.from_yaml(run_dir / 'config.yaml')
     return make_agent(config.loop.method, model, TimeVaryingGains.from_dict(state['gains']),
                       config.mpc)
-
-
-def run_episode(env, agent: Union[LatentAgent, MPCAgent], task: int, seed: int,
-                noise: bool) -> Episode:
-    """Run one episode of ``task`` from reset seed ``seed`` and return it as recorded."""
-    image = env.reset(task=task, seed=seed)
-    shape = (env.horizon, env.action_dim)
-    eps = (torch.randn(*shape, generator=torch.Generator().manual_seed(seed),
-                       dtype=torch.float64).numpy() if noise else np.zeros(shape))
-    agent.reset(eps)
-    images, actions, costs, info = [image], [], [], {}
-    for t in range(env.horizon):
-        image, cost, done, info = env.step(agent.act(image))
-        images.append(image)
-        actions.append(np.asarray(info['action'], dtype=np.float64))
-        costs.append(cost)
-        if t + 1 < env.horizon:
-            agent.observe_action(actions[-1])
-        if done:
-            break
-    return Episode(images=np.stack(images), actions=np.stack(actions),
-                   costs=np.asarray(costs), task=task, seed=seed,
-                   success=bool(info.get('success', False)),
-                   final_distance=float(info['final_distance']),
-                   policy_version=agent.policy_version)
 
 
 def evaluate(env, agent: Union[LatentAgent, MPCAgent], task: int, episodes: int,
@@ -84,7 +60,12 @@ def evaluate(env, agent: Union[LatentAgent, MPCAgent], task: int, episodes: int,
         The row of :data:`COLUMNS` and the episodes.
 
     """
-    runs = [run_episode(env, agent, task, seed_base + i, noise) for i in range(episodes)]
+    shape = (env.horizon, env.action_dim)
+    runs = []
+    for seed in range(seed_base, seed_base + episodes):
+        eps = (torch.randn(*shape, generator=torch.Generator().manual_seed(seed),
+                           dtype=torch.float64).numpy() if noise else np.zeros(shape))
+        runs.append(run_episode(env, agent, task, seed, eps))
     row = {'task': task, 'episodes': episodes,
            'success_rate': float(np.mean([e.success for e in runs])),
            'final_distance': float(np.mean([e.final_distance for e in runs])),

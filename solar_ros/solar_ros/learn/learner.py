@@ -224,8 +224,8 @@ class SolarLearner:
 
     def _last_checkpoint(self) -> Optional[int]:
         """Return the newest policy whose learner checkpoint exists, or None."""
-        done = sorted(self.checkpoints.glob('learner_*.ckpt'))
-        return int(done[-1].stem.split('_')[1]) if done else None
+        done = completed_policies(self.checkpoints)
+        return done[-1] if done else None
 
     def _save(self) -> None:
         """Write the model, then the learner state that marks the policy complete."""
@@ -257,6 +257,11 @@ class SolarLearner:
         action_cost = 2.0 * c.action_cost_weight * torch.eye(c.action_dim, dtype=torch.float64)
         return LQRFLM(state_dim=c.latent_dim, action_dim=c.action_dim, horizon=c.horizon,
                       config=LQRFLMConfig(**self.config.lqr), action_cost=action_cost)
+
+
+def completed_policies(checkpoints: Path) -> List[int]:
+    """Return the versions of the policies whose learner checkpoint is in ``checkpoints``."""
+    return sorted(int(path.stem.split('_')[1]) for path in checkpoints.glob('learner_*.ckpt'))
 
 
 def _batch(episodes: List[Episode]) -> EpisodeBatch:

@@ -49,28 +49,8 @@ class SolarLoop:
 
     def rollout(self, agent: Union[LatentAgent, MPCAgent], index: int) -> Episode:
         """Run episode number ``index`` of the run with ``agent`` and return it."""
-        loop = self.config.loop
         seed = self.learner.episode_seed(index)
-        image = self.env.reset(task=loop.task, seed=seed)
-        agent.reset(self._noise(seed))
-        images, actions, costs = [image], [], []
-        info: Dict[str, Any] = {}
-        for t in range(self.env.horizon):
-            action = agent.act(image)
-            image, cost, done, info = self.env.step(action)
-            applied = np.asarray(info.get('action', action), dtype=np.float64)
-            if t + 1 < self.env.horizon:
-                agent.observe_action(applied)
-            images.append(image)
-            actions.append(applied)
-            costs.append(cost)
-            if done:
-                break
-        return Episode(images=np.stack(images), actions=np.stack(actions),
-                       costs=np.asarray(costs), task=loop.task, seed=seed,
-                       success=bool(info.get('success', False)),
-                       final_distance=float(info.get('final_distance', np.nan)),
-                       policy_version=agent.policy_version)
+        return run_episode(self.env, agent, self.config.loop.task, seed, self._noise(seed))
 
     def _noise(self, seed: int) -> np.ndarray:
         """Return the episode's standard-normal exploration noise (T, du), seeded by ``seed``."""
@@ -79,3 +59,37 @@ class SolarLoop:
         if self.config.loop.smooth_noise:
             return smoothed_noise(*shape, generator=generator).numpy()
         return torch.randn(*shape, generator=generator, dtype=torch.float64).numpy()
+
+
+def run_episode(env: Any, agent: Union[LatentAgent, MPCAgent], task: int, seed: int,
+                noise: np.ndarray) -> Episode:
+    """Run one episode of ``task`` from reset seed ``seed`` and return it as recorded.
+
+    Args:
+        env: the environment (module docstring).
+        agent: acts on each frame; told the action actually applied after each step.
+        task: task id of the reset.
+        seed: reset seed.
+        noise: (T, du) standard-normal exploration noise (zeros: the mean action).
+
+    """
+    image = env.reset(task=task, seed=seed)
+    agent.reset(noise)
+    images, actions, costs = [image], [], []
+    info: Dict[str, Any] = {}
+    for t in range(env.horizon):
+        action = agent.act(image)
+        image, cost, done, info = env.step(action)
+        applied = np.asarray(info.get('action', action), dtype=np.float64)
+        if t + 1 < env.horizon:
+            agent.observe_action(applied)
+        images.append(image)
+        actions.append(applied)
+        costs.append(cost)
+        if done:
+            break
+    return Episode(images=np.stack(images), actions=np.stack(actions),
+                   costs=np.asarray(costs), task=task, seed=seed,
+                   success=bool(info.get('success', False)),
+                   final_distance=float(info.get('final_distance', np.nan)),
+                   policy_version=agent.policy_version)

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.evaluate import evaluate, load_policy
+from solar_ros.learn.learner import completed_policies
 from solar_ros.sim.environments import make_env
 
 VALIDATION_SEED_BASE = 800_000_000
@@ -37,18 +38,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('run_dir', type=Path, help='run directory of a SOLAR run')
     parser.add_argument('--episodes', type=int, default=20, help='episodes per policy')
     args = parser.parse_args(argv)
-    checkpoints = sorted((args.run_dir / 'checkpoints').glob('learner_*.ckpt'))
-    versions = [int(path.stem.split('_')[1]) for path in checkpoints]
+    versions = [v for v in completed_policies(args.run_dir / 'checkpoints') if v > 0]
     try:
         config = RunConfig.from_yaml(args.run_dir / 'config.yaml')
-        if not [v for v in versions if v > 0]:
+        if not versions:
             raise ValueError('no policy after the random one yet')
     except (OSError, ValueError) as error:
         print(f'solar_ros.validate: cannot use {args.run_dir}: {error}', file=sys.stderr)
         return 2
     env = make_env(config.env)
     rows = []
-    for version in (v for v in versions if v > 0):
+    for version in versions:
         row, _ = evaluate(env, load_policy(args.run_dir, version), config.loop.task,
                           args.episodes, noise=False, seed_base=VALIDATION_SEED_BASE)
         rows.append({'policy': version, **{k: row[k] for k in COLUMNS[1:]}})
