@@ -33,6 +33,7 @@ from solar_ros.sim.sawyer_urdf import (
     write_sawyer_urdf)
 
 TASKS = (1, 2, 3)
+DISTANCE_COSTS = ('linear', 'squared')
 JOINT_LOWER = np.array([spec.lower for spec in SAWYER_JOINTS])
 JOINT_UPPER = np.array([spec.upper for spec in SAWYER_JOINTS])
 JOINT_MAX_VELOCITY = np.array([spec.velocity for spec in SAWYER_JOINTS])
@@ -67,6 +68,10 @@ class SawyerStackConfig:
     render: bool = _doc('render an image on every step (off gives empty observations)', True)
     action_cost: Tuple[float, ...] = _doc(
         'diagonal of R in the cost term 0.5 a^T R a, per joint, (rad/s)^-2', (0.01,) * 7)
+    distance_cost: str = _doc(
+        "distance term of the cost: 'linear' (d, m) or 'squared' ((d / distance_scale)^2)",
+        'linear')
+    distance_scale: float = _doc('distance at which the squared distance term is 1, m', 0.1)
     target_position: Tuple[float, ...] = _doc(
         'x, y of the target block centre on the table, m', (0.65, 0.0))
     task1_offset: Tuple[float, ...] = _doc(
@@ -99,8 +104,11 @@ class SawyerStackConfig:
         for name in ('horizon', 'substeps', 'image_size'):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f'{name} must be a positive integer, got {getattr(self, name)}')
+        if self.distance_cost not in DISTANCE_COSTS:
+            raise ValueError(f'distance_cost must be one of {DISTANCE_COSTS},'
+                             f' got {self.distance_cost!r}')
         for name in ('control_period', 'block_size', 'block_mass', 'success_horizontal',
-                     'success_vertical', 'success_tilt_deg'):
+                     'success_vertical', 'success_tilt_deg', 'distance_scale'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
         for name in ('held_position_noise', 'target_position_noise', 'yaw_noise',
@@ -214,8 +222,8 @@ class SawyerStackEnv:
         """Apply joint velocities ``action`` (7,) rad/s for one control period.
 
         Returns:
-            observation (H, W, 3) uint8, cost (distance in m plus 0.5 a^T R a with the
-            clipped action), done, info (see the class docstring).
+            observation (H, W, 3) uint8, cost (:meth:`distance_cost` plus 0.5 a^T R a with
+            the clipped action), done, info (see the class docstring).
 
         Raises:
             ValueError: ``action`` has the wrong shape or a non-finite entry.
@@ -234,7 +242,7 @@ class SawyerStackEnv:
             self._client.stepSimulation()
         self._step += 1
         distance = self.distance_to_goal()
-        cost = float(distance + 0.5 * np.sum(self._action_cost * a * a))
+        cost = self.distance_cost(distance) + float(0.5 * np.sum(self._action_cost * a * a))
         self._done = self._step >= self.horizon
         info = self._info(distance)
         info['action'] = a
@@ -282,6 +290,18 @@ class SawyerStackEnv:
     def distance_to_goal(self) -> float:
         """Return the distance from the held block's centre to the goal point, m."""
         return float(np.linalg.norm(self.held_block_pose()[:3] - self.goal_position()))
+
+    def distance_cost(self, distance: float) -> float:
+        """Return the cost's distance term for a distance (m) to the goal point.
+
+        'linear' is the distance itself (m). 'squared' is (distance / distance_scale)^2:
+        a quadratic cost model over a state that holds the position linearly fits it
+        exactly, with its minimum at the goal, whereas a quadratic fitted to the linear
+        distance (a cone) puts its minimum beyond the goal, along the direction of approach.
+        """
+        if self.config.distance_cost == 'squared':
+            return float((distance / self.config.distance_scale) ** 2)
+        return float(distance)
 
     def grip_position(self) -> np.ndarray:
         """Return the gripper's grip point (held block centre when grasped), (3,) m."""
