@@ -13,6 +13,7 @@ from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
 from solar_ros.learn.learner import METRICS, SolarLearner
 from solar_ros.learn.metrics import MetricsLog
+import torch
 import yaml
 
 TINY = {
@@ -122,3 +123,17 @@ def test_episodes_already_recorded_count_for_a_new_run(tmp_path):
                              success=False, final_distance=0.5, policy_version=0))
     learner = SolarLearner(RunConfig.from_dict(TINY), 6, 2, run_dir, log=lambda _: None)
     assert learner.pending() == 3 and learner.needed() == 8
+
+
+def test_pretraining_noise_apart_from_the_lqr_flm_initial_policy(tmp_path):
+    wide = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], pretrain_std=0.4)))
+    learner = SolarLearner(wide, 6, 2, tmp_path / 'wide', log=lambda _: None)
+    assert torch.allclose(learner.gains.policy.cov, 0.16 * torch.eye(2, dtype=torch.float64))
+    assert torch.allclose(learner.lqr.policy.cov, 0.01 * torch.eye(2, dtype=torch.float64))
+    resumed = SolarLearner(wide, 6, 2, tmp_path / 'wide', log=lambda _: None)
+    assert torch.equal(resumed.gains.policy.cov, learner.gains.policy.cov)
+    default = SolarLearner(RunConfig.from_dict(TINY), 6, 2, tmp_path / 'same',
+                           log=lambda _: None)
+    assert torch.equal(default.gains.policy.cov, default.lqr.policy.cov)
+    with pytest.raises(ValueError, match='pretrain_std'):
+        RunConfig.from_dict({'loop': {'pretrain_std': 0.0}})

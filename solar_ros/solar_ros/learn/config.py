@@ -14,7 +14,7 @@ keys are errors, so a typo never silently falls back to a default.
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Mapping, Sequence, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -30,8 +30,13 @@ class LoopConfig:
         task: task id passed to every ``env.reset``.
         seed: base seed; episode n is reset with seed ``seed * 1_000_000 + n``, and its
             exploration noise is drawn from the same seed.
-        pretrain_episodes: episodes of the random policy 0 (noise std ``lqr.init_std``)
-            before the first model fit; must be >= rollouts_per_iteration.
+        pretrain_episodes: episodes of the random policy 0 before the first model fit;
+            must be >= rollouts_per_iteration.
+        pretrain_std: noise std of the random policy 0, rad/s for the arm; None uses
+            ``lqr.init_std``. Wide pretraining data cover more of the state space for the
+            model, while LQR-FLM's first step stays within its KL bound of a policy with
+            ``lqr.init_std``, so a smaller init_std keeps the rollouts near the planned
+            trajectory.
         pretrain_updates: model updates on the pretraining episodes.
         iterations: policy updates to run; the last policy is number ``iterations``.
         rollouts_per_iteration: episodes of the current policy per LQR-FLM step.
@@ -48,6 +53,7 @@ class LoopConfig:
     task: int = 1
     seed: int = 0
     pretrain_episodes: int = 40
+    pretrain_std: Optional[float] = None
     pretrain_updates: int = 500
     iterations: int = 10
     rollouts_per_iteration: int = 10
@@ -64,6 +70,8 @@ class LoopConfig:
         for name in ('pretrain_updates', 'iterations', 'refit_updates'):
             if getattr(self, name) < 0:
                 raise ValueError(f'loop.{name} must be >= 0, got {getattr(self, name)}')
+        if self.pretrain_std is not None and not self.pretrain_std > 0:
+            raise ValueError(f'loop.pretrain_std must be > 0 or null, got {self.pretrain_std}')
         if self.method not in METHODS:
             raise ValueError(f'loop.method must be one of {METHODS}, got {self.method!r}')
         if self.pretrain_episodes < self.rollouts_per_iteration:

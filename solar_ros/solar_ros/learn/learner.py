@@ -3,7 +3,8 @@
 It does not care where episodes come from (an environment driven in-process by
 :mod:`solar_ros.learn.loop`, or topics recorded by the learner node). Its schedule:
 
-1. Policy 0 is random: K = 0, k = 0, noise std ``lqr.init_std`` (the LQR-FLM initial policy).
+1. Policy 0 is random: K = 0, k = 0, noise std ``loop.pretrain_std`` (by default
+   ``lqr.init_std``, the std of the LQR-FLM initial policy that bounds its first step).
 2. Once ``loop.pretrain_episodes`` episodes of policy 0 are recorded, :meth:`update`
    pretrains the model on them and takes the first LQR-FLM step on the latest
    ``loop.rollouts_per_iteration`` of them, giving policy 1.
@@ -41,6 +42,7 @@ from solar_ros.core.checkpoint import load_checkpoint, save_checkpoint
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.lqr_flm import LQRFLM, LQRFLMConfig
 from solar_ros.core.model import EpisodeBatch, ModelConfig, SolarModel
+from solar_ros.core.policy import LinearGaussianPolicy
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
 from solar_ros.learn.metrics import MetricsLog, progress_line, TensorBoardLog
@@ -84,7 +86,7 @@ class SolarLearner:
         if done is None:
             self.model = SolarModel(self.model_config)
             self.lqr = self._new_lqr()
-            self.gains = TimeVaryingGains(self.lqr.policy, self.model.dynamics(), 0, 0)
+            self.gains = TimeVaryingGains(self._random_policy(), self.model.dynamics(), 0, 0)
             self.episodes_used = 0
             self._pending = len(self._current(len(self.store)))  # episodes already on disk
             self._save()
@@ -250,6 +252,14 @@ class SolarLearner:
         self.gains = TimeVaryingGains.from_dict(state['gains'])
         self.episodes_used = int(state['episodes_used'])
         self._pending = len(self._current(len(self.store)))
+
+    def _random_policy(self) -> LinearGaussianPolicy:
+        """Return policy 0, the random policy of the pretraining episodes."""
+        std = self.config.loop.pretrain_std
+        if std is None:
+            return self.lqr.policy
+        c = self.model_config
+        return LinearGaussianPolicy.initial(c.horizon, c.latent_dim, c.action_dim, std)
 
     def _new_lqr(self) -> LQRFLM:
         """Return a fresh LQR-FLM learner for this run's dims."""
