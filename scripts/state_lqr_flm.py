@@ -36,9 +36,10 @@ def main() -> None:
     parser.add_argument('--iterations', type=int, default=15)
     parser.add_argument('--data-strength', type=float, default=1.0)
     parser.add_argument('--squared-distance', action='store_true',
-                        help='cost 10 d^2 + 0.5 a^T R a instead of the distance d')
+                        help="the environment's squared distance cost, (d / 0.1 m)^2")
     args = parser.parse_args()
-    env = SawyerStackEnv(SawyerStackConfig(render=False))
+    env = SawyerStackEnv(SawyerStackConfig(
+        render=False, distance_cost='squared' if args.squared_distance else 'linear'))
     du = env.action_dim
     R = torch.diag(torch.as_tensor(env.config.action_cost, dtype=torch.float64))
     lqr = LQRFLM(STATE_DIM, du, env.horizon,
@@ -48,7 +49,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     seed = 0
     for iteration in range(args.iterations + 1):
-        states, actions, costs, distances = [], [], [], []
+        states, actions, costs, distances, successes = [], [], [], [], []
         for _ in range(args.rollouts):
             env.reset(task=args.task, seed=seed)
             seed += 1
@@ -57,16 +58,16 @@ def main() -> None:
                 s = state(env)
                 _, cost, _, info = env.step(lqr.policy.act(t, s, rng.standard_normal(du)))
                 a = np.asarray(info['action'])
-                if args.squared_distance:
-                    cost = 10.0 * info['distance'] ** 2 + 0.5 * a @ R.numpy() @ a
                 for values, value in zip(episode, (s, a, cost)):
                     values.append(value)
             states.append(episode[0])
             actions.append(episode[1])
             costs.append(episode[2])
             distances.append(info['final_distance'])
+            successes.append(info['success'])
         print(f'iteration {iteration}: {seed} episodes, mean final distance '
-              f'{np.mean(distances):.3f} m, step_mult {lqr.step_mult:.2f}', flush=True)
+              f'{np.mean(distances):.3f} m, success {np.mean(successes):.0%}, '
+              f'step_mult {lqr.step_mult:.2f}', flush=True)
         S, A, C = (torch.tensor(np.array(x), dtype=torch.float64)
                    for x in (states, actions, costs))
         lqr.update(observed_trajectories(S, A), A, C, prior=prior)
