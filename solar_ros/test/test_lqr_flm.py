@@ -5,6 +5,7 @@ from solar_ros.core.cost import QuadraticCost
 from solar_ros.core.lds import LDSParams
 from solar_ros.core.lqr import lqr_backward, policy_cost
 from solar_ros.core.lqr_flm import (fit_affine_map, fit_local_dynamics, fit_quadratic_cost,
+                                    fit_segmented_cost,
                                     initial_state_estimate, LQRFLM, LQRFLMConfig,
                                     observed_trajectories,
                                     transition_stats)
@@ -263,3 +264,22 @@ def test_change_coordinates_keeps_the_mean_actions_of_the_same_states():
     assert torch.equal(lqr.policy.cov, old_policy.cov)
     with pytest.raises(ValueError, match='shapes'):
         old_policy.in_coordinates(A[:2], b)
+
+
+def test_segmented_cost_fit_recovers_a_cost_that_changes_over_the_horizon():
+    gen = torch.Generator().manual_seed(3)
+    n, horizon, dx, du = 40, 6, 2, 1
+    states = torch.randn(n, horizon, dx, generator=gen, dtype=torch.float64)
+    actions = torch.randn(n, horizon, du, generator=gen, dtype=torch.float64)
+    goals = torch.tensor([[1.0, 0.0]] * 3 + [[-1.0, 2.0]] * 3, dtype=torch.float64)
+    costs = ((states - goals) ** 2).sum(-1) + 0.5 * 0.1 * actions[..., 0] ** 2
+    R = 0.1 * torch.eye(du, dtype=torch.float64)
+    x = torch.cat([states, actions], dim=2)
+    split = fit_segmented_cost(states, actions, costs, 2, R)
+    assert torch.allclose(split.evaluate(x), costs, atol=1e-6)
+    shared = fit_segmented_cost(states, actions, costs, 1, R)
+    assert (shared.evaluate(x) - costs).abs().max() > 1.0
+    with pytest.raises(ValueError, match='segments'):
+        fit_segmented_cost(states, actions, costs, horizon + 1, R)
+    with pytest.raises(ValueError, match='cost_segments'):
+        LQRFLM(dx, du, horizon, LQRFLMConfig(cost_segments=0))

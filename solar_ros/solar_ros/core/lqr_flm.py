@@ -6,7 +6,8 @@ One update, from the latest rollouts of the current policy:
    model q(F_t, Sigma_t) as empirical-Bayes prior, eta_local = eta_global + lambda * stats_t
    (lambda = ``data_strength``); for latent states this alternates with re-smoothing the
    trajectories under the new local model (EM, :func:`fit_local_dynamics`);
-2. cost: a quadratic fitted by least squares to (s, a, c) samples (:func:`fit_quadratic_cost`);
+2. cost: a quadratic fitted by least squares to (s, a, c) samples (:func:`fit_quadratic_cost`),
+   or one per segment of the horizon (:func:`fit_segmented_cost`);
 3. initial state: mean and diagonal variance of the smoothed s_0 (:func:`initial_state_estimate`);
 4. policy: the KL-constrained maximum-entropy LQR step of :func:`lqr.solve_kl_step`, with the
    step epsilon = kl_step * T * step_mult and step_mult adapted from predicted versus actual
@@ -273,6 +274,40 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
     return QuadraticCost.tiled(hessian, linear, const, horizon)
 
 
+def fit_segmented_cost(states: Tensor, actions: Tensor, costs: Tensor, segments: int,
+                       action_cost: Optional[Tensor] = None, ridge: float = 1e-6,
+                       psd: bool = True) -> QuadraticCost:
+    """Fit one quadratic cost per contiguous segment of the horizon, a time-varying cost.
+
+    The T steps are split into ``segments`` runs of near-equal length (the first ones one
+    step longer when T does not divide); each run gets its own :func:`fit_quadratic_cost` on
+    its steps' samples. Where a single fit averages over the whole approach, the last
+    segment's fit sees only the states where the task ends, so its minimum sits where
+    those costs are lowest.
+
+    Args:
+        states: (N, T, dx) states.
+        actions: (N, T, du) actions.
+        costs: (N, T) costs.
+        segments: number of segments, 1 <= segments <= T (1 is :func:`fit_quadratic_cost`).
+        action_cost, ridge, psd: as for :func:`fit_quadratic_cost`.
+
+    Returns:
+        :class:`QuadraticCost` with T steps.
+
+    """
+    states = torch.as_tensor(states, dtype=torch.float64)
+    horizon = states.shape[1] if states.dim() == 3 else 0
+    if not 1 <= segments <= horizon:
+        raise ValueError(f'segments: expected 1 <= segments <= T = {horizon}, got {segments}')
+    steps = torch.arange(horizon).tensor_split(segments)
+    fits = [fit_quadratic_cost(states[:, run], torch.as_tensor(actions)[:, run],
+                               torch.as_tensor(costs)[:, run], action_cost, ridge, psd)
+            for run in steps]
+    return QuadraticCost(C=torch.cat([f.C for f in fits]), c=torch.cat([f.c for f in fits]),
+                         const=torch.cat([f.const for f in fits]))
+
+
 def initial_state_estimate(means0: Tensor, covs0: Optional[Tensor] = None,
                            floor: float = 1e-6) -> Tuple[Tensor, Tensor]:
     """Estimate the initial-state distribution N(mu0, P0) from smoothed s_0 of N rollouts.
@@ -348,6 +383,8 @@ class LQRFLMConfig:
         em_tol: EM stopping threshold in nats.
         cost_ridge: ridge of the cost regression.
         psd_cost: project the fitted cost Hessian onto the PSD cone.
+        cost_segments: fit one quadratic cost per this many contiguous parts of the horizon
+            (:func:`fit_segmented_cost`); 1 shares one cost over all steps (the authors').
         min_step_mult: lower clip of step_mult.
         max_step_mult: upper clip of step_mult.
         initial_var_floor: floor of the initial-state variances.
@@ -368,6 +405,7 @@ class LQRFLMConfig:
     em_tol: float = 1e-3
     cost_ridge: float = 1e-6
     psd_cost: bool = True
+    cost_segments: int = 1
     min_step_mult: float = 0.1
     max_step_mult: float = 10.0
     initial_var_floor: float = 1e-6
@@ -454,7 +492,10 @@ class LQRFLM:
     _last: Optional[_Prediction] = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        """Create the initial policy when none is given."""
+        """Check the cost segments and create the initial policy when none is given."""
+        if not 1 <= self.config.cost_segments <= self.horizon:
+            raise ValueError(f'cost_segments must be in [1, T = {self.horizon}],'
+                             f' got {self.config.cost_segments}')
         if self.policy is None:
             self.policy = LinearGaussianPolicy.initial(self.horizon, self.state_dim,
                                                        self.action_dim, self.config.init_std)
@@ -481,8 +522,9 @@ class LQRFLM:
                              f' {self.state_dim}), got {tuple(means.shape)}')
         F, Q = local.posterior.mean_dynamics()
         mu0, P0 = initial_state_estimate(means[:, 0], covs[:, 0], self.config.initial_var_floor)
-        cost = fit_quadratic_cost(means, actions, costs, self.action_cost,
-                                  self.config.cost_ridge, self.config.psd_cost)
+        cost = fit_segmented_cost(means, actions, costs, self.config.cost_segments,
+                                  self.action_cost, self.config.cost_ridge,
+                                  self.config.psd_cost)
         return LocalFit(LDSParams(F=F, Q=Q, mu0=mu0, P0=P0), cost, local)
 
     def update(self, trajectories: Union[SmoothedTrajectories, Smoother], actions: Tensor,
