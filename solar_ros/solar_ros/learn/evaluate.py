@@ -25,10 +25,9 @@ from solar_ros.learn.agent import LatentAgent, make_agent, MPCAgent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
 from solar_ros.learn.learner import completed_policies, LEARNER_KIND, LEARNER_VERSION
-from solar_ros.learn.loop import run_episode
+from solar_ros.learn.loop import episode_noise, run_episode
 from solar_ros.learn.video import compose, wide_frames, write_gif
 from solar_ros.sim.environments import make_env
-import torch
 
 EVAL_SEED_BASE = 900_000_000
 COLUMNS = ['task', 'episodes', 'success_rate', 'final_distance', 'mean_cost', 'noise']
@@ -61,11 +60,9 @@ def evaluate(env, agent: Union[LatentAgent, MPCAgent], task: int, episodes: int,
 
     """
     shape = (env.horizon, env.action_dim)
-    runs = []
-    for seed in range(seed_base, seed_base + episodes):
-        eps = (torch.randn(*shape, generator=torch.Generator().manual_seed(seed),
-                           dtype=torch.float64).numpy() if noise else np.zeros(shape))
-        runs.append(run_episode(env, agent, task, seed, eps))
+    runs = [run_episode(env, agent, task, seed,
+                        episode_noise(*shape, seed) if noise else np.zeros(shape))
+            for seed in range(seed_base, seed_base + episodes)]
     row = {'task': task, 'episodes': episodes,
            'success_rate': float(np.mean([e.success for e in runs])),
            'final_distance': float(np.mean([e.final_distance for e in runs])),

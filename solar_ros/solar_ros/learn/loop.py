@@ -50,15 +50,20 @@ class SolarLoop:
     def rollout(self, agent: Union[LatentAgent, MPCAgent], index: int) -> Episode:
         """Run episode number ``index`` of the run with ``agent`` and return it."""
         seed = self.learner.episode_seed(index)
-        return run_episode(self.env, agent, self.config.loop.task, seed, self._noise(seed))
+        noise = episode_noise(self.env.horizon, self.env.action_dim, seed,
+                              self.config.loop.smooth_noise)
+        return run_episode(self.env, agent, self.config.loop.task, seed, noise)
 
-    def _noise(self, seed: int) -> np.ndarray:
-        """Return the episode's standard-normal exploration noise (T, du), seeded by ``seed``."""
-        shape = (self.env.horizon, self.env.action_dim)
-        generator = torch.Generator().manual_seed(seed)
-        if self.config.loop.smooth_noise:
-            return smoothed_noise(*shape, generator=generator).numpy()
-        return torch.randn(*shape, generator=generator, dtype=torch.float64).numpy()
+
+def episode_noise(horizon: int, action_dim: int, seed: int, smooth: bool = False) -> np.ndarray:
+    """Return an episode's standard-normal exploration noise (T, du), seeded by ``seed``.
+
+    ``smooth`` draws time-correlated noise (:func:`solar_ros.core.policy.smoothed_noise`).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    if smooth:
+        return smoothed_noise(horizon, action_dim, generator=generator).numpy()
+    return torch.randn(horizon, action_dim, generator=generator, dtype=torch.float64).numpy()
 
 
 def run_episode(env: Any, agent: Union[LatentAgent, MPCAgent], task: int, seed: int,
