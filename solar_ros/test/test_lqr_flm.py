@@ -281,5 +281,7 @@ def test_segmented_cost_fit_recovers_a_cost_that_changes_over_the_horizon():
     assert (shared.evaluate(x) - costs).abs().max() > 1.0
     with pytest.raises(ValueError, match='segments'):
         fit_segmented_cost(states, actions, costs, horizon + 1, R)
+    with pytest.raises(ValueError, match='states: expected shape'):
+        fit_segmented_cost(states[0], actions, costs, 2, R)
     with pytest.raises(ValueError, match='cost_segments'):
         LQRFLM(dx, du, horizon, LQRFLMConfig(cost_segments=0))

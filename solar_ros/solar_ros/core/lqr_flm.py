@@ -297,13 +297,15 @@ def fit_segmented_cost(states: Tensor, actions: Tensor, costs: Tensor, segments:
 
     """
     states = torch.as_tensor(states, dtype=torch.float64)
-    horizon = states.shape[1] if states.dim() == 3 else 0
+    actions = torch.as_tensor(actions, dtype=torch.float64)
+    costs = torch.as_tensor(costs, dtype=torch.float64)
+    _check_batch(states, actions)
+    horizon = states.shape[1]
     if not 1 <= segments <= horizon:
         raise ValueError(f'segments: expected 1 <= segments <= T = {horizon}, got {segments}')
-    steps = torch.arange(horizon).tensor_split(segments)
-    fits = [fit_quadratic_cost(states[:, run], torch.as_tensor(actions)[:, run],
-                               torch.as_tensor(costs)[:, run], action_cost, ridge, psd)
-            for run in steps]
+    fits = [fit_quadratic_cost(states[:, run], actions[:, run], costs[:, run], action_cost,
+                               ridge, psd)
+            for run in torch.arange(horizon).tensor_split(segments)]
     return QuadraticCost(C=torch.cat([f.C for f in fits]), c=torch.cat([f.c for f in fits]),
                          const=torch.cat([f.const for f in fits]))
 
