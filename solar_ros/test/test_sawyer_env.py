@@ -207,16 +207,26 @@ def test_hold_still_drops_the_block_and_reports_the_outcome(env):
     assert info['final_distance'] > 0.05
 
 
+def test_cost_scores_the_state_the_action_is_chosen_in(env):
+    env.reset(task=2, seed=0)
+    action = np.full(7, 0.5)
+    before = env.distance_to_goal()
+    _, cost, _, info = env.step(action)
+    assert abs(info['distance'] - before) > 0.01  # the step moved the block
+    assert cost == pytest.approx(before + 0.5 * 0.01 * 7 * 0.5 ** 2, rel=1e-9)
+
+
 def test_squared_distance_cost_is_the_scaled_square_of_the_distance():
     config = SawyerStackConfig(distance_cost='squared', distance_scale=0.05, render=False)
     with SawyerStackEnv(config) as squared:
         squared.reset(task=1, seed=0)
+        start = squared.distance_to_goal()
         _, cost, _, info = squared.step(np.zeros(7))
-        _, moving_cost, _, moved = squared.step(np.full(7, 0.2))
-    assert info['distance'] > 0.05
-    assert cost == pytest.approx((info['distance'] / 0.05) ** 2, rel=1e-9)
+        _, moving_cost, _, _ = squared.step(np.full(7, 0.2))
+    assert start > 0.05
+    assert cost == pytest.approx((start / 0.05) ** 2, rel=1e-9)
     assert moving_cost == pytest.approx(
-        (moved['distance'] / 0.05) ** 2 + 0.5 * 0.01 * 7 * 0.2 ** 2, rel=1e-9)
+        (info['distance'] / 0.05) ** 2 + 0.5 * 0.01 * 7 * 0.2 ** 2, rel=1e-9)
     with pytest.raises(ValueError, match='distance_cost'):
         SawyerStackConfig(distance_cost='cubic')
     with pytest.raises(ValueError, match='distance_scale'):

@@ -222,8 +222,13 @@ class SawyerStackEnv:
         """Apply joint velocities ``action`` (7,) rad/s for one control period.
 
         Returns:
-            observation (H, W, 3) uint8, cost (:meth:`distance_cost` plus 0.5 a^T R a with
-            the clipped action), done, info (see the class docstring).
+            observation (H, W, 3) uint8, cost, done, info (see the class docstring).
+            The cost is c_t = :meth:`distance_cost` of the state *before* the action plus
+            0.5 a^T R a of the clipped action: the cost of the state the action was chosen
+            in, as the model and LQR-FLM read c_t = c(s_t, a_t) (costs paired with the
+            frames after the actions put a fitted cost's minimum one step short of the
+            goal along the approach). Where the last action leads is judged by ``success``
+            and ``final_distance``, not by a cost.
 
         Raises:
             ValueError: ``action`` has the wrong shape or a non-finite entry.
@@ -237,12 +242,13 @@ class SawyerStackEnv:
         if not np.all(np.isfinite(a)):
             raise ValueError(f'action must be finite, got {a.tolist()}')
         a = np.clip(a, self.action_low, self.action_high)
+        cost = self.distance_cost(self.distance_to_goal()) + float(
+            0.5 * np.sum(self._action_cost * a * a))
         for _ in range(self.config.substeps):
             self._apply_velocities(a)
             self._client.stepSimulation()
         self._step += 1
         distance = self.distance_to_goal()
-        cost = self.distance_cost(distance) + float(0.5 * np.sum(self._action_cost * a * a))
         self._done = self._step >= self.horizon
         info = self._info(distance)
         info['action'] = a
