@@ -81,7 +81,8 @@ def main() -> None:
         runs = [rollout(env, lqr.policy, args.task, seed + i, rng) for i in range(args.rollouts)]
         seed += args.rollouts
         line = (f'iteration {iteration}: {seed} episodes, noisy: final distance '
-                f'{np.mean([r[3] for r in runs]):.3f} m, success {np.mean([r[4] for r in runs]):.0%}')
+                f'{np.mean([r[3] for r in runs]):.3f} m, '
+                f'success {np.mean([r[4] for r in runs]):.0%}')
         if args.eval_episodes:
             means = [rollout(env, lqr.policy, args.task, EVAL_SEED + i, None)
                      for i in range(args.eval_episodes)]

@@ -3,7 +3,7 @@
 import pytest
 from solar_ros.core.cost import QuadraticCost
 from solar_ros.core.lds import LDSParams
-from solar_ros.core.lqr import lqr_backward, policy_cost
+from solar_ros.core.lqr import forward_marginals, lqr_backward, policy_cost
 from solar_ros.core.lqr_flm import (fit_affine_map, fit_local_dynamics, fit_quadratic_cost,
                                     fit_segmented_cost,
                                     initial_state_estimate, LQRFLM, LQRFLMConfig,
@@ -285,3 +285,27 @@ def test_segmented_cost_fit_recovers_a_cost_that_changes_over_the_horizon():
         fit_segmented_cost(states[0], actions, costs, 2, R)
     with pytest.raises(ValueError, match='cost_segments'):
         LQRFLM(dx, du, horizon, LQRFLMConfig(cost_segments=0))
+
+
+def test_final_cost_weight_brings_the_last_state_nearer_the_goal():
+    """Weighting the last step trades a slower approach for ending closer to the goal."""
+    system, cost, R = point_mass(horizon=10)
+    prior = MNIW.prior(4, 2, 10).posterior(transition_stats(
+        *rollouts(system, LinearGaussianPolicy.initial(10, 4, 2, std=0.5), 50,
+                  torch.Generator().manual_seed(0))[:2]))
+    final_distance, summed_cost = {}, {}
+    for weight in (1.0, 30.0):
+        gen = torch.Generator().manual_seed(1)
+        learner = LQRFLM(4, 2, 10, LQRFLMConfig(final_cost_weight=weight), action_cost=R)
+        for _ in range(8):
+            states, actions, costs = rollouts(system, learner.policy, 20, gen, cost)
+            learner.update(observed_trajectories(states, actions), actions, costs, prior)
+        means, _ = forward_marginals(system, learner.policy)
+        final_distance[weight] = float(means[-1, :2].norm())
+        summed_cost[weight] = policy_cost(system, cost, learner.policy)
+    assert final_distance[30.0] < 0.5 * final_distance[1.0]
+    assert summed_cost[30.0] > summed_cost[1.0]
+    torch.testing.assert_close(LQRFLM(4, 2, 10, LQRFLMConfig(final_cost_weight=3.0))
+                               .step_weights(), torch.tensor([1.0] * 9 + [3.0], dtype=DT))
+    with pytest.raises(ValueError, match='final_cost_weight'):
+        LQRFLM(4, 2, 10, LQRFLMConfig(final_cost_weight=0.0))

@@ -50,6 +50,15 @@ class QuadraticCost:
         return cls(C=C.expand(horizon, *C.shape).clone(), c=c.expand(horizon, *c.shape).clone(),
                    const=torch.full((horizon,), float(const), dtype=torch.float64))
 
+    def weighted(self, weights: Tensor) -> 'QuadraticCost':
+        """Return the cost with step t scaled by ``weights[t]`` (T,), w_t cost_t(x)."""
+        weights = torch.as_tensor(weights, dtype=torch.float64)
+        if tuple(weights.shape) != (self.horizon,):
+            raise ValueError(f'weights: expected shape ({self.horizon},),'
+                             f' got {tuple(weights.shape)}')
+        return QuadraticCost(C=weights[:, None, None] * self.C, c=weights[:, None] * self.c,
+                             const=weights * self.const)
+
     @property
     def horizon(self) -> int:
         """Return the number of time steps T."""

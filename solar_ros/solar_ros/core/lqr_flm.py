@@ -387,6 +387,10 @@ class LQRFLMConfig:
         psd_cost: project the fitted cost Hessian onto the PSD cone.
         cost_segments: fit one quadratic cost per this many contiguous parts of the horizon
             (:func:`fit_segmented_cost`); 1 shares one cost over all steps (the authors').
+        final_cost_weight: weight of the last step's cost in the objective the policy
+            minimises, sum_t w_t c_t with w_t = 1 before it (the fitted cost is scaled,
+            and the rollouts' costs weighted alike for the step-size rule). Above 1 it
+            favours where the episode ends over how fast it gets there.
         min_step_mult: lower clip of step_mult.
         max_step_mult: upper clip of step_mult.
         initial_var_floor: floor of the initial-state variances.
@@ -408,6 +412,7 @@ class LQRFLMConfig:
     cost_ridge: float = 1e-6
     psd_cost: bool = True
     cost_segments: int = 1
+    final_cost_weight: float = 1.0
     min_step_mult: float = 0.1
     max_step_mult: float = 10.0
     initial_var_floor: float = 1e-6
@@ -498,6 +503,9 @@ class LQRFLM:
         if not 1 <= self.config.cost_segments <= self.horizon:
             raise ValueError(f'cost_segments must be in [1, T = {self.horizon}],'
                              f' got {self.config.cost_segments}')
+        if self.config.final_cost_weight <= 0:
+            raise ValueError(f'final_cost_weight must be > 0,'
+                             f' got {self.config.final_cost_weight}')
         if self.policy is None:
             self.policy = LinearGaussianPolicy.initial(self.horizon, self.state_dim,
                                                        self.action_dim, self.config.init_std)
@@ -526,7 +534,7 @@ class LQRFLM:
         mu0, P0 = initial_state_estimate(means[:, 0], covs[:, 0], self.config.initial_var_floor)
         cost = fit_segmented_cost(means, actions, costs, self.config.cost_segments,
                                   self.action_cost, self.config.cost_ridge,
-                                  self.config.psd_cost)
+                                  self.config.psd_cost).weighted(self.step_weights())
         return LocalFit(LDSParams(F=F, Q=Q, mu0=mu0, P0=P0), cost, local)
 
     def update(self, trajectories: Union[SmoothedTrajectories, Smoother], actions: Tensor,
@@ -550,7 +558,8 @@ class LQRFLM:
         """
         fit = self.fit(trajectories, actions, costs, prior)
         previous_cost = policy_cost(fit.dynamics, fit.cost, self.policy)
-        sample_cost = float(costs.sum(-1).mean())
+        sample_cost = float((torch.as_tensor(costs, dtype=torch.float64)
+                             * self.step_weights()).sum(-1).mean())
         last = self._last
         if last is not None:
             predicted = last.previous_cost - last.predicted_cost
@@ -569,6 +578,12 @@ class LQRFLM:
                             predicted_cost=step.expected_cost, previous_cost=previous_cost,
                             step_mult=self.step_mult, dual_iterations=step.iterations,
                             converged=step.converged, fit=fit)
+
+    def step_weights(self) -> Tensor:
+        """Return the objective's step weights w_t (T,): ones, the last final_cost_weight."""
+        weights = torch.ones(self.horizon, dtype=torch.float64)
+        weights[-1] = self.config.final_cost_weight
+        return weights
 
     def change_coordinates(self, old_states: Tensor, new_states: Tensor) -> float:
         """Carry :attr:`policy` over to new state coordinates, e.g. after a model refit.
