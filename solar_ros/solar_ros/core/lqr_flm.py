@@ -109,12 +109,6 @@ def observed_trajectories(states: Tensor, actions: Tensor) -> ObservedTrajectori
                                 stats=transition_stats(states, actions))
 
 
-def _scaled(stats: LDSSuffStats, scale: float) -> LDSSuffStats:
-    """Return ``stats`` with every field multiplied by ``scale``."""
-    return LDSSuffStats(xx=scale * stats.xx, yx=scale * stats.yx, yy=scale * stats.yy,
-                        count=scale * stats.count)
-
-
 @dataclass
 class LocalDynamicsFit:
     """Output of :func:`fit_local_dynamics`.
@@ -164,12 +158,12 @@ def fit_local_dynamics(prior: MNIW, trajectories: Union[SmoothedTrajectories, Sm
         raise ValueError(f'max_iter: expected an integer >= 1, got {max_iter}')
     smoother = trajectories if callable(trajectories) else None
     current = smoother(prior) if smoother is not None else trajectories
-    posterior = prior.posterior(_scaled(current.stats, data_strength))
+    posterior = prior.posterior(current.stats.scaled(data_strength))
     if smoother is None:
         return LocalDynamicsFit(posterior, current, 1, True)
     for iteration in range(2, max_iter + 1):
         current = smoother(posterior)
-        updated = prior.posterior(_scaled(current.stats, data_strength))
+        updated = prior.posterior(current.stats.scaled(data_strength))
         change = float(updated.kl(posterior).sum())
         posterior = updated
         if change < tol:
