@@ -7,7 +7,9 @@ One update, from the latest rollouts of the current policy:
    (lambda = ``data_strength``); for latent states this alternates with re-smoothing the
    trajectories under the new local model (EM, :func:`fit_local_dynamics`);
 2. cost: a quadratic fitted by least squares to (s, a, c) samples (:func:`fit_quadratic_cost`),
-   or one per segment of the horizon (:func:`fit_segmented_cost`);
+   or one per segment of the horizon (:func:`fit_segmented_cost`), then weighted per step
+   by the objective's weights (:meth:`LQRFLM.step_weights`, the last one
+   ``final_cost_weight``);
 3. initial state: mean and diagonal variance of the smoothed s_0 (:func:`initial_state_estimate`);
 4. policy: the KL-constrained maximum-entropy LQR step of :func:`lqr.solve_kl_step`, with the
    step epsilon = kl_step * T * step_mult and step_mult adapted from predicted versus actual
