@@ -307,5 +307,6 @@ def test_final_cost_weight_brings_the_last_state_nearer_the_goal():
     assert summed_cost[30.0] > summed_cost[1.0]
     torch.testing.assert_close(LQRFLM(4, 2, 10, LQRFLMConfig(final_cost_weight=3.0))
                                .step_weights(), torch.tensor([1.0] * 9 + [3.0], dtype=DT))
-    with pytest.raises(ValueError, match='final_cost_weight'):
-        LQRFLM(4, 2, 10, LQRFLMConfig(final_cost_weight=0.0))
+    for bad in (0.0, float('nan'), float('inf')):
+        with pytest.raises(ValueError, match='final_cost_weight'):
+            LQRFLM(4, 2, 10, LQRFLMConfig(final_cost_weight=bad))

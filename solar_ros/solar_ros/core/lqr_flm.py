@@ -499,8 +499,8 @@ class LQRFLM:
         if not 1 <= self.config.cost_segments <= self.horizon:
             raise ValueError(f'cost_segments must be in [1, T = {self.horizon}],'
                              f' got {self.config.cost_segments}')
-        if self.config.final_cost_weight <= 0:
-            raise ValueError(f'final_cost_weight must be > 0,'
+        if not 0 < self.config.final_cost_weight < float('inf'):  # NaN fails too
+            raise ValueError(f'final_cost_weight must be finite and > 0,'
                              f' got {self.config.final_cost_weight}')
         if self.policy is None:
             self.policy = LinearGaussianPolicy.initial(self.horizon, self.state_dim,
