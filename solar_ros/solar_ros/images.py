@@ -60,3 +60,11 @@ def frame_to_rgb(encoding: str, height: int, width: int, step: int, data: bytes,
     if (height, width) != (size, size):
         pixels = cv2.resize(pixels, (size, size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(pixels)
+
+
+def views_side_by_side(image: np.ndarray) -> np.ndarray:
+    """Return camera views stacked on the channel axis (H, W, 3 V) as one (H, V W, 3) image."""
+    if image.ndim != 3 or image.shape[-1] % 3 or image.shape[-1] == 0:
+        raise ValueError(f'expected an (H, W, 3 V) image, got shape {image.shape}')
+    views = np.split(image, image.shape[-1] // 3, axis=-1)
+    return np.concatenate(views, axis=1)

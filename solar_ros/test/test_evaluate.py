@@ -3,6 +3,7 @@
 import csv
 
 from PIL import Image
+import pytest
 from solar_ros.learn import evaluate, run, validate
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.learner import SolarLearner
@@ -77,3 +78,20 @@ def test_best_policy_prefers_success_then_distance(tmp_path, capsys):
     SolarLearner(RunConfig.from_dict(SETTINGS), 4, 2, tmp_path, log=lambda line: None)
     assert validate.main([str(tmp_path)]) == 2
     assert 'no policy after the random one' in capsys.readouterr().err
+
+
+def test_wilson_interval_known_values():
+    low, high = evaluate.wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(1.96 ** 2 / (10 + 1.96 ** 2))
+    low, high = evaluate.wilson_interval(10, 10)
+    assert high == 1.0 and low == pytest.approx(10 / (10 + 1.96 ** 2))
+    low, high = evaluate.wilson_interval(45, 50)
+    assert (low, high) == pytest.approx((0.7864, 0.9565), abs=1e-4)
+    for bad in ((1, 0), (-1, 5), (6, 5)):
+        with pytest.raises(ValueError):
+            evaluate.wilson_interval(*bad)
+
+
+def test_zero_episodes_is_an_error_not_a_table(tmp_path):
+    assert evaluate.main([str(tmp_path), '--episodes', '0']) == 2
+    assert not list(tmp_path.glob('evaluation_*.csv'))

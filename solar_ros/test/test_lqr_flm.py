@@ -1,5 +1,6 @@
 """Tests for LQR-FLM: local dynamics, cost fit, initial state and the policy-improvement loop."""
 
+import numpy as np
 import pytest
 from solar_ros.core.cost import QuadraticCost
 from solar_ros.core.lds import LDSParams
@@ -221,10 +222,17 @@ def test_step_follows_the_rollouts_costs(scale):
     prior = MNIW.prior(4, 2, 8)
     learner = LQRFLM(4, 2, 8, LQRFLMConfig(improvement_from_samples=True), action_cost=R)
     states, actions, costs = rollouts(system, learner.policy, 20, gen, cost)
-    learner.update(observed_trajectories(states, actions), actions, costs, prior)
+    first = learner.update(observed_trajectories(states, actions), actions, costs, prior)
+    assert np.isnan(first.last_predicted_gain) and np.isnan(first.last_realised_gain)
     result = learner.update(observed_trajectories(states, actions), actions, scale * costs,
                             prior)
     assert (result.step_mult < 0.5) if scale > 1 else (result.step_mult > 1.0)
+    # the realised gain is the drop of the mean step-weighted summed cost between batches
+    total = float((costs * learner.step_weights()).sum(-1).mean())
+    assert result.last_realised_gain == pytest.approx((1.0 - scale) * total)
+    assert result.last_predicted_gain == pytest.approx(
+        first.previous_cost - first.predicted_cost)
+    assert result.last_predicted_gain > 0
 
 
 def test_affine_map_fit_recovers_an_exact_map_and_reports_its_fit():

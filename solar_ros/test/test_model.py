@@ -145,7 +145,7 @@ def test_input_errors():
     bad_actions[1, 2, 0] = float('inf')
     with pytest.raises(ModelInputError, match='actions contain non-finite'):
         model.infer(images, bad_actions)
-    with pytest.raises(ModelInputError, match=r'\(horizon, image size, action dim\)'):
+    with pytest.raises(ModelInputError, match=r'\(horizon, image size, views, action dim\)'):
         model.infer(images[:, :-1], actions[:, :-1])
     with pytest.raises(ModelInputError, match='actions must have shape'):
         model.infer(images, actions[:1])

@@ -12,7 +12,9 @@ def _run(path, final_distances):
         log.append({'policy': i + 1, 'episodes': 10 * (i + 1), 'mean_cost': 2 * distance,
                     'final_distance': distance, 'success_rate': float(distance < 0.2),
                     'model_fit_s': 1.0, 'policy_update_s': 0.1, 'kl': 1.0,
-                    'step_mult': 1.0, 'coords_r2': 1.0})
+                    'step_mult': 1.0, 'predicted_gain': 0.5, 'realised_gain': 0.4,
+                    'coords_r2': 1.0, 'probe_r2_x': 0.9, 'probe_r2_y': 0.9,
+                    'probe_r2_z': 0.9})
     return path
 
 

@@ -446,6 +446,10 @@ class UpdateResult:
         dual_iterations: backward passes done by the dual search.
         converged: whether the dual search hit epsilon within tolerance.
         fit: the local model.
+        last_predicted_gain: the cost decrease the previous update predicted for its step
+            (its previous_cost - predicted_cost), NaN at the first update.
+        last_realised_gain: the decrease of the rollouts' mean (step-weighted) summed cost
+            from the previous update's rollouts to these, NaN at the first update.
 
     """
 
@@ -459,6 +463,8 @@ class UpdateResult:
     dual_iterations: int
     converged: bool
     fit: LocalFit
+    last_predicted_gain: float = float('nan')
+    last_realised_gain: float = float('nan')
 
 
 @dataclass
@@ -557,8 +563,10 @@ class LQRFLM:
         sample_cost = float((torch.as_tensor(costs, dtype=torch.float64)
                              * self.step_weights()).sum(-1).mean())
         last = self._last
+        gains = (float('nan'), float('nan'))
         if last is not None:
             predicted = last.previous_cost - last.predicted_cost
+            gains = (predicted, last.sample_cost - sample_cost)
             if self.config.improvement_from_samples:
                 before, after = last.sample_cost, sample_cost
             else:
@@ -573,7 +581,8 @@ class LQRFLM:
         return UpdateResult(policy=step.policy, eta=step.eta, kl=step.kl, epsilon=epsilon,
                             predicted_cost=step.expected_cost, previous_cost=previous_cost,
                             step_mult=self.step_mult, dual_iterations=step.iterations,
-                            converged=step.converged, fit=fit)
+                            converged=step.converged, fit=fit, last_predicted_gain=gains[0],
+                            last_realised_gain=gains[1])
 
     def step_weights(self) -> Tensor:
         """Return the objective's step weights w_t (T,): ones, the last final_cost_weight."""

@@ -75,6 +75,9 @@ class ModelConfig:
         action_dim: du, dimension of the action a_t.
         horizon: T, number of states/images per sequence (the time-varying MNIW has T - 1).
         image_size: side of the square RGB images, a multiple of 16.
+        views: V, cameras per observation, stacked on the channel axis (3 V channels).
+            Each camera has its own encoder and the potentials multiply (a product of
+            experts: J = sum_v J_v, h = sum_v h_v); the decoder predicts all 3 V channels.
         channels: width c of the conv networks (c, 2c, 2c, 2c channels).
         hidden: units of the encoder's dense layer.
         keypoints: K > 0 makes the encoder a spatial soft-argmax over K feature maps
@@ -103,6 +106,7 @@ class ModelConfig:
     action_dim: int
     horizon: int
     image_size: int = 64
+    views: int = 1
     channels: int = 16
     hidden: int = 128
     keypoints: int = 0
@@ -123,7 +127,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         """Check the values; raise ValueError naming the first bad one."""
-        positive_ints = ('latent_dim', 'action_dim', 'channels', 'hidden', 'batch_size')
+        positive_ints = ('latent_dim', 'action_dim', 'views', 'channels', 'hidden',
+                         'batch_size')
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f'ModelConfig.{name} must be >= 1, got {getattr(self, name)}')
@@ -183,7 +188,7 @@ class EpisodeBatch:
     """Training sequences: images o_t, actions a_t and costs c_t for t = 0..T-1.
 
     Attributes:
-        images: (N, T, H, W, 3) uint8.
+        images: (N, T, H, W, 3 V) uint8, V camera views stacked on the channel axis.
         actions: (N, T, du) float64.
         costs: (N, T) float64, the cost of state s_t and action a_t.
 
@@ -217,12 +222,13 @@ def check_sequences(images: torch.Tensor, actions: torch.Tensor,
                     config: Optional[ModelConfig] = None) -> None:
     """Raise ModelInputError unless the arrays are consistent sequences.
 
-    images (B, T, H, W, 3) uint8, or floating in [0, 1]; actions (B, T, du); costs (B, T);
-    all finite. With ``config``, T, H = W and du must also match it.
+    images (B, T, H, W, 3 V) uint8, or floating in [0, 1]; actions (B, T, du); costs (B, T);
+    all finite. With ``config``, T, H = W, V and du must also match it.
     """
-    if images.ndim != 5 or images.shape[-1] != 3 or images.shape[2] != images.shape[3]:
+    if (images.ndim != 5 or images.shape[-1] % 3 or images.shape[-1] == 0
+            or images.shape[2] != images.shape[3]):
         raise ModelInputError(
-            f'images must have shape (B, T, H, H, 3), got {tuple(images.shape)}')
+            f'images must have shape (B, T, H, H, 3 V), got {tuple(images.shape)}')
     batch, horizon, size = images.shape[0], images.shape[1], images.shape[2]
     if images.dtype != torch.uint8:
         if not images.is_floating_point():
@@ -246,12 +252,12 @@ def check_sequences(images: torch.Tensor, actions: torch.Tensor,
         if not torch.isfinite(costs).all():
             raise ModelInputError('costs contain non-finite values')
     if config is not None:
-        expected = (config.horizon, config.image_size, config.action_dim)
-        found = (horizon, size, actions.shape[-1])
+        expected = (config.horizon, config.image_size, config.views, config.action_dim)
+        found = (horizon, size, images.shape[-1] // 3, actions.shape[-1])
         if found != expected:
             raise ModelInputError(
-                f'sequences have (horizon, image size, action dim) = {found}, the model '
-                f'expects {expected}')
+                f'sequences have (horizon, image size, views, action dim) = {found}, the '
+                f'model expects {expected}')
 
 
 def _as_float_images(images: torch.Tensor) -> torch.Tensor:
@@ -265,7 +271,8 @@ class SolarModel(nn.Module):
 
     Attributes:
         config: the ModelConfig.
-        encoder, decoder, cost_head: the float32 networks.
+        encoder, decoder, cost_head: the float32 networks; with V > 1 views ``encoder`` is
+            a ModuleList of V encoders, one per camera.
         prior, q: the MNIW prior and variational posterior over (F_t, Sigma_t), leading dim
             T - 1, float64, outside autograd.
         num_updates: number of training updates done (drives beta).
@@ -280,9 +287,11 @@ class SolarModel(nn.Module):
         dx, du = config.latent_dim, config.action_dim
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.encoder = Encoder(dx, config.image_size, config.channels, config.hidden,
-                                   config.min_std, config.keypoints)
-            self.decoder = Decoder(dx, config.image_size, config.channels)
+            encoders = [Encoder(dx, config.image_size, config.channels, config.hidden,
+                                config.min_std, config.keypoints)
+                        for _ in range(config.views)]
+            self.encoder = encoders[0] if config.views == 1 else nn.ModuleList(encoders)
+            self.decoder = Decoder(dx, config.image_size, config.channels, 3 * config.views)
             self.cost_head = QuadraticCostHead(dx, config.cost_std)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
         self.prior = MNIW.prior(dx, du, config.horizon, scale=config.prior_scale)
@@ -300,10 +309,18 @@ class SolarModel(nn.Module):
         return min(c.beta_max, c.beta_start + c.beta_increment * self.num_updates)
 
     def encode(self, images: torch.Tensor) -> GaussianPotentials:
-        """Return the encoder potentials of ``images`` (B, T, H, W, 3): J, h (B, T, dx) float64."""
-        mean, std = self.encoder(_as_float_images(images))
-        precision = std.to(torch.float64) ** -2
-        return GaussianPotentials(J=precision, h=mean.to(torch.float64) * precision)
+        """Return the encoder potentials of ``images`` (B, T, H, W, 3 V): J, h (B, T, dx) float64.
+
+        With V > 1 views, the product of the views' Gaussian potentials (their J and h add).
+        """
+        images = _as_float_images(images)
+        encoders = [self.encoder] if self.config.views == 1 else list(self.encoder)
+        J = h = 0.0
+        for view, encoder in enumerate(encoders):
+            mean, std = encoder(images[..., 3 * view:3 * view + 3])
+            precision = std.to(torch.float64) ** -2
+            J, h = J + precision, h + mean.to(torch.float64) * precision
+        return GaussianPotentials(J=J, h=h)
 
     def dynamics(self) -> LDSParams:
         """Return the posterior mean dynamics: F = E[F] = M, Q = E[Sigma], s_0 ~ N(0, I)."""
@@ -425,7 +442,7 @@ class SolarModel(nn.Module):
         """Return the smoothed posterior q(s | o, a) of sequences (no gradients).
 
         Args:
-            images: (B, T, H, W, 3) uint8 or float in [0, 1].
+            images: (B, T, H, W, 3 V) uint8 or float in [0, 1].
             actions: (B, T, du).
 
         """
@@ -447,7 +464,7 @@ class SolarModel(nn.Module):
         ablation it returns the independent frames' posteriors whatever the MNIW.
 
         Args:
-            images: (B, T, H, W, 3) uint8 or float in [0, 1].
+            images: (B, T, H, W, 3 V) uint8 or float in [0, 1].
             actions: (B, T, du).
 
         """
@@ -473,7 +490,7 @@ class SolarModel(nn.Module):
         num_observed on are open-loop predictions.
 
         Returns:
-            (B, T, H, W, 3) float32 pixel probabilities in [0, 1].
+            (B, T, H, W, 3 V) float32 pixel probabilities in [0, 1].
 
         """
         images, actions = torch.as_tensor(images), torch.as_tensor(actions, dtype=torch.float64)

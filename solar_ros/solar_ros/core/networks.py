@@ -94,23 +94,25 @@ class Decoder(nn.Module):
     """Map latent states to Bernoulli logits of the image pixels.
 
     A ReLU dense layer to 2c x H/16 x W/16, then four 4x4 stride-2 transposed convolutions
-    (channels 2c, 2c, c, 3) with ReLU between them; the last layer is linear (logits).
+    (channels 2c, 2c, c, out) with ReLU between them; the last layer is linear (logits).
+    ``out_channels`` is 3 per camera view.
     """
 
-    def __init__(self, latent_dim: int, image_size: int = 64, channels: int = 16) -> None:
+    def __init__(self, latent_dim: int, image_size: int = 64, channels: int = 16,
+                 out_channels: int = 3) -> None:
         """Build the layers (sizes as in the class docstring)."""
         super().__init__()
         _check_size(image_size)
         self.base = image_size // 16
         self.width = 2 * channels
         self.dense = nn.Linear(latent_dim, self.width * self.base ** 2)
-        widths = [2 * channels, 2 * channels, 2 * channels, channels, 3]
+        widths = [2 * channels, 2 * channels, 2 * channels, channels, out_channels]
         self.deconvs = nn.ModuleList(
             nn.ConvTranspose2d(widths[i], widths[i + 1], 4, stride=2, padding=1)
             for i in range(4))
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        """Decode ``latents`` (..., dx) float32 to logits (..., H, W, 3)."""
+        """Decode ``latents`` (..., dx) float32 to logits (..., H, W, out_channels)."""
         lead = latents.shape[:-1]
         x = functional.relu(self.dense(latents.reshape(-1, latents.shape[-1])))
         x = x.reshape(-1, self.width, self.base, self.base)
@@ -118,7 +120,7 @@ class Decoder(nn.Module):
             x = deconv(x)
             if i < len(self.deconvs) - 1:
                 x = functional.relu(x)
-        return x.permute(0, 2, 3, 1).reshape(*lead, *x.shape[-2:], 3)
+        return x.permute(0, 2, 3, 1).reshape(*lead, *x.shape[-2:], x.shape[1])
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,7 @@ class LatentAgent:
         self.t = 0
 
     def act(self, image: np.ndarray) -> np.ndarray:
-        """Return the action (du,) for the frame (H, W, 3) uint8 seen at the current step."""
+        """Return the action (du,) for the frame (H, W, 3 V) uint8 seen at the current step."""
         with torch.no_grad():
             potential = self.model.encode(torch.as_tensor(image)[None, None])
         if self.model.config.inference == 'vae':  # the ablation acts on the frame alone
@@ -100,7 +100,7 @@ class MPCAgent:
         self._plan = None
 
     def act(self, image: np.ndarray) -> np.ndarray:
-        """Return the planned action (du,) for the frame (H, W, 3) uint8 of this step."""
+        """Return the planned action (du,) for the frame (H, W, 3 V) uint8 of this step."""
         with torch.no_grad():
             potential = self.model.encode(torch.as_tensor(image)[None, None])
         mean, _ = self.filter.update(potential.J[0, 0], potential.h[0, 0])

@@ -1,8 +1,9 @@
 """Recorded episodes, one NumPy ``.npz`` file each, written atomically as they complete.
 
-An episode file holds ``images (T + 1, H, W, 3) uint8`` (the frame after reset and one after
-each step), ``actions (T, du) float64`` (the commands actually sent), ``costs (T,) float64``
-(the cost returned by each step) and scalars ``task``, ``seed``, ``success``,
+An episode file holds ``images (T + 1, H, W, 3 V) uint8`` (the frame after reset and one
+after each step; V camera views stacked on the channel axis), ``actions (T, du) float64``
+(the commands actually sent), ``costs (T,) float64`` (the cost returned by each step) and
+scalars ``task``, ``seed``, ``success``,
 ``final_distance`` (metres or the environment's unit) and ``policy_version``. The format is
 plain ``numpy.load``; any tool reads it. Files are written to a temporary name and renamed,
 so a crash never leaves a half-written episode under its final name.
@@ -28,7 +29,8 @@ class Episode:
     """One rollout as recorded.
 
     Attributes:
-        images: (T + 1, H, W, 3) uint8 RGB frames; frame t is seen before action t.
+        images: (T + 1, H, W, 3 V) uint8 RGB frames of V views stacked on the channel
+            axis; frame t is seen before action t.
         actions: (T, du) float64 commands sent, in the environment's units (rad/s).
         costs: (T,) float64 cost of each step.
         task: task id the episode ran.
@@ -53,9 +55,10 @@ class Episode:
         self.images = np.asarray(self.images)
         self.actions = np.asarray(self.actions, dtype=np.float64)
         self.costs = np.asarray(self.costs, dtype=np.float64)
-        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
+        if (self.images.dtype != np.uint8 or self.images.ndim != 4
+                or self.images.shape[-1] % 3 or self.images.shape[-1] == 0):
             raise EpisodeFormatError(
-                f'images: expected (T + 1, H, W, 3) uint8, got {self.images.shape} '
+                f'images: expected (T + 1, H, W, 3 V) uint8, got {self.images.shape} '
                 f'{self.images.dtype}')
         horizon = self.images.shape[0] - 1
         if self.actions.ndim != 2 or self.actions.shape[0] != horizon:

@@ -1,11 +1,12 @@
 """Evaluate a run's policy on fresh seeds: success rate, final distance and cost per task.
 
-    python -m solar_ros.learn.evaluate RUN_DIR [--episodes 20] [--tasks 1 2 3] [--noise]
+    python -m solar_ros.learn.evaluate RUN_DIR [--episodes 50] [--tasks 1 2 3] [--noise]
                                        [--out DIR] [--gifs]
 
 Loads the run's settings (``config.yaml``) and its newest policy (or ``--policy N``), and
 runs it on seeds ``EVAL_SEED_BASE + i``, which no training episode uses. By default the
-exploration noise is off (the mean action K_t s_t + k_t); ``--noise`` keeps it. The table
+exploration noise is off (the mean action K_t s_t + k_t); ``--noise`` keeps it. Success
+rates come with their 95% Wilson score interval (``success_low``, ``success_high``). The table
 is printed and written to ``evaluation_policy_NNNN.csv`` in ``--out`` (default: RUN_DIR);
 ``--gifs`` also writes each episode there as a GIF, the camera beside a wide view, to watch
 the policy.
@@ -30,7 +31,31 @@ from solar_ros.learn.video import compose, wide_frames, write_gif
 from solar_ros.sim.environments import make_env
 
 EVAL_SEED_BASE = 900_000_000
-COLUMNS = ['task', 'episodes', 'success_rate', 'final_distance', 'mean_cost', 'noise']
+DEFAULT_EPISODES = 50
+COLUMNS = ['task', 'episodes', 'success_rate', 'success_low', 'success_high',
+           'final_distance', 'mean_cost', 'noise']
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> Tuple[float, float]:
+    """Return the Wilson score interval (low, high) of a success rate (95% for z = 1.96).
+
+    Raises:
+        ValueError: ``trials`` < 1 or ``successes`` outside [0, trials].
+    """
+    if trials < 1 or not 0 <= successes <= trials:
+        raise ValueError(f'need 0 <= successes <= trials and trials >= 1, '
+                         f'got {successes} of {trials}')
+    rate = successes / trials
+    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * np.sqrt(
+        rate * (1 - rate) / trials + z * z / (4 * trials * trials))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def format_rate(row: Dict[str, float]) -> str:
+    """Return a row's success as ``80% [67-89%] of 50``."""
+    return (f'{row["success_rate"]:.0%} [{row["success_low"]:.0%}-{row["success_high"]:.0%}]'
+            f' of {row["episodes"]}')
 
 
 def load_policy(run_dir: Path, version: Optional[int] = None
@@ -58,13 +83,20 @@ def evaluate(env, agent: Union[LatentAgent, MPCAgent], task: int, episodes: int,
     Returns:
         The row of :data:`COLUMNS` and the episodes.
 
+    Raises:
+        ValueError: ``episodes`` < 1.
+
     """
+    if episodes < 1:
+        raise ValueError(f'episodes must be >= 1, got {episodes}')
     shape = (env.horizon, env.action_dim)
     runs = [run_episode(env, agent, task, seed,
                         episode_noise(*shape, seed) if noise else np.zeros(shape))
             for seed in range(seed_base, seed_base + episodes)]
+    low, high = wilson_interval(sum(e.success for e in runs), episodes)
     row = {'task': task, 'episodes': episodes,
            'success_rate': float(np.mean([e.success for e in runs])),
+           'success_low': low, 'success_high': high,
            'final_distance': float(np.mean([e.final_distance for e in runs])),
            'mean_cost': float(np.mean([e.costs.sum() for e in runs])), 'noise': noise}
     return row, runs
@@ -74,7 +106,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv``, evaluate, print and save the table; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('run_dir', type=Path, help='run directory of a SOLAR run')
-    parser.add_argument('--episodes', type=int, default=20, help='episodes per task')
+    parser.add_argument('--episodes', type=int, default=DEFAULT_EPISODES,
+                        help='episodes per task')
     parser.add_argument('--tasks', type=int, nargs='+', help="tasks (default: the run's)")
     parser.add_argument('--policy', type=int, help='policy version (default: newest)')
     parser.add_argument('--noise', action='store_true', help='keep the exploration noise')
@@ -82,6 +115,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--gifs', action='store_true',
                         help='also write a GIF of every episode (camera and wide view)')
     args = parser.parse_args(argv)
+    if args.episodes < 1:
+        print(f'solar_ros.evaluate: --episodes must be >= 1, got {args.episodes}',
+              file=sys.stderr)
+        return 2
     try:
         config = RunConfig.from_yaml(args.run_dir / 'config.yaml')
         agent = load_policy(args.run_dir, args.policy)
@@ -109,7 +146,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'policy {version} of {args.run_dir}, '
           f'exploration noise {"on" if args.noise else "off"}:')
     for row in rows:
-        print(f'  task {row["task"]}: success {row["success_rate"]:.0%} of {row["episodes"]}, '
+        print(f'  task {row["task"]}: success {format_rate(row)}, '
               f'final distance {row["final_distance"]:.3f}, cost {row["mean_cost"]:.3f}')
     print(f'written to {path}')
     return 0

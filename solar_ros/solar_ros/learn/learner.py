@@ -35,7 +35,7 @@ counts the episodes its policy already recorded, so no episode is lost or redone
 from pathlib import Path
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint, save_checkpoint
@@ -46,13 +46,15 @@ from solar_ros.core.policy import LinearGaussianPolicy
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
 from solar_ros.learn.metrics import MetricsLog, progress_line, TensorBoardLog
+from solar_ros.learn.probe import AXES, probe_model, ProbeData
 import torch
 import yaml
 
 LEARNER_KIND = 'solar_ros.learner'
 LEARNER_VERSION = 1
 METRICS = ['policy', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
-           'model_fit_s', 'policy_update_s', 'kl', 'step_mult', 'coords_r2']
+           'model_fit_s', 'policy_update_s', 'kl', 'step_mult', 'predicted_gain',
+           'realised_gain', 'coords_r2', 'probe_r2_x', 'probe_r2_y', 'probe_r2_z']
 
 
 class SolarLearner:
@@ -80,6 +82,9 @@ class SolarLearner:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.metrics = MetricsLog(self.run_dir / 'metrics.csv', METRICS)
         self.board = TensorBoardLog(self.run_dir / 'tensorboard')
+        # Episodes with the true block position: each update's model is scored on them
+        # (probe_r2_* columns; NaN without them, as in the learner node).
+        self.probe: Optional[ProbeData] = None
         self.model_config = ModelConfig.from_dict(
             {'horizon': horizon, 'action_dim': action_dim, **config.model})
         done = self._last_checkpoint()
@@ -173,7 +178,7 @@ class SolarLearner:
             gains = TimeVaryingGains(self.gains.policy, self.model.dynamics(),
                                      policy_version=self.policy_version + 1,
                                      model_version=self.model.num_updates)
-            kl, step_mult = 0.0, 0.0
+            kl, step_mult, cost_gains = 0.0, 0.0, (float('nan'), float('nan'))
         else:
             batch = _batch(fresh[-loop.rollouts_per_iteration:])
             result = self.lqr.update(self.model.smoother(batch.images, batch.actions),
@@ -182,13 +187,14 @@ class SolarLearner:
                                      policy_version=self.policy_version + 1,
                                      model_version=self.model.num_updates)
             kl, step_mult = result.kl, result.step_mult
+            cost_gains = (result.last_predicted_gain, result.last_realised_gain)
         policy_seconds = time.monotonic() - start
         with self._lock:
             self.gains = gains
             self.episodes_used = used
             self._pending = 0
         self._save()
-        self._report(fresh, fit_seconds, policy_seconds, kl, step_mult, coords_r2)
+        self._report(fresh, fit_seconds, policy_seconds, kl, step_mult, cost_gains, coords_r2)
         return self.gains
 
     def _current(self, stop: int) -> List[Episode]:
@@ -205,14 +211,27 @@ class SolarLearner:
                      f'beta {terms["beta"]:.3f}')
 
     def _report(self, episodes: Sequence[Episode], fit_seconds: float,
-                policy_seconds: float, kl: float, step_mult: float, coords_r2: float) -> None:
-        """Append the metrics row of the episodes that led to the new policy and log it."""
+                policy_seconds: float, kl: float, step_mult: float,
+                cost_gains: Tuple[float, float], coords_r2: float) -> None:
+        """Append the metrics row of the episodes that led to the new policy and log it.
+
+        ``cost_gains`` are the last KL step's predicted and realised cost decrease
+        (:class:`~solar_ros.core.lqr_flm.UpdateResult`), in the model's cost units.
+        """
         row = {'policy': self.policy_version, 'episodes': self.episodes_used,
                'mean_cost': float(np.mean([e.costs.sum() for e in episodes])),
                'final_distance': float(np.mean([e.final_distance for e in episodes])),
                'success_rate': float(np.mean([e.success for e in episodes])),
                'model_fit_s': fit_seconds, 'policy_update_s': policy_seconds,
-               'kl': float(kl), 'step_mult': float(step_mult), 'coords_r2': coords_r2}
+               'kl': float(kl), 'step_mult': float(step_mult),
+               'predicted_gain': float(cost_gains[0]),
+               'realised_gain': float(cost_gains[1]),
+               'coords_r2': coords_r2}
+        if self.probe is None:
+            row.update({f'probe_r2_{axis}': float('nan') for axis in AXES})
+        else:
+            scores = probe_model(self.model, self.probe).columns()
+            row.update({f'probe_r2_{axis}': scores[f'probe_r2_{axis}'] for axis in AXES})
         self.metrics.append(row)
         self.board.scalars('policy', row, self.episodes_used)
         self.log(progress_line(row))

@@ -19,6 +19,7 @@ from solar_ros.learn.agent import LatentAgent, make_agent, MPCAgent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
 from solar_ros.learn.learner import SolarLearner
+from solar_ros.learn.probe import can_probe, load_or_collect
 import torch
 
 
@@ -27,11 +28,22 @@ class SolarLoop:
 
     def __init__(self, env: Any, config: RunConfig, run_dir: Path,
                  log: Callable[[str], None] = print) -> None:
-        """Open (or resume) the run in ``run_dir`` on ``env``."""
+        """Open (or resume) the run in ``run_dir`` on ``env``.
+
+        Raises:
+            ValueError: the environment's camera views (``env.views``, default 1) differ
+                from the model's ``views``.
+        """
+        views = getattr(env, 'views', 1)
+        if views != config.model.get('views', 1):
+            raise ValueError(f'the environment renders {views} camera view(s) but '
+                             f'model.views is {config.model.get("views", 1)}; set both alike')
         self.env = env
         self.config = config
         self.log = log
         self.learner = SolarLearner(config, env.horizon, env.action_dim, run_dir, log)
+        if can_probe(env):
+            self.learner.probe = load_or_collect(run_dir, env, config)
 
     def run(self) -> TimeVaryingGains:
         """Collect and learn until ``loop.iterations`` policy updates are done."""

@@ -1,6 +1,6 @@
 """Pick a run's best policy on validation seeds, apart from the seeds that report it.
 
-    python -m solar_ros.learn.validate RUN_DIR [--episodes 20]
+    python -m solar_ros.learn.validate RUN_DIR [--episodes 50]
 
 Runs every policy of the run after the random one, by its mean action, on seeds
 ``VALIDATION_SEED_BASE + i`` (used neither by training nor by
@@ -17,12 +17,13 @@ import sys
 from typing import Dict, List, Optional
 
 from solar_ros.learn.config import RunConfig
-from solar_ros.learn.evaluate import evaluate, load_policy
+from solar_ros.learn.evaluate import DEFAULT_EPISODES, evaluate, format_rate, load_policy
 from solar_ros.learn.learner import completed_policies
 from solar_ros.sim.environments import make_env
 
 VALIDATION_SEED_BASE = 800_000_000
-COLUMNS = ['policy', 'episodes', 'success_rate', 'final_distance', 'mean_cost']
+COLUMNS = ['policy', 'episodes', 'success_rate', 'success_low', 'success_high',
+           'final_distance', 'mean_cost']
 
 
 def best_policy(rows: List[Dict[str, float]]) -> int:
@@ -36,10 +37,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv``, validate every policy, write the table and return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('run_dir', type=Path, help='run directory of a SOLAR run')
-    parser.add_argument('--episodes', type=int, default=20, help='episodes per policy')
+    parser.add_argument('--episodes', type=int, default=DEFAULT_EPISODES,
+                        help='episodes per policy')
     args = parser.parse_args(argv)
     versions = [v for v in completed_policies(args.run_dir / 'checkpoints') if v > 0]
     try:
+        if args.episodes < 1:
+            raise ValueError(f'--episodes must be >= 1, got {args.episodes}')
         config = RunConfig.from_yaml(args.run_dir / 'config.yaml')
         if not versions:
             raise ValueError('no policy after the random one yet')
@@ -52,7 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         row, _ = evaluate(env, load_policy(args.run_dir, version), config.loop.task,
                           args.episodes, noise=False, seed_base=VALIDATION_SEED_BASE)
         rows.append({'policy': version, **{k: row[k] for k in COLUMNS[1:]}})
-        print(f'policy {version}: success {row["success_rate"]:.0%}, final distance '
+        print(f'policy {version}: success {format_rate(row)}, final distance '
               f'{row["final_distance"]:.3f}, cost {row["mean_cost"]:.3f}', flush=True)
     path = args.run_dir / 'validation.csv'
     with open(path, 'w', newline='') as out:

@@ -18,6 +18,7 @@ from typing import List, Optional
 
 import numpy as np
 from PIL import Image
+from solar_ros.images import views_side_by_side
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
 from solar_ros.sim.environments import make_env
@@ -51,10 +52,10 @@ def wide_frames(env, episode: Episode) -> Optional[List[np.ndarray]]:
 
 
 def compose(episode: Episode, scale: int, wide: Optional[List[np.ndarray]]) -> List[Image.Image]:
-    """Return the GIF frames: upscaled camera images, with the wide views beside them."""
+    """Return the GIF frames: upscaled camera images (views side by side), wide views beside."""
     frames = []
     for t, image in enumerate(episode.images):
-        camera = np.kron(image, np.ones((scale, scale, 1), dtype=np.uint8))
+        camera = np.kron(views_side_by_side(image), np.ones((scale, scale, 1), dtype=np.uint8))
         if wide is not None:
             side = np.zeros((max(camera.shape[0], wide[t].shape[0]),
                              camera.shape[1] + wide[t].shape[1], 3), dtype=np.uint8)

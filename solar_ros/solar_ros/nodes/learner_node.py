@@ -70,6 +70,9 @@ class LearnerNode(Node):
         if settings.loop.method != 'solar' or settings.model.get('inference', 'solar') != 'solar':
             raise ValueError(f'{config}: the nodes run SOLAR only; run the MPC and VAE '
                              'ablations with python -m solar_ros.learn.run')
+        if settings.model.get('views', 1) != 1:
+            raise ValueError(f'{config}: the nodes take one camera topic; run multi-camera '
+                             'configs (model.views > 1) with python -m solar_ros.learn.run')
         self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
                                     log=self.get_logger().info)
         self._image_size = self.learner.model_config.image_size

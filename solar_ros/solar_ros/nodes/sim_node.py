@@ -78,7 +78,11 @@ class SimNode(Node):
         defaults = SawyerStackConfig().to_dict()
         values = {name: self._declare(name, defaults[name], description)
                   for name, description in descriptions.items()}
-        self._env = SawyerStackEnv(SawyerStackConfig.from_dict(values))
+        env_config = SawyerStackConfig.from_dict(values)
+        if env_config.views != 1:
+            raise ValueError('the sim node publishes one camera topic (views: 1); run '
+                             'multi-camera configs with python -m solar_ros.learn.run')
+        self._env = SawyerStackEnv(env_config)
         self._period = self._env.config.control_period
         self._camera_info = self._make_camera_info()
 

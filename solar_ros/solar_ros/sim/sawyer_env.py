@@ -33,6 +33,7 @@ from solar_ros.sim.sawyer_urdf import (
     write_sawyer_urdf)
 
 TASKS = (1, 2, 3)
+VIEWS = (1, 2)
 DISTANCE_COSTS = ('linear', 'squared')
 JOINT_LOWER = np.array([spec.lower for spec in SAWYER_JOINTS])
 JOINT_UPPER = np.array([spec.upper for spec in SAWYER_JOINTS])
@@ -98,6 +99,15 @@ class SawyerStackConfig:
     camera_eye: Tuple[float, ...] = _doc('camera position, m', (1.0, -0.35, 0.38))
     camera_target: Tuple[float, ...] = _doc('point the camera looks at, m', (0.6, -0.1, 0.13))
     camera_fov_deg: float = _doc('vertical field of view of the camera, deg', 55.0)
+    views: int = _doc(
+        'cameras in the observation: 1 (the camera above) or 2 (also the side camera below),'
+        ' stacked on the channel axis', 1)
+    side_camera_eye: Tuple[float, ...] = _doc(
+        'side camera position, m (it looks along +y and sees x, which the first camera sees'
+        ' as depth)', (0.62, -0.58, 0.3))
+    side_camera_target: Tuple[float, ...] = _doc(
+        'point the side camera looks at, m', (0.6, -0.05, 0.13))
+    side_camera_fov_deg: float = _doc('vertical field of view of the side camera, deg', 45.0)
 
     def __post_init__(self):
         """Check every value; raise ValueError naming the field."""
@@ -115,8 +125,11 @@ class SawyerStackConfig:
                      'block_friction', 'settle_time'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
+        if self.views not in VIEWS:
+            raise ValueError(f'views must be one of {VIEWS}, got {self.views!r}')
         lengths = {'action_cost': 7, 'target_position': 2, 'task1_offset': 3,
-                   'task2_offset': 3, 'task3_offset': 3, 'camera_eye': 3, 'camera_target': 3}
+                   'task2_offset': 3, 'task3_offset': 3, 'camera_eye': 3, 'camera_target': 3,
+                   'side_camera_eye': 3, 'side_camera_target': 3}
         for name, length in lengths.items():
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) != length or not all(math.isfinite(v) for v in value):
@@ -124,8 +137,9 @@ class SawyerStackConfig:
             object.__setattr__(self, name, value)
         if min(self.action_cost) < 0:
             raise ValueError(f'action_cost must be >= 0, got {self.action_cost}')
-        if not 0 < self.camera_fov_deg < 180:
-            raise ValueError(f'camera_fov_deg must be in (0, 180), got {self.camera_fov_deg}')
+        for name in ('camera_fov_deg', 'side_camera_fov_deg'):
+            if not 0 < getattr(self, name) < 180:
+                raise ValueError(f'{name} must be in (0, 180), got {getattr(self, name)}')
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> 'SawyerStackConfig':
@@ -155,7 +169,8 @@ class SawyerStackEnv:
     """Stack a held block on a target block by joint velocity control.
 
     Protocol: ``reset(task, seed) -> obs``; ``step(action) -> (obs, cost, done, info)``.
-    Observations are RGB images (image_size, image_size, 3) uint8 from a fixed camera.
+    Observations are RGB images (image_size, image_size, 3 * views) uint8 from fixed
+    cameras, the views stacked on the channel axis (channels 3v..3v+2 are camera v).
     ``info`` holds ``joint_positions`` (7,) rad, ``joint_velocities`` (7,) rad/s,
     ``held_block_pose`` and ``target_block_pose`` (7,) as x, y, z (m) and quaternion
     x, y, z, w, ``distance`` (m), ``step`` and ``action`` (7,) rad/s, the command after
@@ -178,10 +193,14 @@ class SawyerStackEnv:
         self._client = BulletClient(connection_mode=pybullet.DIRECT)
         self._urdf_dir = tempfile.TemporaryDirectory(prefix='solar_ros_sawyer_')
         self._urdf = write_sawyer_urdf(Path(self._urdf_dir.name))
-        self._view = self._client.computeViewMatrix(
-            self.config.camera_eye, self.config.camera_target, (0, 0, 1))
-        self._projection = self._client.computeProjectionMatrixFOV(
-            self.config.camera_fov_deg, 1.0, 0.05, 5.0)
+        self.views = int(self.config.views)
+        cameras = [(self.config.camera_eye, self.config.camera_target,
+                    self.config.camera_fov_deg),
+                   (self.config.side_camera_eye, self.config.side_camera_target,
+                    self.config.side_camera_fov_deg)][:self.views]
+        self._cameras = [(self._client.computeViewMatrix(eye, target, (0, 0, 1)),
+                          self._client.computeProjectionMatrixFOV(fov, 1.0, 0.05, 5.0))
+                         for eye, target, fov in cameras]
         self._step = 0
         self._task = 0
         self._done = True
@@ -191,7 +210,7 @@ class SawyerStackEnv:
         """Start an episode from initial position ``task`` perturbed by ``seed``.
 
         Returns:
-            the first observation, (image_size, image_size, 3) uint8.
+            the first observation, (image_size, image_size, 3 * views) uint8.
 
         Raises:
             ValueError: ``task`` is not 1, 2 or 3, or ``seed`` is negative.
@@ -222,7 +241,7 @@ class SawyerStackEnv:
         """Apply joint velocities ``action`` (7,) rad/s for one control period.
 
         Returns:
-            observation (H, W, 3) uint8, cost, done, info (see the class docstring).
+            observation (H, W, 3 * views) uint8, cost, done, info (class docstring).
             The cost is c_t = :meth:`distance_cost` of the state *before* the action plus
             0.5 a^T R a of the clipped action: the cost of the state the action was chosen
             in, as the model and LQR-FLM read c_t = c(s_t, a_t) (costs paired with the
@@ -359,10 +378,15 @@ class SawyerStackEnv:
 
     # ----------------------------------------------------------------- images
     def render(self) -> np.ndarray:
-        """Return the camera image, (image_size, image_size, 3) uint8 (zeros if render off)."""
+        """Return the observation, (image_size, image_size, 3 * views) uint8.
+
+        Channels 3v..3v+2 hold camera v's RGB image; all zeros if render is off.
+        """
+        size = self.image_size
         if not self.config.render:
-            return np.zeros((self.image_size, self.image_size, 3), dtype=np.uint8)
-        return self.render_view(self._view, self._projection, self.image_size, self.image_size)
+            return np.zeros((size, size, 3 * self.views), dtype=np.uint8)
+        return np.concatenate([self.render_view(view, projection, size, size)
+                               for view, projection in self._cameras], axis=-1)
 
     def render_view(self, view: Tuple[float, ...], projection: Tuple[float, ...],
                     width: int, height: int) -> np.ndarray:
@@ -379,7 +403,7 @@ class SawyerStackEnv:
         return self.render_view(view, projection, width, height)
 
     def camera_intrinsics(self) -> np.ndarray:
-        """Return the pinhole matrix K (3, 3) of the camera in pixels (ROS pixel centres)."""
+        """Return the pinhole matrix K (3, 3) of the first camera in pixels (ROS pixel centres)."""
         focal = (self.image_size / 2) / math.tan(math.radians(self.config.camera_fov_deg) / 2)
         centre = (self.image_size - 1) / 2
         return np.array([[focal, 0.0, centre], [0.0, focal, centre], [0.0, 0.0, 1.0]])

@@ -1,0 +1,239 @@
+"""What the latent knows: a linear probe from latent states to the held block's position.
+
+On random-action episodes of the arm (the pretraining distribution: joint-velocity noise of
+``loop.pretrain_std`` rad/s, reset seeds ``PROBE_SEED_BASE + i``, which neither training,
+validation nor evaluation use), the model's smoothed latent means (``SolarModel.infer``)
+are regressed by least squares, with an intercept, onto the held block's offset from the
+goal point (x, y, z, metres). The regression is fitted on the frames of the first half of
+the episodes and scored on the frames of the other half: per-axis R^2 and RMSE (m). The
+same regression from the arm's true state (7 joint angles and the target block's x, y,
+9 numbers) says what a perfect state estimate would give.
+
+The probe episodes are rendered once per run and kept in ``RUN_DIR/probe.npz``, so every
+policy update scores its model on the same frames (the ``probe_r2_*`` columns of
+``metrics.csv``)::
+
+    python -m solar_ros.learn.probe RUN_DIR [--policy K] [--episodes 20]
+"""
+
+import argparse
+from dataclasses import dataclass
+import os
+from pathlib import Path
+import sys
+import tempfile
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from solar_ros.core.model import SolarModel
+from solar_ros.learn.config import RunConfig
+from solar_ros.sim.environments import make_env
+
+PROBE_SEED_BASE = 700_000_000
+PROBE_FILE = 'probe.npz'
+AXES = ('x', 'y', 'z')
+
+
+@dataclass
+class ProbeData:
+    """Random-action episodes with the true quantities behind every frame.
+
+    Attributes:
+        images: (N, T, H, W, 3 V) uint8, frames o_0..o_{T-1}.
+        actions: (N, T, du) float64, the actions applied (rad/s).
+        offsets: (N, T, 3) float64, held block centre minus goal point at each frame, m.
+        true_states: (N, T, 9) float64, the 7 joint angles (rad) and target x, y (m).
+
+    """
+
+    images: np.ndarray
+    actions: np.ndarray
+    offsets: np.ndarray
+    true_states: np.ndarray
+
+    def __post_init__(self) -> None:
+        """Check that the arrays agree in (N, T) and that there are at least 2 episodes."""
+        lead = self.images.shape[:2]
+        for name in ('actions', 'offsets', 'true_states'):
+            if getattr(self, name).shape[:2] != lead:
+                raise ValueError(f'ProbeData.{name} has leading shape '
+                                 f'{getattr(self, name).shape[:2]}, images {lead}')
+        if lead[0] < 2:
+            raise ValueError(f'a probe needs at least 2 episodes, got {lead[0]}')
+
+    def save(self, path: Path) -> None:
+        """Write the data to ``path`` atomically (temporary file, then rename)."""
+        path = Path(path)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp_', suffix='.npz')
+        try:
+            with os.fdopen(handle, 'wb') as out:
+                np.savez(out, images=self.images, actions=self.actions,
+                         offsets=self.offsets, true_states=self.true_states)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path) -> 'ProbeData':
+        """Read data written by :meth:`save`."""
+        with np.load(path) as data:
+            return cls(**{name: data[name] for name in
+                          ('images', 'actions', 'offsets', 'true_states')})
+
+
+@dataclass
+class ProbeScores:
+    """Held-out scores of one probe: per axis x, y, z.
+
+    Attributes:
+        r2: (3,) coefficient of determination on the held-out frames.
+        rmse: (3,) root-mean-square error on the held-out frames, m.
+
+    """
+
+    r2: np.ndarray
+    rmse: np.ndarray
+
+    def columns(self, prefix: str = 'probe') -> Dict[str, float]:
+        """Return the scores as ``{prefix}_r2_x``, ... and ``{prefix}_rmse_x``, ... floats."""
+        row = {f'{prefix}_r2_{a}': float(v) for a, v in zip(AXES, self.r2)}
+        row.update({f'{prefix}_rmse_{a}': float(v) for a, v in zip(AXES, self.rmse)})
+        return row
+
+
+def can_probe(env: Any) -> bool:
+    """Return whether ``env`` exposes the true block and arm state a probe needs."""
+    return all(hasattr(env, name) for name in
+               ('held_block_pose', 'goal_position', 'joint_positions', 'target_block_pose'))
+
+
+def collect(env: Any, task: int, episodes: int, std: float) -> ProbeData:
+    """Run ``episodes`` random-action episodes of ``task`` and record the true state.
+
+    Actions are ``std`` times standard-normal noise drawn from each episode's reset seed
+    (:func:`solar_ros.learn.loop.episode_noise`), as the random pretraining policy acts.
+
+    Raises:
+        ValueError: ``env`` cannot be probed (:func:`can_probe`) or ``episodes`` < 2.
+    """
+    from solar_ros.learn.loop import episode_noise
+    if not can_probe(env):
+        raise ValueError(f'{type(env).__name__} does not expose the block and arm state')
+    images, actions, offsets, states = [], [], [], []
+    for index in range(episodes):
+        seed = PROBE_SEED_BASE + index
+        image = env.reset(task=task, seed=seed)
+        noise = std * episode_noise(env.horizon, env.action_dim, seed)
+        frames, applied, offset, state = [], [], [], []
+        for t in range(env.horizon):
+            frames.append(image)
+            offset.append(env.held_block_pose()[:3] - env.goal_position())
+            state.append(np.concatenate([env.joint_positions(), env.target_block_pose()[:2]]))
+            image, _, _, info = env.step(noise[t])
+            applied.append(np.asarray(info['action'], dtype=np.float64))
+        images.append(np.stack(frames))
+        actions.append(np.stack(applied))
+        offsets.append(np.stack(offset))
+        states.append(np.stack(state))
+    return ProbeData(np.stack(images), np.stack(actions), np.stack(offsets), np.stack(states))
+
+
+def load_or_collect(run_dir: Path, env: Any, config: RunConfig,
+                    episodes: int = 20) -> ProbeData:
+    """Return the run's probe episodes, rendering and saving them on first use."""
+    path = Path(run_dir) / PROBE_FILE
+    if path.exists():
+        return ProbeData.load(path)
+    std = config.loop.pretrain_std if config.loop.pretrain_std is not None \
+        else config.lqr.get('init_std', 0.5)
+    data = collect(env, config.loop.task, episodes, std)
+    data.save(path)
+    return data
+
+
+def linear_probe(features: np.ndarray, targets: np.ndarray) -> ProbeScores:
+    """Fit targets ~ features by least squares on the first half of the episodes.
+
+    Args:
+        features: (N, T, d) regressors per frame.
+        targets: (N, T, 3) quantities to predict per frame.
+
+    Returns:
+        the scores on the frames of the last N - N // 2 episodes.
+
+    """
+    n = features.shape[0]
+    split = n // 2
+    design = np.concatenate([features, np.ones(features.shape[:2] + (1,))], axis=-1)
+    train_x, test_x = design[:split].reshape(-1, design.shape[-1]), \
+        design[split:].reshape(-1, design.shape[-1])
+    train_y, test_y = targets[:split].reshape(-1, 3), targets[split:].reshape(-1, 3)
+    weights, *_ = np.linalg.lstsq(train_x, train_y, rcond=None)
+    residual = test_y - test_x @ weights
+    variance = np.maximum(test_y.var(axis=0), 1e-12)
+    return ProbeScores(r2=1.0 - (residual ** 2).mean(axis=0) / variance,
+                       rmse=np.sqrt((residual ** 2).mean(axis=0)))
+
+
+def probe_model(model: SolarModel, data: ProbeData) -> ProbeScores:
+    """Score the model's smoothed latent means on the probe episodes."""
+    latents = model.infer(data.images, data.actions).means.numpy()
+    return linear_probe(latents, data.offsets)
+
+
+def probe_true_state(data: ProbeData) -> ProbeScores:
+    """Score the arm's true state (joint angles and target x, y) on the probe episodes."""
+    return linear_probe(data.true_states, data.offsets)
+
+
+def report(latent: ProbeScores, true_state: ProbeScores) -> List[str]:
+    """Return the table lines: per axis R^2 and RMSE (cm) of the latent and the true state."""
+    lines = ['axis  latent R^2  latent RMSE  true-state R^2  true-state RMSE']
+    for i, axis in enumerate(AXES):
+        lines.append(f'{axis:>4}  {latent.r2[i]:10.3f}  {100 * latent.rmse[i]:8.2f} cm'
+                     f'  {true_state.r2[i]:14.3f}  {100 * true_state.rmse[i]:12.2f} cm')
+    return lines
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse ``argv``, probe the run's model, print the table and return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('run_dir', type=Path, help='run directory (or a pretrained folder)')
+    parser.add_argument('--policy', type=int,
+                        help='probe the model of policy K (default: the newest)')
+    parser.add_argument('--episodes', type=int, default=20,
+                        help='probe episodes rendered on first use (half fit, half scored)')
+    args = parser.parse_args(argv)
+    if args.episodes < 2:
+        print('solar_ros.probe: --episodes must be at least 2', file=sys.stderr)
+        return 2
+    checkpoints = args.run_dir / 'checkpoints'
+    models = sorted(checkpoints.glob('model_*.ckpt'))
+    try:
+        config = RunConfig.from_yaml(args.run_dir / 'config.yaml')
+        if args.policy is None:
+            if not models:
+                raise ValueError(f'no model checkpoints in {checkpoints}')
+            path = models[-1]
+        else:
+            path = checkpoints / f'model_{args.policy:04d}.ckpt'
+            if not path.exists():
+                raise ValueError(f'{path} does not exist')
+        model = SolarModel.load(path)
+        env = make_env(config.env)
+        if not can_probe(env):
+            raise ValueError(f'env {config.env.get("name")!r} has no block state to probe')
+    except (OSError, ValueError) as error:
+        print(f'solar_ros.probe: cannot probe {args.run_dir}: {error}', file=sys.stderr)
+        return 2
+    data = load_or_collect(args.run_dir, env, config, args.episodes)
+    print(f'{path.name}: linear probe of the held block offset on {len(data.images)} '
+          f'random-action episodes (fitted on {len(data.images) // 2}, scored on the rest)')
+    for line in report(probe_model(model, data), probe_true_state(data)):
+        print(line)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The linear probe of the held block's position: known answers and a real PyBullet run."""
+
+import numpy as np
+import pytest
+from solar_ros.core.model import ModelConfig, SolarModel
+from solar_ros.learn.probe import (
+    collect, linear_probe, main, probe_model, probe_true_state, ProbeData)
+from solar_ros.sim.point_mass import PointMassEnv
+from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv
+
+
+def test_linear_targets_score_one_and_noise_scores_about_zero():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(10, 20, 4))
+    weights = rng.normal(size=(4, 3))
+    exact = linear_probe(features, features @ weights + 0.5)
+    np.testing.assert_allclose(exact.r2, 1.0, atol=1e-9)
+    np.testing.assert_allclose(exact.rmse, 0.0, atol=1e-9)
+    features = rng.normal(size=(40, 50, 4))
+    noise = linear_probe(features, rng.normal(size=(40, 50, 3)))
+    assert np.all(noise.r2 < 0.1)
+    np.testing.assert_allclose(noise.rmse, 1.0, atol=0.1)
+
+
+def test_probe_scores_only_the_held_out_episodes():
+    features = np.zeros((4, 5, 1))
+    features[:, :, 0] = np.arange(5)
+    targets = np.repeat(features, 3, axis=-1)
+    targets[2:] += 1.0  # the held-out half is shifted: fitted on the first half, it misses
+    scores = linear_probe(features, targets)
+    np.testing.assert_allclose(scores.rmse, 1.0)
+
+
+def test_collect_records_the_block_offset_and_true_state_on_the_arm(tmp_path):
+    with SawyerStackEnv(SawyerStackConfig(horizon=8, image_size=16)) as env:
+        data = collect(env, task=1, episodes=12, std=0.3)
+        start = env.reset(1, seed=700_000_000)
+        offset = env.held_block_pose()[:3] - env.goal_position()
+    assert data.images.shape == (12, 8, 16, 16, 3)
+    assert data.actions.shape == (12, 8, 7)
+    assert data.true_states.shape == (12, 8, 9)
+    np.testing.assert_array_equal(data.images[0, 0], start)
+    np.testing.assert_allclose(data.offsets[0, 0], offset)
+    # task 1 starts the block about (-2, -6, +8) cm from the goal
+    np.testing.assert_allclose(data.offsets[:, 0].mean(0), [-0.02, -0.06, 0.08], atol=0.02)
+    assert np.abs(data.actions).max() > 0.05
+    data.save(tmp_path / 'probe.npz')
+    again = ProbeData.load(tmp_path / 'probe.npz')
+    np.testing.assert_array_equal(again.offsets, data.offsets)
+    scores = probe_true_state(data)  # the offset is nearly linear in the joint angles
+    assert np.all(scores.r2 > 0.8), scores
+    model = SolarModel(ModelConfig(latent_dim=3, action_dim=7, horizon=8, image_size=16,
+                                   keypoints=4))
+    assert probe_model(model, data).r2.shape == (3,)
+
+
+def test_probe_data_needs_two_episodes_and_a_probeable_env(tmp_path):
+    with pytest.raises(ValueError, match='2 episodes'):
+        ProbeData(np.zeros((1, 2, 8, 8, 3), np.uint8), np.zeros((1, 2, 7)),
+                  np.zeros((1, 2, 3)), np.zeros((1, 2, 9)))
+    with pytest.raises(ValueError, match='block'):
+        collect(PointMassEnv(horizon=3), task=1, episodes=2, std=0.1)
+    assert main([str(tmp_path)]) == 2

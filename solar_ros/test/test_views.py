@@ -1,0 +1,74 @@
+"""Several cameras as one observation: rendering, product-of-experts encoding, checks."""
+
+import numpy as np
+import pytest
+from solar_ros.core.model import ModelConfig, ModelInputError, SolarModel
+from solar_ros.images import views_side_by_side
+from solar_ros.learn.config import RunConfig
+from solar_ros.learn.episodes import Episode
+from solar_ros.learn.loop import SolarLoop
+from solar_ros.sim.point_mass import PointMassEnv
+from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv
+import torch
+
+
+def test_two_views_stack_the_first_camera_and_a_different_side_camera():
+    with SawyerStackEnv(SawyerStackConfig(views=1)) as one, \
+            SawyerStackEnv(SawyerStackConfig(views=2)) as two:
+        single, double = one.reset(1, seed=4), two.reset(1, seed=4)
+        assert single.shape == (64, 64, 3) and double.shape == (64, 64, 6)
+        np.testing.assert_array_equal(double[..., :3], single)
+        assert np.abs(double[..., 3:].astype(int) - single.astype(int)).mean() > 10
+        image, _, _, _ = two.step(np.zeros(7))
+        assert image.shape == (64, 64, 6)
+    with pytest.raises(ValueError, match='views'):
+        SawyerStackConfig(views=3)
+    with pytest.raises(ValueError, match='side_camera_fov_deg'):
+        SawyerStackConfig(side_camera_fov_deg=180.0)
+
+
+def test_encoder_potentials_of_views_multiply():
+    torch.manual_seed(0)
+    config = ModelConfig(latent_dim=3, action_dim=2, horizon=4, image_size=16, views=2,
+                         channels=4, keypoints=4)
+    model = SolarModel(config)
+    images = torch.rand(2, 4, 16, 16, 6)
+    both = model.encode(images)
+    J = h = 0.0
+    for view, encoder in enumerate(model.encoder):
+        mean, std = encoder(images[..., 3 * view:3 * view + 3])
+        J = J + std.double() ** -2
+        h = h + mean.double() * std.double() ** -2
+    torch.testing.assert_close(both.J, J)
+    torch.testing.assert_close(both.h, h)
+    assert model.decoder(torch.zeros(5, 3)).shape == (5, 16, 16, 6)
+    smoothed = model.infer(images, torch.zeros(2, 4, 2))
+    assert smoothed.means.shape == (2, 4, 3)
+    with pytest.raises(ModelInputError, match='views'):
+        model.infer(images[..., :3], torch.zeros(2, 4, 2))
+
+
+def test_single_view_model_keeps_its_checkpoint_layout():
+    model = SolarModel(ModelConfig(latent_dim=3, action_dim=2, horizon=4, image_size=16))
+    assert any(key.startswith('encoder.mean_head') for key in model.state_dict())
+
+
+def test_episodes_hold_views_and_side_by_side_shows_them():
+    images = np.zeros((3, 8, 8, 6), dtype=np.uint8)
+    images[..., 3:] = 200
+    episode = Episode(images, np.zeros((2, 7)), np.zeros(2), 1, 0, False, 0.1)
+    assert episode.images.shape[-1] == 6
+    wide = views_side_by_side(images[0])
+    assert wide.shape == (8, 16, 3)
+    assert wide[:, :8].max() == 0 and wide[:, 8:].min() == 200
+    with pytest.raises(ValueError, match='3 V'):
+        views_side_by_side(np.zeros((8, 8, 4), dtype=np.uint8))
+
+
+def test_loop_refuses_an_env_with_other_views_than_the_model(tmp_path):
+    config = RunConfig.from_dict({
+        'env': {'name': 'point_mass', 'horizon': 4, 'image_size': 16},
+        'model': {'latent_dim': 2, 'views': 2}, 'lqr': {}, 'loop': {}})
+    with pytest.raises(ValueError, match='model.views'):
+        SolarLoop(PointMassEnv(horizon=4, image_size=16), config, tmp_path)
+    assert not (tmp_path / 'checkpoints').exists()
