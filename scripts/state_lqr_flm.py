@@ -1,14 +1,20 @@
 """LQR-FLM on the simulated arm's true low-dimensional state, without images.
 
-The check that separates the policy optimiser from the image model: the state is the 7
-joint angles (rad) and the held block's offset from the goal point (m), the cost is the
-environment's, the local dynamics prior is the uninformative MNIW. Prints one line per
-iteration: the noisy rollouts' mean final distance and success, and the same for the
-policy's mean action on ``--eval-episodes`` seeds that no rollout uses. Run with the
-workspace environment:
+The oracle rungs that separate the policy optimiser from the image model (README, "Where
+performance is lost"): the state is the 7 joint angles (rad) and the held block's offset
+from the goal point (m). As in SOLAR, the local dynamics' prior is a global linear model
+fitted to ``--prior-episodes`` random-action episodes (joint-velocity noise
+``--prior-std``; 0 episodes gives the uninformative MNIW). The cost is fitted to the
+rollouts' costs as SOLAR fits it, or with ``--known-cost`` given exactly: the squared
+distance (d / 0.1 m)^2 is a quadratic of the offset. Prints one line per iteration (the
+noisy rollouts' and the mean action's final distance and success on ``--eval-episodes``
+seeds), then the last policy's mean action on the 50 evaluation seeds of
+``solar_ros.learn.evaluate`` with its 95% Wilson interval. Run with the workspace
+environment:
 
-    python scripts/state_lqr_flm.py [--task 1] [--kl-step 1.0] [--init-std 0.3]
-        [--rollouts 10] [--iterations 15] [--data-strength 1.0] [--squared-distance]
+    python scripts/state_lqr_flm.py [--task 1] [--kl-step 1.0] [--init-std 0.15]
+        [--rollouts 10] [--iterations 10] [--data-strength 1.0] [--final-cost-weight 10]
+        [--prior-episodes 60] [--prior-std 0.3] [--squared-distance] [--known-cost]
         [--eval-episodes 10]
 """
 
@@ -16,14 +22,18 @@ import argparse
 from typing import Optional, Tuple
 
 import numpy as np
-from solar_ros.core.lqr_flm import LQRFLM, LQRFLMConfig, observed_trajectories
+from solar_ros.core.cost import QuadraticCost
+from solar_ros.core.lqr_flm import (LQRFLM, LQRFLMConfig, observed_trajectories,
+                                    transition_stats)
 from solar_ros.core.mniw import MNIW
 from solar_ros.core.policy import LinearGaussianPolicy
+from solar_ros.learn.evaluate import EVAL_SEED_BASE, wilson_interval
 from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv
 import torch
 
 STATE_DIM = 10  # 7 joint angles and the 3-D block-to-goal offset
-EVAL_SEED = 900_000_000  # first seed of the noise-free episodes
+PRIOR_SEED = 600_000_000  # first seed of the random episodes behind the prior
+FINAL_EPISODES = 50  # evaluation seeds of the last policy
 
 
 def state(env: SawyerStackEnv) -> np.ndarray:
@@ -58,24 +68,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--task', type=int, default=1)
     parser.add_argument('--kl-step', type=float, default=1.0)
-    parser.add_argument('--init-std', type=float, default=0.3)
+    parser.add_argument('--init-std', type=float, default=0.15)
     parser.add_argument('--rollouts', type=int, default=10)
-    parser.add_argument('--iterations', type=int, default=15)
+    parser.add_argument('--iterations', type=int, default=10)
     parser.add_argument('--data-strength', type=float, default=1.0)
+    parser.add_argument('--final-cost-weight', type=float, default=10.0)
+    parser.add_argument('--prior-episodes', type=int, default=60,
+                        help='random episodes behind the global dynamics prior')
+    parser.add_argument('--prior-std', type=float, default=0.3,
+                        help='joint-velocity noise of those episodes, rad/s')
     parser.add_argument('--squared-distance', action='store_true',
                         help="the environment's squared distance cost, (d / 0.1 m)^2")
+    parser.add_argument('--known-cost', action='store_true',
+                        help='give LQR-FLM the squared distance cost exactly (implies '
+                             '--squared-distance)')
     parser.add_argument('--eval-episodes', type=int, default=10,
                         help='noise-free episodes per iteration (0: none)')
     args = parser.parse_args()
+    squared = args.squared_distance or args.known_cost
     env = SawyerStackEnv(SawyerStackConfig(
-        render=False, distance_cost='squared' if args.squared_distance else 'linear'))
-    du = env.action_dim
+        render=False, distance_cost='squared' if squared else 'linear'))
+    du, horizon = env.action_dim, env.horizon
     R = torch.diag(torch.as_tensor(env.config.action_cost, dtype=torch.float64))
-    lqr = LQRFLM(STATE_DIM, du, env.horizon,
+    known = known_cost(R, env.config.distance_scale, horizon) if args.known_cost else None
+    lqr = LQRFLM(STATE_DIM, du, horizon,
                  LQRFLMConfig(kl_step=args.kl_step, init_std=args.init_std,
-                              data_strength=args.data_strength), action_cost=R)
-    prior = MNIW.prior(STATE_DIM, du, env.horizon)
+                              data_strength=args.data_strength,
+                              final_cost_weight=args.final_cost_weight),
+                 action_cost=R, known_cost=known)
+    prior = MNIW.prior(STATE_DIM, du, horizon)
     rng = np.random.default_rng(0)
+    if args.prior_episodes:
+        noise = LinearGaussianPolicy.initial(horizon, STATE_DIM, du, args.prior_std)
+        runs = [rollout(env, noise, args.task, PRIOR_SEED + i, rng)
+                for i in range(args.prior_episodes)]
+        S, A = (torch.tensor(np.array([r[i] for r in runs]), dtype=torch.float64)
+                for i in range(2))
+        prior = prior.posterior(transition_stats(S, A))
     seed = 0
     for iteration in range(args.iterations + 1):
         runs = [rollout(env, lqr.policy, args.task, seed + i, rng) for i in range(args.rollouts)]
@@ -84,14 +113,37 @@ def main() -> None:
                 f'{np.mean([r[3] for r in runs]):.3f} m, '
                 f'success {np.mean([r[4] for r in runs]):.0%}')
         if args.eval_episodes:
-            means = [rollout(env, lqr.policy, args.task, EVAL_SEED + i, None)
+            means = [rollout(env, lqr.policy, args.task, EVAL_SEED_BASE + i, None)
                      for i in range(args.eval_episodes)]
             line += (f'; mean action: {np.mean([r[3] for r in means]):.3f} m, '
                      f'success {np.mean([r[4] for r in means]):.0%}')
         print(f'{line}; step_mult {lqr.step_mult:.2f}', flush=True)
+        if iteration == args.iterations:
+            break
         S, A, C = (torch.tensor(np.array([r[i] for r in runs]), dtype=torch.float64)
                    for i in range(3))
         lqr.update(observed_trajectories(S, A), A, C, prior=prior)
+    final = [rollout(env, lqr.policy, args.task, EVAL_SEED_BASE + i, None)
+             for i in range(FINAL_EPISODES)]
+    successes = sum(bool(r[4]) for r in final)
+    low, high = wilson_interval(successes, FINAL_EPISODES)
+    print(f'policy {args.iterations} on {FINAL_EPISODES} evaluation seeds: success '
+          f'{successes / FINAL_EPISODES:.0%} [{low:.0%}-{high:.0%}], final distance '
+          f'{np.mean([r[3] for r in final]):.3f} m')
+
+
+def known_cost(action_cost: torch.Tensor, scale: float, horizon: int) -> QuadraticCost:
+    """Return the squared distance cost on x = [joints, offset, action], exactly quadratic.
+
+    cost = |offset|^2 / scale^2 + 1/2 a^T R a, so C has 2 / scale^2 on the offset block
+    and R on the action block (T, 17, 17); c = 0.
+    """
+    du = action_cost.shape[0]
+    C = torch.zeros(STATE_DIM + du, STATE_DIM + du, dtype=torch.float64)
+    C[7:STATE_DIM, 7:STATE_DIM] = 2.0 / scale ** 2 * torch.eye(3, dtype=torch.float64)
+    C[STATE_DIM:, STATE_DIM:] = action_cost
+    return QuadraticCost.tiled(C, torch.zeros(STATE_DIM + du, dtype=torch.float64), 0.0,
+                               horizon)
 
 
 if __name__ == '__main__':

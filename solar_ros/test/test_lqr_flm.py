@@ -318,3 +318,22 @@ def test_final_cost_weight_brings_the_last_state_nearer_the_goal():
     for bad in (0.0, float('nan'), float('inf')):
         with pytest.raises(ValueError, match='final_cost_weight'):
             LQRFLM(4, 2, 10, LQRFLMConfig(final_cost_weight=bad))
+
+
+def test_known_cost_is_used_instead_of_the_fit():
+    """With the true cost given, costs that say nothing (zeros) still lead to the optimum."""
+    system, cost, R = point_mass()
+    optimal, _ = lqr_backward(system, cost, eta=1e-12)
+    best = policy_cost(system, cost, optimal)
+    gen = torch.Generator().manual_seed(2)
+    states, actions, _ = rollouts(system, LinearGaussianPolicy.initial(20, 4, 2, std=0.5),
+                                  50, gen)
+    prior = MNIW.prior(4, 2, 20).posterior(transition_stats(states, actions))
+    learner = LQRFLM(4, 2, 20, action_cost=R, known_cost=cost)
+    for _ in range(10):
+        states, actions, costs = rollouts(system, learner.policy, 20, gen, cost)
+        learner.update(observed_trajectories(states, actions), actions,
+                       torch.zeros_like(costs), prior)
+    assert policy_cost(system, cost, learner.policy) <= 1.05 * best
+    with pytest.raises(ValueError, match='known_cost'):
+        LQRFLM(3, 2, 20, known_cost=cost)

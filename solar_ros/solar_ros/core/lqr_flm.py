@@ -486,6 +486,8 @@ class LQRFLM:
         horizon: T.
         config: settings.
         action_cost: known (du, du) action Hessian R of the cost, or None to fit it.
+        known_cost: the whole cost over x = [s; a], (T, dx + du) blocks, when it is known
+            (an oracle on the true state); None fits it to the rollouts' costs.
         policy: the current policy (initially the random policy of ``config.init_std``).
         step_mult: current KL step multiplier.
 
@@ -496,6 +498,7 @@ class LQRFLM:
     horizon: int
     config: LQRFLMConfig = field(default_factory=LQRFLMConfig)
     action_cost: Optional[Tensor] = None
+    known_cost: Optional[QuadraticCost] = None
     policy: Optional[LinearGaussianPolicy] = None
     step_mult: float = 1.0
     _last: Optional[_Prediction] = field(default=None, init=False, repr=False)
@@ -508,6 +511,11 @@ class LQRFLM:
         if not 0 < self.config.final_cost_weight < float('inf'):  # NaN fails too
             raise ValueError(f'final_cost_weight must be finite and > 0,'
                              f' got {self.config.final_cost_weight}')
+        n = self.state_dim + self.action_dim
+        if self.known_cost is not None and tuple(self.known_cost.C.shape) != (
+                self.horizon, n, n):
+            raise ValueError(f'known_cost: expected C of shape ({self.horizon}, {n}, {n}),'
+                             f' got {tuple(self.known_cost.C.shape)}')
         if self.policy is None:
             self.policy = LinearGaussianPolicy.initial(self.horizon, self.state_dim,
                                                        self.action_dim, self.config.init_std)
@@ -534,9 +542,10 @@ class LQRFLM:
                              f' {self.state_dim}), got {tuple(means.shape)}')
         F, Q = local.posterior.mean_dynamics()
         mu0, P0 = initial_state_estimate(means[:, 0], covs[:, 0], self.config.initial_var_floor)
-        cost = fit_segmented_cost(means, actions, costs, self.config.cost_segments,
-                                  self.action_cost, self.config.cost_ridge,
-                                  self.config.psd_cost).weighted(self.step_weights())
+        cost = self.known_cost if self.known_cost is not None else fit_segmented_cost(
+            means, actions, costs, self.config.cost_segments, self.action_cost,
+            self.config.cost_ridge, self.config.psd_cost)
+        cost = cost.weighted(self.step_weights())
         return LocalFit(LDSParams(F=F, Q=Q, mu0=mu0, P0=P0), cost, local)
 
     def update(self, trajectories: Union[SmoothedTrajectories, Smoother], actions: Tensor,

@@ -13,9 +13,19 @@ runs one policy. Safety: a gains message that fails validation or whose action d
 ``velocity_limits`` is rejected with an error and the last good policy is kept; a belief
 whose dim differs from the policy's gets zero velocity; in ``realtime`` mode a timer sends
 zero velocity whenever the last belief is older than ``stale_after`` seconds.
+
+Guaranteed, whatever arrives on the subscribed topics: every message published on
+``velocity_controller/commands`` holds du = ``action_dim`` finite values in rad/s, value i
+within [-velocity_limits[i], +velocity_limits[i]]. The action is computed with numpy's
+floating-point errors silenced and every command goes through :func:`safe_command`, the last
+line of defence: a finite action is clamped joint by joint (saturation, silent); one that is
+not finite (e.g. finite but huge gains that overflow to inf or NaN) or has the wrong shape is
+replaced by zero velocity, with a throttled error naming the topic and the problem. At start,
+:func:`check_velocity_limits` requires ``action_dim`` entries, each finite and > 0; a bad
+value raises ValueError naming the parameter before any topic is created.
 """
 
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -30,6 +40,73 @@ from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 from std_msgs.msg import Float64MultiArray
 
 MODES = ('lockstep', 'realtime')
+COMMAND_TOPIC = 'velocity_controller/commands'
+
+
+def check_velocity_limits(values: Sequence[float], action_dim: int) -> np.ndarray:
+    """Return the per-joint speed limits as a float64 array, or raise ValueError.
+
+    Args:
+        values: the ``velocity_limits`` parameter, one speed limit per joint in rad/s.
+        action_dim: du, the number of joints commanded (the ``action_dim`` parameter).
+
+    Returns:
+        (du,) float64 limits in rad/s, every one finite and > 0.
+
+    Raises:
+        ValueError: naming the parameter and its value when the length is not du or an
+            entry is not finite or not > 0.
+
+    """
+    try:
+        limits = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f'parameter velocity_limits: expected {action_dim} numbers (rad/s), '
+                         f'got {values!r}') from None
+    if limits.shape != (action_dim,):
+        raise ValueError(f'parameter velocity_limits: expected {action_dim} values (one per '
+                         f'joint, action_dim), got {limits.size}: {np.ravel(limits).tolist()}')
+    bad = np.flatnonzero(~(np.isfinite(limits) & (limits > 0)))
+    if bad.size:
+        raise ValueError(f'parameter velocity_limits: every entry must be finite and > 0 '
+                         f'(rad/s), got {limits[bad[0]]} at index {bad[0]}: {limits.tolist()}')
+    return limits
+
+
+def safe_command(action: np.ndarray,
+                 limits: np.ndarray) -> Tuple[np.ndarray, Optional[str]]:
+    """Return the command to publish for ``action`` and the problem found, or None.
+
+    A finite action of the right shape is clamped to [-limits, +limits] joint by joint
+    (saturation is not a problem). Anything else gives zero velocity and the reason: an
+    action that cannot be read as numbers, has the wrong shape or holds NaN or +-inf, or
+    limits that are not all finite and > 0 (then ``np.clip`` would return wrong bounds).
+    The command returned is always finite, and within the limits whenever they are valid.
+
+    Args:
+        action: (du,) joint velocities in rad/s.
+        limits: (du,) per-joint speed limits in rad/s.
+
+    Returns:
+        command: (du,) float64 joint velocities in rad/s, zero when ``reason`` is not None.
+        reason: None when the command is the clamped action, else what was wrong.
+
+    """
+    limits = np.asarray(limits, dtype=np.float64).reshape(-1)
+    zero = np.zeros(limits.shape[0])
+    if not np.all(np.isfinite(limits) & (limits > 0)):
+        return zero, f'velocity_limits {limits.tolist()} are not all finite and > 0'
+    try:
+        values = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        return zero, f'action is not numeric ({error})'
+    if values.shape != limits.shape:
+        return zero, f'action has shape {values.shape}, expected {limits.shape}'
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        return zero, (f'{bad.size} non-finite value(s) in the action, first {values[bad[0]]} '
+                      f'at joint {bad[0]}')
+    return np.clip(values, -limits, limits), None
 
 
 class ControllerNode(Node):
@@ -40,9 +117,14 @@ class ControllerNode(Node):
         super().__init__(node_name, **kwargs)
         limits = self.declare_parameter(
             'velocity_limits', [1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545],
-            ParameterDescriptor(description='per-joint speed limit in rad/s; commands are '
-                                            'clamped to +-limit; its length is du')).value
-        self._limits = np.asarray(limits, dtype=np.float64)
+            ParameterDescriptor(description='per-joint speed limit in rad/s, each finite and '
+                                            '> 0; commands are clamped to +-limit; its '
+                                            'length must be action_dim')).value
+        action_dim = self.declare_parameter(
+            'action_dim', 7, ParameterDescriptor(
+                description='joint velocities per command, du (as for the learner)')).value
+        # Checked before any topic exists: a bad value fails the construction.
+        self._limits = check_velocity_limits(limits, action_dim)
         self._noise_scale = self.declare_parameter(
             'noise_scale', 1.0, ParameterDescriptor(
                 description='multiplies the policy noise L_t eps_t (0: mean action)',
@@ -68,8 +150,8 @@ class ControllerNode(Node):
         self._noise = np.zeros((0, len(self._limits)))
         self._episode_id = 0
         self._last_belief_time = None
-        self._publisher = self.create_publisher(Float64MultiArray,
-                                                'velocity_controller/commands', qos.COMMANDS)
+        self._publisher = self.create_publisher(Float64MultiArray, COMMAND_TOPIC,
+                                                qos.COMMANDS)
         self._in_use = self.create_publisher(PolicyInUse, 'policy/in_use', qos.EVENTS)
         self.create_subscription(LatentBelief, 'latent_belief', self._on_belief, qos.LATENT)
         self.create_subscription(GainsMsg, 'policy/gains', self._on_gains, qos.LATCHED_READER)
@@ -86,7 +168,14 @@ class ControllerNode(Node):
         self.get_logger().error(text, throttle_duration_sec=1.0)
 
     def _send(self, action: np.ndarray) -> None:
-        self._publisher.publish(Float64MultiArray(data=action.tolist()))
+        """Publish the (du,) action in rad/s if it is safe, else zero velocity and an error."""
+        command, problem = safe_command(action, self._limits)
+        if problem is not None:
+            # Its own call site, so that other errors' throttling cannot hide this one.
+            self.get_logger().error(
+                f'{self._publisher.topic_name}: unsafe command ({problem}): sending zero '
+                'velocity', throttle_duration_sec=1.0)
+        self._publisher.publish(Float64MultiArray(data=command.tolist()))
 
     def _zero(self) -> None:
         self._send(np.zeros(len(self._limits)))
@@ -149,8 +238,9 @@ class ControllerNode(Node):
             return
         t = int(msg.step)
         noise = self._noise[t] if t < len(self._noise) else np.zeros(gains.action_dim)
-        action = gains.policy.act(t, mean, self._noise_scale * noise)
-        self._send(np.clip(action, -self._limits, self._limits))
+        with np.errstate(all='ignore'):  # overflow gives inf/NaN, which _send rejects
+            action = gains.policy.act(t, mean, self._noise_scale * noise)
+        self._send(action)
 
     def _on_timer(self) -> None:
         now = self.get_clock().now()
