@@ -2,7 +2,7 @@
 
 The oracle rungs that separate the policy optimiser from the image model (README, "Where
 performance is lost"): the state is the 7 joint angles (rad) and the held block's offset
-from the goal point (m). As in SOLAR, the local dynamics' prior is a global linear model
+from the cost's aim point (m). As in SOLAR, the local dynamics' prior is a global linear model
 fitted to ``--prior-episodes`` random-action episodes (joint-velocity noise
 ``--prior-std``; 0 episodes gives the uninformative MNIW). The cost is fitted to the
 rollouts' costs as SOLAR fits it, or with ``--known-cost`` given exactly: the squared
@@ -14,7 +14,9 @@ environment:
 
     python scripts/state_lqr_flm.py [--task 1] [--kl-step 1.0] [--init-std 0.15]
         [--rollouts 10] [--iterations 10] [--data-strength 1.0] [--final-cost-weight 10]
-        [--prior-episodes 60] [--prior-std 0.3] [--squared-distance] [--known-cost]
+        [--min-step-mult 0.1] [--max-step-mult 10]
+        [--prior-episodes 60] [--prior-std 0.3] [--prior-scale 1e-5] [--squared-distance]
+        [--known-cost] [--goal-clearance 0.0]
         [--eval-episodes 10]
 """
 
@@ -37,9 +39,9 @@ FINAL_EPISODES = 50  # evaluation seeds of the last policy
 
 
 def state(env: SawyerStackEnv) -> np.ndarray:
-    """Return the true state of the arm, (10,): joint angles (rad), block minus goal (m)."""
+    """Return the true state of the arm, (10,): joint angles (rad), block minus aim point (m)."""
     return np.concatenate([env.joint_positions(),
-                           env.held_block_pose()[:3] - env.goal_position()])
+                           env.held_block_pose()[:3] - env.aim_position()])
 
 
 def rollout(env: SawyerStackEnv, policy: LinearGaussianPolicy, task: int, seed: int,
@@ -73,12 +75,20 @@ def main() -> None:
     parser.add_argument('--iterations', type=int, default=10)
     parser.add_argument('--data-strength', type=float, default=1.0)
     parser.add_argument('--final-cost-weight', type=float, default=10.0)
+    parser.add_argument('--min-step-mult', type=float, default=0.1)
+    parser.add_argument('--max-step-mult', type=float, default=10.0,
+                        help='equal to --min-step-mult: a fixed KL step of kl_step * mult')
     parser.add_argument('--prior-episodes', type=int, default=60,
                         help='random episodes behind the global dynamics prior')
     parser.add_argument('--prior-std', type=float, default=0.3,
                         help='joint-velocity noise of those episodes, rad/s')
+    parser.add_argument('--prior-scale', type=float, default=1e-5,
+                        help='S0 of the MNIW prior, the expected process noise covariance '
+                             '(rad^2, m^2): 1e-5 is about 3 mm per step')
     parser.add_argument('--squared-distance', action='store_true',
                         help="the environment's squared distance cost, (d / 0.1 m)^2")
+    parser.add_argument('--goal-clearance', type=float, default=0.0,
+                        help='height of the aim point above the resting goal point, m')
     parser.add_argument('--known-cost', action='store_true',
                         help='give LQR-FLM the squared distance cost exactly (implies '
                              '--squared-distance)')
@@ -87,16 +97,19 @@ def main() -> None:
     args = parser.parse_args()
     squared = args.squared_distance or args.known_cost
     env = SawyerStackEnv(SawyerStackConfig(
-        render=False, distance_cost='squared' if squared else 'linear'))
+        render=False, distance_cost='squared' if squared else 'linear',
+        goal_clearance=args.goal_clearance))
     du, horizon = env.action_dim, env.horizon
     R = torch.diag(torch.as_tensor(env.config.action_cost, dtype=torch.float64))
     known = known_cost(R, env.config.distance_scale, horizon) if args.known_cost else None
     lqr = LQRFLM(STATE_DIM, du, horizon,
                  LQRFLMConfig(kl_step=args.kl_step, init_std=args.init_std,
                               data_strength=args.data_strength,
-                              final_cost_weight=args.final_cost_weight),
+                              final_cost_weight=args.final_cost_weight,
+                              min_step_mult=args.min_step_mult,
+                              max_step_mult=args.max_step_mult),
                  action_cost=R, known_cost=known)
-    prior = MNIW.prior(STATE_DIM, du, horizon)
+    prior = MNIW.prior(STATE_DIM, du, horizon, scale=args.prior_scale)
     rng = np.random.default_rng(0)
     if args.prior_episodes:
         noise = LinearGaussianPolicy.initial(horizon, STATE_DIM, du, args.prior_std)

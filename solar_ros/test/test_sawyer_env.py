@@ -216,6 +216,20 @@ def test_cost_scores_the_state_the_action_is_chosen_in(env):
     assert cost == pytest.approx(before + 0.5 * 0.01 * 7 * 0.5 ** 2, rel=1e-9)
 
 
+def test_goal_clearance_moves_the_cost_aim_above_the_resting_point():
+    config = SawyerStackConfig(goal_clearance=0.01, render=False)
+    with SawyerStackEnv(config) as raised:
+        raised.reset(task=1, seed=0)
+        aim = raised.aim_position()
+        np.testing.assert_allclose(aim - raised.goal_position(), [0.0, 0.0, 0.01])
+        held = raised.held_block_pose()[:3]
+        _, cost, _, _ = raised.step(np.zeros(7))
+    assert cost == pytest.approx(float(np.linalg.norm(held - aim)), rel=1e-9)
+    assert cost != pytest.approx(float(np.linalg.norm(held - aim + [0, 0, 0.01])), rel=1e-6)
+    with pytest.raises(ValueError, match='goal_clearance'):
+        SawyerStackConfig(goal_clearance=-0.01)
+
+
 def test_squared_distance_cost_is_the_scaled_square_of_the_distance():
     config = SawyerStackConfig(distance_cost='squared', distance_scale=0.05, render=False)
     with SawyerStackEnv(config) as squared:

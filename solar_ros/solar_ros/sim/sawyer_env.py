@@ -73,6 +73,10 @@ class SawyerStackConfig:
         "distance term of the cost: 'linear' (d, m) or 'squared' ((d / distance_scale)^2)",
         'linear')
     distance_scale: float = _doc('distance at which the squared distance term is 1, m', 0.1)
+    goal_clearance: float = _doc(
+        'height of the aim point above the goal point (the held block resting on the'
+        ' target): the cost measures the distance to the aim point, so that a policy'
+        ' releases the block just above the target instead of pressing it into it, m', 0.0)
     target_position: Tuple[float, ...] = _doc(
         'x, y of the target block centre on the table, m', (0.65, 0.0))
     task1_offset: Tuple[float, ...] = _doc(
@@ -122,7 +126,7 @@ class SawyerStackConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
         for name in ('held_position_noise', 'target_position_noise', 'yaw_noise',
-                     'block_friction', 'settle_time'):
+                     'block_friction', 'settle_time', 'goal_clearance'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
         if self.views not in VIEWS:
@@ -242,7 +246,8 @@ class SawyerStackEnv:
 
         Returns:
             observation (H, W, 3 * views) uint8, cost, done, info (class docstring).
-            The cost is c_t = :meth:`distance_cost` of the state *before* the action plus
+            The cost is c_t = :meth:`distance_cost` of the distance to the aim point
+            (:meth:`aim_position`) in the state *before* the action plus
             0.5 a^T R a of the clipped action: the cost of the state the action was chosen
             in, as the model and LQR-FLM read c_t = c(s_t, a_t) (costs paired with the
             frames after the actions put a fitted cost's minimum one step short of the
@@ -261,7 +266,7 @@ class SawyerStackEnv:
         if not np.all(np.isfinite(a)):
             raise ValueError(f'action must be finite, got {a.tolist()}')
         a = np.clip(a, self.action_low, self.action_high)
-        cost = self.distance_cost(self.distance_to_goal()) + float(
+        cost = self.distance_cost(self.distance_to_aim()) + float(
             0.5 * np.sum(self._action_cost * a * a))
         for _ in range(self.config.substeps):
             self._apply_velocities(a)
@@ -311,6 +316,17 @@ class SawyerStackEnv:
         goal = np.array(self._client.getBasePositionAndOrientation(self._target)[0])
         goal[2] += self.config.block_size
         return goal
+
+    def aim_position(self) -> np.ndarray:
+        """Return the point the cost measures the held block's centre from, (3,) m.
+
+        It is ``goal_clearance`` above :meth:`goal_position`.
+        """
+        return self.goal_position() + np.array([0.0, 0.0, self.config.goal_clearance])
+
+    def distance_to_aim(self) -> float:
+        """Return the distance from the held block's centre to the aim point, m."""
+        return float(np.linalg.norm(self.held_block_pose()[:3] - self.aim_position()))
 
     def distance_to_goal(self) -> float:
         """Return the distance from the held block's centre to the goal point, m."""
