@@ -95,3 +95,12 @@ def test_wilson_interval_known_values():
 def test_zero_episodes_is_an_error_not_a_table(tmp_path):
     assert evaluate.main([str(tmp_path), '--episodes', '0']) == 2
     assert not list(tmp_path.glob('evaluation_*.csv'))
+
+
+def test_unknown_task_is_an_error_not_a_traceback(tmp_path, capsys):
+    settings = {'env': {'name': 'sawyer_stack', 'horizon': 3, 'image_size': 16},
+                'model': {'latent_dim': 2, 'channels': 4, 'hidden': 8, 'image_size': 16}}
+    SolarLearner(RunConfig.from_dict(settings), 3, 7, tmp_path, log=lambda line: None)
+    assert evaluate.main([str(tmp_path), '--tasks', '9', '--episodes', '1']) == 2
+    assert 'task 9' in capsys.readouterr().err
+    assert not list(tmp_path.glob('evaluation_*.csv'))

@@ -131,7 +131,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     version = agent.policy_version
     rows = []
     for task in args.tasks or [config.loop.task]:
-        row, runs = evaluate(env, agent, task, args.episodes, args.noise)
+        try:
+            row, runs = evaluate(env, agent, task, args.episodes, args.noise)
+        except ValueError as error:  # e.g. a task the environment does not have
+            print(f'solar_ros.evaluate: task {task}: {error}', file=sys.stderr)
+            return 2
         rows.append(row)
         for episode in runs if args.gifs else []:
             gif = out / f'policy_{version:04d}_task{task}_seed{episode.seed}.gif'
