@@ -1,7 +1,6 @@
 """The controller never publishes a non-finite or out-of-limit joint velocity command."""
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from solar_ros.nodes.controller_node import (check_velocity_limits, COMMAND_TOPI
                                              ControllerNode, safe_command)
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
+from spinning import spin_until, with_peer
 from std_msgs.msg import Float64MultiArray
 
 SAWYER = np.array([1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545])  # rad/s
@@ -121,10 +121,7 @@ def test_controller_construction_fails_on_bad_velocity_limits(context, limits):
 def test_huge_gains_over_dds_give_only_finite_commands_within_limits(context):
     T, DX, DU = 4, 3, 7
     node = ControllerNode(context=context)
-    peer = rclpy.create_node('safety_peer', context=context)
-    executor = rclpy.executors.SingleThreadedExecutor(context=context)
-    for n in (node, peer):
-        executor.add_node(n)
+    peer, executor = with_peer(node, context, 'safety_peer')
     commands = []
     peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
                              lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
@@ -137,22 +134,16 @@ def test_huge_gains_over_dds_give_only_finite_commands_within_limits(context):
     means = [[2.0] * DX, [2.0, -2.0, 0.0], [0.0] * DX, [1e-300] * DX]
     beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
 
-    def spin_until(done, what):
-        deadline = time.monotonic() + 20.0
-        while not done() and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-        assert done(), f'timed out waiting for {what}'
-
     try:
         peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED).publish(gains)
-        spin_until(lambda: node.policy_version is not None, 'the gains')
+        spin_until(executor, lambda: node.policy_version is not None, 'the gains')
         peer.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS).publish(
             EpisodeEvent(episode_id=1, task_id=1, kind=EpisodeEvent.START))
-        spin_until(lambda: node._episode_id == 1, 'the episode start')
+        spin_until(executor, lambda: node._episode_id == 1, 'the episode start')
         for t, mean in enumerate(means):
             beliefs.publish(LatentBelief(episode_id=1, step=t, dim=DX, mean=mean,
                                          covariance=eye(DX)))
-            spin_until(lambda: len(commands) == t + 1, f'command {t}')
+            spin_until(executor, lambda: len(commands) == t + 1, f'command {t}')
     finally:
         executor.shutdown()
         node.destroy_node()

@@ -1,6 +1,5 @@
 """The latent filter node over DDS gives the closed-form Kalman beliefs, step by step."""
 
-import time
 
 from builtin_interfaces.msg import Time
 import numpy as np
@@ -13,6 +12,7 @@ from solar_ros.nodes.conversions import gains_to_msg, potential_to_msg
 from solar_ros.nodes.latent_filter_node import LatentFilterNode
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
+from spinning import spin_until, with_peer
 from std_msgs.msg import Float64MultiArray, Header
 import torch
 
@@ -59,10 +59,7 @@ def test_beliefs_match_the_closed_form_kalman_filter():
     context = rclpy.Context()
     rclpy.init(context=context)
     node = LatentFilterNode(context=context)
-    peer = rclpy.create_node('filter_peer', context=context)
-    executor = rclpy.executors.SingleThreadedExecutor(context=context)
-    for n in (node, peer):
-        executor.add_node(n)
+    peer, executor = with_peer(node, context, 'filter_peer')
     beliefs = []
     peer.create_subscription(LatentBelief, 'latent_belief', beliefs.append, qos.LATENT)
     publish_gains = peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED)
@@ -72,21 +69,15 @@ def test_beliefs_match_the_closed_form_kalman_filter():
     commands = peer.create_publisher(Float64MultiArray, 'velocity_controller/commands',
                                      qos.COMMANDS)
 
-    def spin_until(done, what):
-        deadline = time.monotonic() + 20.0
-        while not done() and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-        assert done(), f'timed out waiting for {what}'
-
     try:
         publish_gains.publish(gains_to_msg(gains, Time(sec=1)))
-        spin_until(lambda: node._next is not None, 'the gains')
+        spin_until(executor, lambda: node._next is not None, 'the gains')
         events.publish(EpisodeEvent(header=Header(stamp=Time(sec=10)), episode_id=1,
                                     task_id=1, kind=EpisodeEvent.START))
         for t in range(T):
             potentials.publish(potential_to_msg(Header(stamp=Time(sec=10 + t)), 1, t,
                                                 means[t], precisions[t], 7))
-            spin_until(lambda: len(beliefs) == t + 1, f'belief {t}')
+            spin_until(executor, lambda: len(beliefs) == t + 1, f'belief {t}')
             commands.publish(Float64MultiArray(data=actions[t].tolist()))
         # A resent START of the running episode changes nothing.
         events.publish(EpisodeEvent(header=Header(stamp=Time(sec=10)), episode_id=1,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import os
 from pathlib import Path
 import tempfile
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import numpy as np
 
@@ -80,21 +80,9 @@ class Episode:
 
     def save(self, path: Path) -> None:
         """Write the episode to ``path`` atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp_', suffix='.npz')
-        try:
-            with os.fdopen(handle, 'wb') as out:
-                np.savez(out, images=self.images, actions=self.actions, costs=self.costs,
-                         task=self.task, seed=self.seed, success=self.success,
-                         final_distance=self.final_distance,
-                         policy_version=self.policy_version)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_npz(path, images=self.images, actions=self.actions, costs=self.costs,
+                  task=self.task, seed=self.seed, success=self.success,
+                  final_distance=self.final_distance, policy_version=self.policy_version)
 
     @classmethod
     def load(cls, path: Path) -> 'Episode':
@@ -110,6 +98,25 @@ class Episode:
             if isinstance(error, EpisodeFormatError):
                 raise EpisodeFormatError(f'{path}: {error}') from error
             raise EpisodeFormatError(f'{path}: not a readable episode file ({error})') from error
+
+
+def write_npz(path: Path, **arrays: Any) -> None:
+    """Write ``arrays`` to the ``.npz`` file ``path`` atomically (temporary file, synced, renamed).
+
+    A crash leaves either the old file or the new one under ``path``, never a partial one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp_', suffix='.npz')
+    try:
+        with os.fdopen(handle, 'wb') as out:
+            np.savez(out, **arrays)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class EpisodeStore:

@@ -18,15 +18,14 @@ policy update scores its model on the same frames (the ``probe_r2_*`` columns of
 
 import argparse
 from dataclasses import dataclass
-import os
 from pathlib import Path
 import sys
-import tempfile
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 from solar_ros.core.model import SolarModel
 from solar_ros.learn.config import RunConfig
+from solar_ros.learn.episodes import write_npz
 from solar_ros.sim.environments import make_env
 
 PROBE_SEED_BASE = 700_000_000
@@ -63,16 +62,8 @@ class ProbeData:
 
     def save(self, path: Path) -> None:
         """Write the data to ``path`` atomically (temporary file, then rename)."""
-        path = Path(path)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp_', suffix='.npz')
-        try:
-            with os.fdopen(handle, 'wb') as out:
-                np.savez(out, images=self.images, actions=self.actions,
-                         offsets=self.offsets, true_states=self.true_states)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_npz(path, images=self.images, actions=self.actions, offsets=self.offsets,
+                  true_states=self.true_states)
 
     @classmethod
     def load(cls, path: Path) -> 'ProbeData':
