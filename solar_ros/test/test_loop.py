@@ -81,6 +81,9 @@ def test_config_rejects_unknown_sections_and_settings(tmp_path):
         RunConfig.from_dict({'loop': {'rollouts_per_iteration': 0}})
     with pytest.raises(ValueError, match=r'pretrain_episodes \(4\) must be >='):
         RunConfig.from_dict({'loop': {'pretrain_episodes': 4, 'rollouts_per_iteration': 5}})
+    for name in ('smooth_noise', 'refit_encoder'):
+        with pytest.raises(ValueError, match=f'loop.{name} must be true or false'):
+            RunConfig.from_dict({'loop': {name: 'no'}})
     path = tmp_path / 'list.yaml'
     path.write_text('- 1\n- 2\n')
     with pytest.raises(ValueError, match='expected a mapping'):

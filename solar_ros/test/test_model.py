@@ -214,3 +214,19 @@ def test_vae_ablation_reads_frames_alone_with_a_standard_normal_prior():
     assert not torch.equal(model.q.M, SolarModel(make_config(inference='vae')).q.M)
     with pytest.raises(ValueError, match='inference'):
         make_config(inference='kalman')
+
+
+def test_fit_without_the_encoder_keeps_the_representation():
+    torch.set_num_threads(1)
+    model = SolarModel(make_config())
+    batch = make_batch(8, seed=5)
+    encoder = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    decoder = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    model.fit(batch, 3, train_encoder=False)
+    for key, value in model.encoder.state_dict().items():
+        torch.testing.assert_close(value, encoder[key])
+    assert any(not torch.equal(value, decoder[key])
+               for key, value in model.decoder.state_dict().items())
+    model.fit(batch, 3)
+    assert any(not torch.equal(value, encoder[key])
+               for key, value in model.encoder.state_dict().items())

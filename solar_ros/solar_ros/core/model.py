@@ -507,14 +507,15 @@ class SolarModel(nn.Module):
             return torch.sigmoid(self.decoder(smoothed.means.to(torch.float32)))
 
     def fit(self, batch: EpisodeBatch, num_updates: int,
-            progress: Optional[Callable[[int, Dict[str, float]], None]] = None
-            ) -> List[Dict[str, float]]:
+            progress: Optional[Callable[[int, Dict[str, float]], None]] = None,
+            train_encoder: bool = True) -> List[Dict[str, float]]:
         """Train on ``batch`` for ``num_updates`` minibatch updates; return per-update terms.
 
         Each update draws config.batch_size sequences (without replacement within the
         update), takes one clipped Adam step of the networks on -ELBO (beta-weighted) and one
         natural-gradient step of q(F, Sigma) with N = len(batch). ``progress(i, terms)`` is
-        called after update i (0-based) when given.
+        called after update i (0-based) when given. With ``train_encoder`` False the
+        encoder's weights stay as they are (its gradients are dropped before each step).
         """
         self._check_batch(batch)
         num_data = len(batch)
@@ -527,6 +528,9 @@ class SolarModel(nn.Module):
                                                 batch.costs[index], self.beta, num_data)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if not train_encoder:
+                for parameter in self.encoder.parameters():
+                    parameter.grad = None
             nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
             self.optimizer.step()
             stats = smoothed.stats

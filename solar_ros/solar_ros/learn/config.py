@@ -41,6 +41,9 @@ class LoopConfig:
         iterations: policy updates to run; the last policy is number ``iterations``.
         rollouts_per_iteration: episodes of the current policy per LQR-FLM step.
         refit_updates: model updates per policy update after pretraining (0 freezes it).
+        refit_encoder: whether those refits also train the encoder; False keeps the
+            latent representation of the pretrained model (only the dynamics, decoder and
+            cost head are refitted), so the policy's coordinates stay fixed.
         buffer_episodes: the model refits on the latest this many episodes.
         smooth_noise: draw time-correlated exploration noise (the paper's option).
         method: 'solar' improves the policy by LQR-FLM; 'mpc' is the paper's MPC ablation:
@@ -58,12 +61,17 @@ class LoopConfig:
     iterations: int = 10
     rollouts_per_iteration: int = 10
     refit_updates: int = 50
+    refit_encoder: bool = True
     buffer_episodes: int = 200
     smooth_noise: bool = False
     method: str = 'solar'
 
     def __post_init__(self) -> None:
-        """Check ranges; raise ValueError naming the bad setting."""
+        """Check types and ranges; raise ValueError naming the bad setting."""
+        for name in ('smooth_noise', 'refit_encoder'):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f'loop.{name} must be true or false, '
+                                 f'got {getattr(self, name)!r}')
         for name in ('pretrain_episodes', 'rollouts_per_iteration', 'buffer_episodes'):
             if getattr(self, name) < 1:
                 raise ValueError(f'loop.{name} must be >= 1, got {getattr(self, name)}')

@@ -168,7 +168,8 @@ class SolarLearner:
             rollouts = _batch(fresh)
             carry = loop.method == 'solar'  # the MPC planner has no gains to carry over
             before = self.model.infer(rollouts.images, rollouts.actions).means if carry else None
-            self.model.fit(_batch(buffer), loop.refit_updates, self._fit_progress)
+            self.model.fit(_batch(buffer), loop.refit_updates, self._fit_progress,
+                           train_encoder=loop.refit_encoder)
             if before is not None:
                 after = self.model.infer(rollouts.images, rollouts.actions).means
                 coords_r2 = self.lqr.change_coordinates(before, after)
