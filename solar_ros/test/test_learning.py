@@ -9,6 +9,7 @@ must fall: the rollouts' and, without noise on fresh seeds, the policy's.
 """
 
 import csv
+import math
 from pathlib import Path
 
 from solar_ros.learn import evaluate, run
@@ -38,8 +39,10 @@ def learn_and_evaluate(config: Path, run_dir: Path, episodes: int) -> tuple:
 
 
 def test_the_loop_learns_to_reach_the_goal(tmp_path, capsys):
-    _, before, after = learn_and_evaluate(CONFIGS / 'point_mass_ci.yaml', tmp_path / 'run', 20)
+    rows, before, after = learn_and_evaluate(CONFIGS / 'point_mass_ci.yaml', tmp_path / 'run',
+                                             20)
     print(capsys.readouterr().out)
+    assert all(math.isnan(float(r['probe_r2_x'])) for r in rows)  # no block to probe
     assert after['final_distance'] <= 0.25 * before['final_distance'], (before, after)
     assert after['mean_cost'] < before['mean_cost'], (before, after)
 
@@ -52,3 +55,8 @@ def test_the_arm_cost_falls_on_task_1(tmp_path, capsys):
     assert rollout_costs[-1] < 0.8 * rollout_costs[0], rollout_costs
     assert after['mean_cost'] < 0.75 * before['mean_cost'], (before, after)
     assert after['final_distance'] < before['final_distance'], (before, after)
+    # every update scored its model with the probe of the block's position
+    for axis in 'xyz':
+        scores = [float(r[f'probe_r2_{axis}']) for r in rows]
+        assert all(math.isfinite(v) and v <= 1.0 for v in scores), (axis, scores)
+    assert (tmp_path / 'run' / 'probe.npz').exists()
