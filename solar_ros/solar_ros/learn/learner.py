@@ -228,11 +228,9 @@ class SolarLearner:
                'predicted_gain': float(cost_gains[0]),
                'realised_gain': float(cost_gains[1]),
                'coords_r2': coords_r2}
-        if self.probe is None:
-            row.update({f'probe_r2_{axis}': float('nan') for axis in AXES})
-        else:
-            scores = probe_model(self.model, self.probe).columns()
-            row.update({f'probe_r2_{axis}': scores[f'probe_r2_{axis}'] for axis in AXES})
+        r2 = [float('nan')] * len(AXES) if self.probe is None else \
+            probe_model(self.model, self.probe).r2
+        row.update({f'probe_r2_{axis}': float(value) for axis, value in zip(AXES, r2)})
         self.metrics.append(row)
         self.board.scalars('policy', row, self.episodes_used)
         self.log(progress_line(row))

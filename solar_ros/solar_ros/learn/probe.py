@@ -20,9 +20,10 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
+from solar_ros.core.lqr_flm import LQRFLMConfig
 from solar_ros.core.model import SolarModel
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import write_npz
@@ -86,12 +87,6 @@ class ProbeScores:
     r2: np.ndarray
     rmse: np.ndarray
 
-    def columns(self, prefix: str = 'probe') -> Dict[str, float]:
-        """Return the scores as ``{prefix}_r2_x``, ... and ``{prefix}_rmse_x``, ... floats."""
-        row = {f'{prefix}_r2_{a}': float(v) for a, v in zip(AXES, self.r2)}
-        row.update({f'{prefix}_rmse_{a}': float(v) for a, v in zip(AXES, self.rmse)})
-        return row
-
 
 def can_probe(env: Any) -> bool:
     """Return whether ``env`` exposes the true block and arm state a probe needs."""
@@ -136,8 +131,9 @@ def load_or_collect(run_dir: Path, env: Any, config: RunConfig,
     path = Path(run_dir) / PROBE_FILE
     if path.exists():
         return ProbeData.load(path)
-    std = config.loop.pretrain_std if config.loop.pretrain_std is not None \
-        else config.lqr.get('init_std', 0.5)
+    std = config.loop.pretrain_std  # as the learner's random policy 0 acts
+    if std is None:
+        std = LQRFLMConfig(**config.lqr).init_std
     data = collect(env, config.loop.task, episodes, std)
     data.save(path)
     return data
