@@ -14,8 +14,9 @@ from typing import List, Tuple
 
 from solar_ros.core.cost import QuadraticCost
 from solar_ros.core.lds import LDSParams
+from solar_ros.core.local_dynamics import observed_trajectories
 from solar_ros.core.lqr import lqr_backward, solve_kl_step
-from solar_ros.core.lqr_flm import LQRFLM, observed_trajectories
+from solar_ros.core.lqr_flm import LQRFLM
 from solar_ros.core.mniw import MNIW
 from solar_ros.core.policy import LinearGaussianPolicy
 import torch

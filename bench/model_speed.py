@@ -11,7 +11,9 @@ import argparse
 import time
 
 from solar_ros.core.lds import OnlineKalmanFilter
-from solar_ros.core.model import EpisodeBatch, ModelConfig, SolarModel
+from solar_ros.core.model import SolarModel
+from solar_ros.core.model_config import ModelConfig
+from solar_ros.core.sequences import EpisodeBatch
 from solar_ros.sim.point_mass import PointMassEnv, random_episodes
 import torch
 

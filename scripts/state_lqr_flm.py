@@ -25,8 +25,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 from solar_ros.core.cost import QuadraticCost
-from solar_ros.core.lqr_flm import (LQRFLM, LQRFLMConfig, observed_trajectories,
-                                    transition_stats)
+from solar_ros.core.local_dynamics import observed_trajectories, transition_stats
+from solar_ros.core.lqr_flm import LQRFLM, LQRFLMConfig
 from solar_ros.core.mniw import MNIW
 from solar_ros.core.policy import LinearGaussianPolicy
 from solar_ros.learn.evaluate import EVAL_SEED_BASE, wilson_interval

@@ -1,15 +1,13 @@
-"""Tests for LQR-FLM: local dynamics, cost fit, initial state and the policy-improvement loop."""
+"""Tests for LQR-FLM: local dynamics, initial state and the policy-improvement loop."""
 
 import numpy as np
 import pytest
 from solar_ros.core.cost import QuadraticCost
 from solar_ros.core.lds import LDSParams
+from solar_ros.core.local_dynamics import (fit_local_dynamics, initial_state_estimate,
+                                           observed_trajectories, transition_stats)
 from solar_ros.core.lqr import forward_marginals, lqr_backward, policy_cost
-from solar_ros.core.lqr_flm import (fit_affine_map, fit_local_dynamics, fit_quadratic_cost,
-                                    fit_segmented_cost,
-                                    initial_state_estimate, LQRFLM, LQRFLMConfig,
-                                    observed_trajectories,
-                                    transition_stats)
+from solar_ros.core.lqr_flm import LQRFLM, LQRFLMConfig
 from solar_ros.core.mniw import MNIW
 from solar_ros.core.policy import LinearGaussianPolicy
 import torch
@@ -91,61 +89,6 @@ def test_few_samples_stay_near_prior():
     assert all(b < a for a, b in zip(distances, distances[1:]))
     none = fit_local_dynamics(prior, observed_trajectories(states, actions), 0.0)
     torch.testing.assert_close(none.posterior.M, prior.M)
-
-
-def test_cost_fit_recovers_state_cost_with_known_action_cost():
-    gen = torch.Generator().manual_seed(3)
-    states = torch.randn(30, 5, 3, dtype=DT, generator=gen)
-    actions = torch.randn(30, 5, 2, dtype=DT, generator=gen)
-    M = torch.randn(3, 3, dtype=DT, generator=gen)
-    R = torch.tensor([[0.5, 0.1], [0.1, 0.3]], dtype=DT)
-    C = torch.block_diag(M @ M.T, R)
-    c = torch.cat([torch.randn(3, dtype=DT, generator=gen), torch.zeros(2, dtype=DT)])
-    true = QuadraticCost.tiled(C, c, 1.5, 5)
-    costs = true.evaluate(torch.cat([states, actions], 2))
-    fitted = fit_quadratic_cost(states, actions, costs, action_cost=R)
-    torch.testing.assert_close(fitted.C, true.C, atol=1e-6, rtol=0)
-    torch.testing.assert_close(fitted.c, true.c, atol=1e-6, rtol=0)
-    torch.testing.assert_close(fitted.const, true.const, atol=1e-6, rtol=0)
-
-
-def test_cost_fit_without_action_cost_and_psd_projection():
-    gen = torch.Generator().manual_seed(4)
-    states = torch.randn(40, 5, 2, dtype=DT, generator=gen)
-    actions = torch.randn(40, 5, 1, dtype=DT, generator=gen)
-    C = torch.tensor([[1.0, 0.2, 0.3], [0.2, -0.5, 0.0], [0.3, 0.0, 0.8]], dtype=DT)
-    true = QuadraticCost.tiled(C, torch.tensor([0.1, -0.2, 0.3], dtype=DT), 0.0, 5)
-    costs = true.evaluate(torch.cat([states, actions], 2))
-    free = fit_quadratic_cost(states, actions, costs, psd=False)
-    torch.testing.assert_close(free.C, true.C, atol=1e-6, rtol=0)
-    projected = fit_quadratic_cost(states, actions, costs, psd=True)
-    # The projection acts in standardised coordinates u = (x - mean) / std.
-    x = torch.cat([states, actions], 2).reshape(-1, 3)
-    d = x.std(dim=0)
-    evals, evecs = torch.linalg.eigh(d[:, None] * C * d[None, :])
-    expected = (evecs * evals.clamp(min=0)) @ evecs.T / d[:, None] / d[None, :]
-    torch.testing.assert_close(projected.C[0], expected, atol=1e-6, rtol=0)
-    assert float(torch.linalg.eigvalsh(projected.C[0]).min()) > -1e-9
-    # With the curvature projected, the refitted linear and constant terms fit the costs
-    # at least as well as the true ones would.
-    xs = torch.cat([states, actions], 2)
-    kept_true_linear = QuadraticCost.tiled(projected.C[0], true.c[0], 0.0, 5)
-    residual = (projected.evaluate(xs) - costs).pow(2).mean()
-    assert residual <= (kept_true_linear.evaluate(xs) - costs).pow(2).mean()
-
-
-def test_cost_fit_is_well_conditioned_far_from_the_origin():
-    """States with a large offset and little spread (like joint angles) fit as well."""
-    gen = torch.Generator().manual_seed(8)
-    states = 3.0 + 0.02 * torch.randn(20, 6, 4, dtype=DT, generator=gen)
-    actions = torch.zeros(20, 6, 1, dtype=DT)
-    goal = torch.full((4,), 3.0, dtype=DT)
-    costs = 100.0 * (states - goal).pow(2).sum(-1)
-    fit = fit_quadratic_cost(states, actions, costs, action_cost=torch.eye(1, dtype=DT))
-    rmse = (fit.evaluate(torch.cat([states, actions], 2)) - costs).pow(2).mean().sqrt()
-    assert rmse < 0.01 * costs.std()
-    with pytest.raises(ValueError, match='costs'):
-        fit_quadratic_cost(states, actions, costs[:, :4])
 
 
 def test_initial_state_estimate_uses_total_variance():
@@ -235,22 +178,6 @@ def test_step_follows_the_rollouts_costs(scale):
     assert result.last_predicted_gain > 0
 
 
-def test_affine_map_fit_recovers_an_exact_map_and_reports_its_fit():
-    gen = torch.Generator().manual_seed(3)
-    A = torch.randn(4, 3, dtype=DT, generator=gen)
-    b = torch.randn(4, dtype=DT, generator=gen)
-    source = torch.randn(10, 6, 3, dtype=DT, generator=gen)
-    A_fit, b_fit, r2 = fit_affine_map(source, source @ A.T + b)
-    assert torch.allclose(A_fit, A, atol=1e-6) and torch.allclose(b_fit, b, atol=1e-6)
-    assert r2 == pytest.approx(1.0)
-    noisy = source @ A.T + b + torch.randn(10, 6, 4, dtype=DT, generator=gen)
-    assert fit_affine_map(source, noisy)[2] < 0.99
-    with pytest.raises(ValueError, match='samples'):
-        fit_affine_map(source[:1, :3], source[:1, :3])
-    with pytest.raises(ValueError, match='leading shape'):
-        fit_affine_map(source, source[:5])
-
-
 def test_change_coordinates_keeps_the_mean_actions_of_the_same_states():
     """A refitted model's states s' with s = A s' + b: the policy acts as before."""
     gen = torch.Generator().manual_seed(4)
@@ -272,27 +199,6 @@ def test_change_coordinates_keeps_the_mean_actions_of_the_same_states():
     assert torch.equal(lqr.policy.cov, old_policy.cov)
     with pytest.raises(ValueError, match='shapes'):
         old_policy.in_coordinates(A[:2], b)
-
-
-def test_segmented_cost_fit_recovers_a_cost_that_changes_over_the_horizon():
-    gen = torch.Generator().manual_seed(3)
-    n, horizon, dx, du = 40, 6, 2, 1
-    states = torch.randn(n, horizon, dx, generator=gen, dtype=torch.float64)
-    actions = torch.randn(n, horizon, du, generator=gen, dtype=torch.float64)
-    goals = torch.tensor([[1.0, 0.0]] * 3 + [[-1.0, 2.0]] * 3, dtype=torch.float64)
-    costs = ((states - goals) ** 2).sum(-1) + 0.5 * 0.1 * actions[..., 0] ** 2
-    R = 0.1 * torch.eye(du, dtype=torch.float64)
-    x = torch.cat([states, actions], dim=2)
-    split = fit_segmented_cost(states, actions, costs, 2, R)
-    assert torch.allclose(split.evaluate(x), costs, atol=1e-6)
-    shared = fit_segmented_cost(states, actions, costs, 1, R)
-    assert (shared.evaluate(x) - costs).abs().max() > 1.0
-    with pytest.raises(ValueError, match='segments'):
-        fit_segmented_cost(states, actions, costs, horizon + 1, R)
-    with pytest.raises(ValueError, match='states: expected shape'):
-        fit_segmented_cost(states[0], actions, costs, 2, R)
-    with pytest.raises(ValueError, match='cost_segments'):
-        LQRFLM(dx, du, horizon, LQRFLMConfig(cost_segments=0))
 
 
 def test_final_cost_weight_brings_the_last_state_nearer_the_goal():
@@ -337,3 +243,8 @@ def test_known_cost_is_used_instead_of_the_fit():
     assert policy_cost(system, cost, learner.policy) <= 1.05 * best
     with pytest.raises(ValueError, match='known_cost'):
         LQRFLM(3, 2, 20, known_cost=cost)
+
+
+def test_cost_segments_must_be_positive():
+    with pytest.raises(ValueError, match='cost_segments'):
+        LQRFLM(2, 1, 6, LQRFLMConfig(cost_segments=0))

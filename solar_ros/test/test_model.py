@@ -8,8 +8,10 @@ import pytest
 from solar_ros.core import model as model_module
 from solar_ros.core.checkpoint import CheckpointError
 from solar_ros.core.lds import LDSParams
-from solar_ros.core.model import EpisodeBatch, ModelConfig, ModelInputError, SolarModel
+from solar_ros.core.model import SolarModel
+from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.networks import Encoder
+from solar_ros.core.sequences import EpisodeBatch, ModelInputError
 from solar_ros.sim.point_mass import PointMassEnv, random_episodes
 import torch
 

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from solar_ros.core.model import ModelConfig, SolarModel
+from solar_ros.core.model import SolarModel
+from solar_ros.core.model_config import ModelConfig
 from solar_ros.learn.probe import (
     collect, linear_probe, main, probe_model, probe_true_state, ProbeData)
 from solar_ros.sim.point_mass import PointMassEnv

@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
-from solar_ros.core.model import ModelConfig, ModelInputError, SolarModel
+from solar_ros.core.model import SolarModel
+from solar_ros.core.model_config import ModelConfig
+from solar_ros.core.sequences import ModelInputError
 from solar_ros.images import views_side_by_side
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode

@@ -6,7 +6,7 @@ cost_t(x) = 1/2 x^T C_t x + c_t^T x + const_t, for t = 0..T-1. All arrays torch 
 from dataclasses import dataclass
 from typing import Optional
 
-from solar_ros.core.policy import symmetrize
+from solar_ros.core.tensors import symmetrize
 import torch
 from torch import Tensor
 

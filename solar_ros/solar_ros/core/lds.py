@@ -20,15 +20,11 @@ from typing import List, Tuple, Union
 
 import numpy as np
 from solar_ros.core.mniw import LDSSuffStats
+from solar_ros.core.tensors import symmetrize
 import torch
 from torch import Tensor
 
 ArrayLike = Union[Tensor, np.ndarray]
-
-
-def _sym(matrix: Tensor) -> Tensor:
-    """Return the symmetric part of ``matrix`` over its last two dims."""
-    return 0.5 * (matrix + matrix.transpose(-1, -2))
 
 
 def _f64(value: ArrayLike, name: str) -> Tensor:
@@ -176,7 +172,7 @@ def _predict(mean: Tensor, cov: Tensor, F: Tensor, Q: Tensor,
     dx = mean.shape[-1]
     A, Bm = F[..., :dx], F[..., dx:]
     pred_mean = (A @ mean.unsqueeze(-1) + Bm @ action.unsqueeze(-1)).squeeze(-1)
-    return pred_mean, _sym(A @ cov @ A.transpose(-1, -2) + Q)
+    return pred_mean, symmetrize(A @ cov @ A.transpose(-1, -2) + Q)
 
 
 def _update(pred_mean: Tensor, pred_cov: Tensor, J: Tensor,
@@ -191,10 +187,10 @@ def _update(pred_mean: Tensor, pred_cov: Tensor, J: Tensor,
     pred_chol = torch.linalg.cholesky(pred_cov)
     J_pred = torch.cholesky_inverse(pred_chol)
     h_pred = torch.cholesky_solve(pred_mean.unsqueeze(-1), pred_chol).squeeze(-1)
-    J_post = _sym(J_pred + J)
+    J_post = symmetrize(J_pred + J)
     h_post = h_pred + h
     post_chol = torch.linalg.cholesky(J_post)
-    cov = _sym(torch.cholesky_inverse(post_chol))
+    cov = symmetrize(torch.cholesky_inverse(post_chol))
     mean = torch.cholesky_solve(h_post.unsqueeze(-1), post_chol).squeeze(-1)
     logdet_pred = 2.0 * torch.log(torch.diagonal(pred_chol, dim1=-2, dim2=-1)).sum(-1)
     logdet_post = 2.0 * torch.log(torch.diagonal(post_chol, dim1=-2, dim2=-1)).sum(-1)
@@ -274,8 +270,8 @@ def kalman_smoother(params: LDSParams, potentials: GaussianPotentials,
         next_mean, next_cov = means[0], covs[0]
         mean = filtered.means[:, t] + (
             G @ (next_mean - filtered.pred_means[:, t + 1]).unsqueeze(-1)).squeeze(-1)
-        cov = _sym(filtered.covs[:, t]
-                   + G @ (next_cov - filtered.pred_covs[:, t + 1]) @ G.transpose(-1, -2))
+        cov = symmetrize(filtered.covs[:, t]
+                         + G @ (next_cov - filtered.pred_covs[:, t + 1]) @ G.transpose(-1, -2))
         cross.insert(0, next_cov @ G.transpose(-1, -2))
         means.insert(0, mean)
         covs.insert(0, cov)
@@ -299,7 +295,8 @@ def _expected_stats(means: Tensor, covs: Tensor, cross: Tensor,
     yx = torch.cat([ys, ya], -1)
     yy = covs[:, 1:] + m_next.unsqueeze(-1) * m_next.unsqueeze(-2)
     count = torch.full(xx.shape[1:2], float(means.shape[0]), dtype=torch.float64)
-    return LDSSuffStats(xx=_sym(xx.sum(0)), yx=yx.sum(0), yy=_sym(yy.sum(0)), count=count)
+    return LDSSuffStats(xx=symmetrize(xx.sum(0)), yx=yx.sum(0), yy=symmetrize(yy.sum(0)),
+                        count=count)
 
 
 def frame_posteriors(potentials: GaussianPotentials, actions: ArrayLike) -> SmootherResult:
@@ -351,8 +348,8 @@ def sample_backward(params: LDSParams, potentials: GaussianPotentials, actions: 
         G = _gains(params, filtered, t, batch)
         mean = filtered.means[:, t] + (
             G @ (sample - filtered.pred_means[:, t + 1]).unsqueeze(-1)).squeeze(-1)
-        cov = _sym(filtered.covs[:, t]
-                   - G @ filtered.pred_covs[:, t + 1] @ G.transpose(-1, -2))
+        cov = symmetrize(filtered.covs[:, t]
+                         - G @ filtered.pred_covs[:, t + 1] @ G.transpose(-1, -2))
         jitter = 1e-10 * torch.eye(dx, dtype=torch.float64)
         chol = torch.linalg.cholesky(cov + jitter)
         sample = mean + (chol @ noise[:, :, t].unsqueeze(-1)).squeeze(-1)
@@ -391,7 +388,7 @@ class OnlineKalmanFilter:
         P0 = _f64(P0, 'P0')
         if tuple(P0.shape) != (dx, dx):
             raise ValueError(f'P0: expected shape ({dx}, {dx}), got {tuple(P0.shape)}')
-        self.cov = _sym(P0)
+        self.cov = symmetrize(P0)
         self.log_normalizer = 0.0
 
     def update(self, J: ArrayLike, h: ArrayLike) -> Tuple[Tensor, Tensor]:

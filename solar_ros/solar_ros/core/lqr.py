@@ -17,7 +17,8 @@ import math
 from typing import NamedTuple, Optional, Protocol, Tuple
 
 from solar_ros.core.cost import QuadraticCost
-from solar_ros.core.policy import LinearGaussianPolicy, symmetrize
+from solar_ros.core.policy import LinearGaussianPolicy
+from solar_ros.core.tensors import symmetrize
 import torch
 from torch import Tensor
 

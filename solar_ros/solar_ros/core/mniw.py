@@ -18,15 +18,11 @@ from dataclasses import dataclass
 import math
 from typing import Tuple
 
+from solar_ros.core.tensors import symmetrize
 import torch
 from torch import Tensor
 
 JITTER = 1e-8
-
-
-def _sym(matrix: Tensor) -> Tensor:
-    """Return the symmetric part of ``matrix`` over its last two dims."""
-    return 0.5 * (matrix + matrix.transpose(-1, -2))
 
 
 def _eye(n: int, like: Tensor) -> Tensor:
@@ -36,12 +32,12 @@ def _eye(n: int, like: Tensor) -> Tensor:
 
 def _inv_spd(matrix: Tensor) -> Tensor:
     """Return the inverse of symmetric positive-definite ``matrix`` via Cholesky."""
-    return _sym(torch.cholesky_inverse(torch.linalg.cholesky(_sym(matrix))))
+    return symmetrize(torch.cholesky_inverse(torch.linalg.cholesky(symmetrize(matrix))))
 
 
 def _logdet_spd(matrix: Tensor) -> Tensor:
     """Return log|matrix| of symmetric positive-definite ``matrix`` (...,)."""
-    chol = torch.linalg.cholesky(_sym(matrix))
+    chol = torch.linalg.cholesky(symmetrize(matrix))
     return 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
 
 
@@ -168,7 +164,7 @@ class MNIW:
         """Return the natural parameters (module docstring)."""
         V_inv = _inv_spd(self.V)
         eta2 = self.M @ V_inv
-        return MNIWNatural(eta1=_sym(self.S + eta2 @ self.M.transpose(-1, -2)), eta2=eta2,
+        return MNIWNatural(eta1=symmetrize(self.S + eta2 @ self.M.transpose(-1, -2)), eta2=eta2,
                            eta3=V_inv, eta4=self.nu + self.rows + self.cols + 1)
 
     @classmethod
@@ -177,15 +173,15 @@ class MNIW:
         V = _inv_spd(natural.eta3)
         M = natural.eta2 @ V
         n, m = M.shape[-2], M.shape[-1]
-        S = _sym(natural.eta1 - M @ natural.eta2.transpose(-1, -2))
+        S = symmetrize(natural.eta1 - M @ natural.eta2.transpose(-1, -2))
         return cls(M, V, S, natural.eta4 - m - n - 1)
 
     def posterior(self, stats: LDSSuffStats) -> 'MNIW':
         """Return the conjugate posterior after observing transitions with ``stats``."""
         natural = self.to_natural()
         return MNIW.from_natural(MNIWNatural(
-            eta1=natural.eta1 + _sym(stats.yy), eta2=natural.eta2 + stats.yx,
-            eta3=natural.eta3 + _sym(stats.xx), eta4=natural.eta4 + stats.count))
+            eta1=natural.eta1 + symmetrize(stats.yy), eta2=natural.eta2 + stats.yx,
+            eta3=natural.eta3 + symmetrize(stats.xx), eta4=natural.eta4 + stats.count))
 
     def expected_stats(self) -> MNIWExpectedStats:
         """Return E[Sigma^-1], E[Sigma^-1 F], E[F^T Sigma^-1 F] and E[log|Sigma^-1|].
@@ -198,7 +194,7 @@ class MNIW:
         S_inv = _inv_spd(self.S)
         E_Sinv = nu * S_inv + JITTER * _eye(n, self.S)
         E_Sinv_F = nu * S_inv @ self.M
-        E_Ft_Sinv_F = (_sym(nu * self.M.transpose(-1, -2) @ S_inv @ self.M) + n * self.V
+        E_Ft_Sinv_F = (symmetrize(nu * self.M.transpose(-1, -2) @ S_inv @ self.M) + n * self.V
                        + JITTER * _eye(m, self.V))
         E_logdet = multi_digamma(self.nu / 2.0, n) + n * math.log(2.0) - _logdet_spd(self.S)
         return MNIWExpectedStats(E_Sinv, E_Sinv_F, E_Ft_Sinv_F, E_logdet)
@@ -313,8 +309,8 @@ def mniw_natural_step(q: MNIW, prior: MNIW, stats: LDSSuffStats, scale: float,
     if not 0.0 < step <= 1.0:
         raise ValueError(f'step must be in (0, 1], got {step}')
     eta_q, eta_p = q.to_natural(), prior.to_natural()
-    target = (eta_p.eta1 + scale * _sym(stats.yy), eta_p.eta2 + scale * stats.yx,
-              eta_p.eta3 + scale * _sym(stats.xx), eta_p.eta4 + scale * stats.count)
+    target = (eta_p.eta1 + scale * symmetrize(stats.yy), eta_p.eta2 + scale * stats.yx,
+              eta_p.eta3 + scale * symmetrize(stats.xx), eta_p.eta4 + scale * stats.count)
     current = (eta_q.eta1, eta_q.eta2, eta_q.eta3, eta_q.eta4)
     mixed = [(1.0 - step) * a + step * b for a, b in zip(current, target)]
     return MNIW.from_natural(MNIWNatural(*mixed))

@@ -42,11 +42,10 @@ networks then learn nothing from the dynamics, which only serve LQR-FLM as a pri
 Precision: networks float32, everything Kalman and MNIW float64.
 """
 
-from dataclasses import asdict, dataclass, fields, MISSING
+from dataclasses import fields
 import os
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -54,210 +53,13 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .lds import (frame_posteriors, GaussianPotentials, kalman_smoother, LDSParams,
                   sample_backward, SmootherResult)
 from .mniw import MNIW, mniw_natural_step
+from .model_config import ModelConfig
 from .networks import bernoulli_log_likelihood, Decoder, Encoder, QuadraticCostHead
+from .sequences import ArrayLike, check_sequences, EpisodeBatch, ModelInputError
+from .tensors import symmetrize
 
 CHECKPOINT_KIND = 'solar_ros.SolarModel'
 CHECKPOINT_VERSION = 1
-INFERENCE = ('solar', 'vae')
-ArrayLike = Union[np.ndarray, torch.Tensor]
-
-
-class ModelInputError(ValueError):
-    """Raised for images, actions or costs of the wrong shape, range or with non-finite values."""
-
-
-@dataclass
-class ModelConfig:
-    """Every setting of :class:`SolarModel`, with the defaults used for the point mass.
-
-    Attributes:
-        latent_dim: dx, dimension of the latent state s_t.
-        action_dim: du, dimension of the action a_t.
-        horizon: T, number of states/images per sequence (the time-varying MNIW has T - 1).
-        image_size: side of the square RGB images, a multiple of 16.
-        views: V, cameras per observation, stacked on the channel axis (3 V channels).
-            Each camera has its own encoder and the potentials multiply (a product of
-            experts: J = sum_v J_v, h = sum_v h_v); the decoder predicts all 3 V channels.
-        channels: width c of the conv networks (c, 2c, 2c, 2c channels).
-        hidden: units of the encoder's dense layer.
-        keypoints: K > 0 makes the encoder a spatial soft-argmax over K feature maps
-            (see :class:`~solar_ros.core.networks.Encoder`); 0 keeps the dense encoder.
-        min_std: floor added to the encoder's softplus standard deviation.
-        cost_std: standard deviation of the cost likelihood N(c_t; cost_head(s_t), cost_std^2).
-        action_cost_weight: w of the known action penalty w ||a||^2; it is subtracted from
-            the observed costs before the cost head fits them, and cost_params() puts
-            R = 2 w I in the action block.
-        batch_size: sequences per update (B).
-        learning_rate: Adam step size of the networks and the cost head.
-        grad_clip: global gradient-norm clip of the network step.
-        beta_start: beta at update 0.
-        beta_increment: beta added per update.
-        beta_max: cap of beta.
-        mniw_step: rho, the natural-gradient step size of the MNIW per update, in (0, 1].
-        prior_scale: S0 = prior_scale * I, the inverse-Wishart scale of the MNIW prior.
-        init_noise: std of the N(0, 1) noise added to M0 to initialise q(F, Sigma).
-        seed: seed of the network initialisation, minibatches and samples.
-        inference: 'solar' (Kalman smoothing of the potentials under the LDS) or 'vae'
-            (each frame on its own: the VAE ablation, module docstring).
-
-    """
-
-    latent_dim: int
-    action_dim: int
-    horizon: int
-    image_size: int = 64
-    views: int = 1
-    channels: int = 16
-    hidden: int = 128
-    keypoints: int = 0
-    min_std: float = 0.01
-    cost_std: float = 1.0
-    action_cost_weight: float = 0.0
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    grad_clip: float = 5.0
-    beta_start: float = 0.01
-    beta_increment: float = 0.005
-    beta_max: float = 1.0
-    mniw_step: float = 0.1
-    prior_scale: float = 2.0
-    init_noise: float = 0.01
-    seed: int = 0
-    inference: str = 'solar'
-
-    def __post_init__(self) -> None:
-        """Check the values; raise ValueError naming the first bad one."""
-        positive_ints = ('latent_dim', 'action_dim', 'views', 'channels', 'hidden',
-                         'batch_size')
-        for name in positive_ints:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f'ModelConfig.{name} must be >= 1, got {getattr(self, name)}')
-        if int(self.keypoints) < 0:
-            raise ValueError(f'ModelConfig.keypoints must be >= 0, got {self.keypoints}')
-        if self.horizon < 2:
-            raise ValueError(f'ModelConfig.horizon must be >= 2, got {self.horizon}')
-        if self.image_size < 16 or self.image_size % 16:
-            raise ValueError(
-                f'ModelConfig.image_size must be a multiple of 16, got {self.image_size}')
-        for name in ('min_std', 'cost_std', 'learning_rate', 'grad_clip', 'prior_scale'):
-            if not getattr(self, name) > 0:
-                raise ValueError(f'ModelConfig.{name} must be > 0, got {getattr(self, name)}')
-        for name in ('action_cost_weight', 'beta_start', 'beta_increment', 'init_noise'):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f'ModelConfig.{name} must be >= 0, got {getattr(self, name)}')
-        if not self.beta_max >= self.beta_start:
-            raise ValueError(f'ModelConfig.beta_max must be >= beta_start, got {self.beta_max}')
-        if self.inference not in INFERENCE:
-            raise ValueError(f'ModelConfig.inference must be one of {INFERENCE}, '
-                             f'got {self.inference!r}')
-        if not 0 < self.mniw_step <= 1:
-            raise ValueError(f'ModelConfig.mniw_step must be in (0, 1], got {self.mniw_step}')
-
-    @classmethod
-    def from_dict(cls, values: Dict) -> 'ModelConfig':
-        """Build a config from a dict; unknown or missing required keys raise ValueError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f'unknown ModelConfig keys {unknown}; known keys: {sorted(known)}')
-        required = [f.name for f in fields(cls) if f.default is MISSING]
-        missing = [name for name in required if name not in values]
-        if missing:
-            raise ValueError(f'ModelConfig needs {missing} (required: {required})')
-        return cls(**values)
-
-    @classmethod
-    def from_yaml(cls, path: Union[str, os.PathLike]) -> 'ModelConfig':
-        """Build a config from a YAML file holding a mapping (optionally under key 'model')."""
-        import yaml
-        with open(path) as handle:
-            values = yaml.safe_load(handle)
-        if isinstance(values, dict) and isinstance(values.get('model'), dict):
-            values = values['model']
-        if not isinstance(values, dict):
-            raise ValueError(f'{path} does not hold a mapping of ModelConfig settings')
-        return cls.from_dict(values)
-
-    def to_dict(self) -> Dict:
-        """Return the settings as a plain dict (YAML/JSON-serialisable)."""
-        return asdict(self)
-
-
-@dataclass
-class EpisodeBatch:
-    """Training sequences: images o_t, actions a_t and costs c_t for t = 0..T-1.
-
-    Attributes:
-        images: (N, T, H, W, 3 V) uint8, V camera views stacked on the channel axis.
-        actions: (N, T, du) float64.
-        costs: (N, T) float64, the cost of state s_t and action a_t.
-
-    """
-
-    images: torch.Tensor
-    actions: torch.Tensor
-    costs: torch.Tensor
-
-    def __post_init__(self) -> None:
-        """Convert numpy arrays to tensors and check shapes, dtypes and values."""
-        self.images = torch.as_tensor(self.images)
-        self.actions = torch.as_tensor(self.actions, dtype=torch.float64)
-        self.costs = torch.as_tensor(self.costs, dtype=torch.float64)
-        if self.images.dtype != torch.uint8:
-            raise ModelInputError(f'EpisodeBatch.images must be uint8, got {self.images.dtype}')
-        check_sequences(self.images, self.actions, self.costs)
-
-    def __len__(self) -> int:
-        """Return the number of sequences N."""
-        return self.images.shape[0]
-
-    def select(self, index: ArrayLike) -> 'EpisodeBatch':
-        """Return the sequences at ``index`` (indices or a boolean mask) as a new batch."""
-        index = torch.as_tensor(index)
-        return EpisodeBatch(self.images[index], self.actions[index], self.costs[index])
-
-
-def check_sequences(images: torch.Tensor, actions: torch.Tensor,
-                    costs: Optional[torch.Tensor] = None,
-                    config: Optional[ModelConfig] = None) -> None:
-    """Raise ModelInputError unless the arrays are consistent sequences.
-
-    images (B, T, H, W, 3 V) uint8, or floating in [0, 1]; actions (B, T, du); costs (B, T);
-    all finite. With ``config``, T, H = W, V and du must also match it.
-    """
-    if (images.ndim != 5 or images.shape[-1] % 3 or images.shape[-1] == 0
-            or images.shape[2] != images.shape[3]):
-        raise ModelInputError(
-            f'images must have shape (B, T, H, H, 3 V), got {tuple(images.shape)}')
-    batch, horizon, size = images.shape[0], images.shape[1], images.shape[2]
-    if images.dtype != torch.uint8:
-        if not images.is_floating_point():
-            raise ModelInputError(f'images must be uint8 or floating, got {images.dtype}')
-        if not torch.isfinite(images).all():
-            raise ModelInputError('images contain non-finite values')
-        low, high = images.min().item(), images.max().item()
-        if low < 0.0 or high > 1.0:
-            raise ModelInputError(
-                f'floating images must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]')
-    if actions.ndim != 3 or actions.shape[:2] != (batch, horizon):
-        raise ModelInputError(
-            f'actions must have shape ({batch}, {horizon}, du) to match images, '
-            f'got {tuple(actions.shape)}')
-    if not torch.isfinite(actions).all():
-        raise ModelInputError('actions contain non-finite values')
-    if costs is not None:
-        if costs.shape != (batch, horizon):
-            raise ModelInputError(
-                f'costs must have shape ({batch}, {horizon}), got {tuple(costs.shape)}')
-        if not torch.isfinite(costs).all():
-            raise ModelInputError('costs contain non-finite values')
-    if config is not None:
-        expected = (config.horizon, config.image_size, config.views, config.action_dim)
-        found = (horizon, size, images.shape[-1] // 3, actions.shape[-1])
-        if found != expected:
-            raise ModelInputError(
-                f'sequences have (horizon, image size, views, action dim) = {found}, the '
-                f'model expects {expected}')
 
 
 def _as_float_images(images: torch.Tensor) -> torch.Tensor:
@@ -363,10 +165,10 @@ class SolarModel(nn.Module):
             stats = (self.q if dynamics is None else dynamics).expected_stats()
             e1, e2, e3 = stats.E_Sinv, stats.E_Sinv_F, stats.E_Ft_Sinv_F
             Q = torch.linalg.inv(e1)
-            Q = 0.5 * (Q + Q.transpose(-1, -2))
+            Q = symmetrize(Q)
             F = Q @ e2
             D = e3 - e2.transpose(-1, -2) @ F
-            D = 0.5 * (D + D.transpose(-1, -2))
+            D = symmetrize(D)
             k = 0.5 * (stats.E_logdet_Sinv - torch.linalg.slogdet(e1)[1])
         params = LDSParams(F=F, Q=Q, mu0=torch.zeros(dx, dtype=torch.float64),
                            P0=torch.eye(dx, dtype=torch.float64))
@@ -446,21 +248,15 @@ class SolarModel(nn.Module):
             actions: (B, T, du).
 
         """
-        images, actions = torch.as_tensor(images), torch.as_tensor(actions, dtype=torch.float64)
-        check_sequences(images, actions, config=self.config)
-        with torch.no_grad():
-            potentials = self.encode(images)
-            if self.config.inference == 'vae':
-                return frame_posteriors(potentials, actions)
-            params, augmented, _ = self._local_lds(potentials, actions)
-            return kalman_smoother(params, augmented, actions)
+        return self.smoother(images, actions)(None)
 
     def smoother(self, images: ArrayLike,
-                 actions: ArrayLike) -> Callable[[MNIW], SmootherResult]:
+                 actions: ArrayLike) -> Callable[[Optional[MNIW]], SmootherResult]:
         """Return a smoother of these sequences under any dynamics MNIW, for LQR-FLM's EM.
 
         The encoder runs once; each call of the returned function smooths the sequences
-        with the expected-parameter LDS of the given MNIW (leading dim T - 1). In the VAE
+        with the expected-parameter LDS of the given MNIW (leading dim T - 1; None: the
+        model's global posterior q). In the VAE
         ablation it returns the independent frames' posteriors whatever the MNIW.
 
         Args:
@@ -473,7 +269,7 @@ class SolarModel(nn.Module):
         with torch.no_grad():
             potentials = self.encode(images)
 
-        def smooth(dynamics: MNIW) -> SmootherResult:
+        def smooth(dynamics: Optional[MNIW]) -> SmootherResult:
             if self.config.inference == 'vae':
                 return frame_posteriors(potentials, actions)
             with torch.no_grad():

@@ -11,6 +11,7 @@ import math
 from typing import Optional, Union
 
 import numpy as np
+from solar_ros.core.tensors import symmetrize
 import torch
 from torch import Tensor
 
@@ -24,11 +25,6 @@ def _as_float64(value: ArrayLike, name: str) -> Tensor:
     if isinstance(value, Tensor):
         return value.to(torch.float64)
     raise ValueError(f'{name}: expected a torch tensor or numpy array, got {type(value)}')
-
-
-def symmetrize(matrix: Tensor) -> Tensor:
-    """Return (M + M^T) / 2 over the last two dims of ``matrix``."""
-    return 0.5 * (matrix + matrix.transpose(-1, -2))
 
 
 @dataclass

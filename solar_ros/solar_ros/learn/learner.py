@@ -41,8 +41,10 @@ import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint, save_checkpoint
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.lqr_flm import LQRFLM, LQRFLMConfig
-from solar_ros.core.model import EpisodeBatch, ModelConfig, SolarModel
+from solar_ros.core.model import SolarModel
+from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.policy import LinearGaussianPolicy
+from solar_ros.core.sequences import EpisodeBatch
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
 from solar_ros.learn.metrics import MetricsLog, progress_line, TensorBoardLog

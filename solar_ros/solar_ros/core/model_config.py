@@ -1,0 +1,124 @@
+"""Settings of :class:`~solar_ros.core.model.SolarModel`, checked when built."""
+
+from dataclasses import asdict, dataclass, fields, MISSING
+import os
+from typing import Dict, Union
+
+INFERENCE = ('solar', 'vae')
+
+
+@dataclass
+class ModelConfig:
+    """Every setting of :class:`SolarModel`, with the defaults used for the point mass.
+
+    Attributes:
+        latent_dim: dx, dimension of the latent state s_t.
+        action_dim: du, dimension of the action a_t.
+        horizon: T, number of states/images per sequence (the time-varying MNIW has T - 1).
+        image_size: side of the square RGB images, a multiple of 16.
+        views: V, cameras per observation, stacked on the channel axis (3 V channels).
+            Each camera has its own encoder and the potentials multiply (a product of
+            experts: J = sum_v J_v, h = sum_v h_v); the decoder predicts all 3 V channels.
+        channels: width c of the conv networks (c, 2c, 2c, 2c channels).
+        hidden: units of the encoder's dense layer.
+        keypoints: K > 0 makes the encoder a spatial soft-argmax over K feature maps
+            (see :class:`~solar_ros.core.networks.Encoder`); 0 keeps the dense encoder.
+        min_std: floor added to the encoder's softplus standard deviation.
+        cost_std: standard deviation of the cost likelihood N(c_t; cost_head(s_t), cost_std^2).
+        action_cost_weight: w of the known action penalty w ||a||^2; it is subtracted from
+            the observed costs before the cost head fits them, and cost_params() puts
+            R = 2 w I in the action block.
+        batch_size: sequences per update (B).
+        learning_rate: Adam step size of the networks and the cost head.
+        grad_clip: global gradient-norm clip of the network step.
+        beta_start: beta at update 0.
+        beta_increment: beta added per update.
+        beta_max: cap of beta.
+        mniw_step: rho, the natural-gradient step size of the MNIW per update, in (0, 1].
+        prior_scale: S0 = prior_scale * I, the inverse-Wishart scale of the MNIW prior.
+        init_noise: std of the N(0, 1) noise added to M0 to initialise q(F, Sigma).
+        seed: seed of the network initialisation, minibatches and samples.
+        inference: 'solar' (Kalman smoothing of the potentials under the LDS) or 'vae'
+            (each frame on its own: the VAE ablation, :mod:`solar_ros.core.model`).
+
+    """
+
+    latent_dim: int
+    action_dim: int
+    horizon: int
+    image_size: int = 64
+    views: int = 1
+    channels: int = 16
+    hidden: int = 128
+    keypoints: int = 0
+    min_std: float = 0.01
+    cost_std: float = 1.0
+    action_cost_weight: float = 0.0
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    grad_clip: float = 5.0
+    beta_start: float = 0.01
+    beta_increment: float = 0.005
+    beta_max: float = 1.0
+    mniw_step: float = 0.1
+    prior_scale: float = 2.0
+    init_noise: float = 0.01
+    seed: int = 0
+    inference: str = 'solar'
+
+    def __post_init__(self) -> None:
+        """Check the values; raise ValueError naming the first bad one."""
+        positive_ints = ('latent_dim', 'action_dim', 'views', 'channels', 'hidden',
+                         'batch_size')
+        for name in positive_ints:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f'ModelConfig.{name} must be >= 1, got {getattr(self, name)}')
+        if int(self.keypoints) < 0:
+            raise ValueError(f'ModelConfig.keypoints must be >= 0, got {self.keypoints}')
+        if self.horizon < 2:
+            raise ValueError(f'ModelConfig.horizon must be >= 2, got {self.horizon}')
+        if self.image_size < 16 or self.image_size % 16:
+            raise ValueError(
+                f'ModelConfig.image_size must be a multiple of 16, got {self.image_size}')
+        for name in ('min_std', 'cost_std', 'learning_rate', 'grad_clip', 'prior_scale'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'ModelConfig.{name} must be > 0, got {getattr(self, name)}')
+        for name in ('action_cost_weight', 'beta_start', 'beta_increment', 'init_noise'):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f'ModelConfig.{name} must be >= 0, got {getattr(self, name)}')
+        if not self.beta_max >= self.beta_start:
+            raise ValueError(f'ModelConfig.beta_max must be >= beta_start, got {self.beta_max}')
+        if self.inference not in INFERENCE:
+            raise ValueError(f'ModelConfig.inference must be one of {INFERENCE}, '
+                             f'got {self.inference!r}')
+        if not 0 < self.mniw_step <= 1:
+            raise ValueError(f'ModelConfig.mniw_step must be in (0, 1], got {self.mniw_step}')
+
+    @classmethod
+    def from_dict(cls, values: Dict) -> 'ModelConfig':
+        """Build a config from a dict; unknown or missing required keys raise ValueError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f'unknown ModelConfig keys {unknown}; known keys: {sorted(known)}')
+        required = [f.name for f in fields(cls) if f.default is MISSING]
+        missing = [name for name in required if name not in values]
+        if missing:
+            raise ValueError(f'ModelConfig needs {missing} (required: {required})')
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, os.PathLike]) -> 'ModelConfig':
+        """Build a config from a YAML file holding a mapping (optionally under key 'model')."""
+        import yaml
+        with open(path) as handle:
+            values = yaml.safe_load(handle)
+        if isinstance(values, dict) and isinstance(values.get('model'), dict):
+            values = values['model']
+        if not isinstance(values, dict):
+            raise ValueError(f'{path} does not hold a mapping of ModelConfig settings')
+        return cls.from_dict(values)
+
+    def to_dict(self) -> Dict:
+        """Return the settings as a plain dict (YAML/JSON-serialisable)."""
+        return asdict(self)

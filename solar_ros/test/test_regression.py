@@ -1,0 +1,98 @@
+"""Tests for the least-squares fits: quadratic costs (shared and per segment), affine maps."""
+
+import pytest
+from solar_ros.core.cost import QuadraticCost
+from solar_ros.core.regression import fit_affine_map, fit_quadratic_cost, fit_segmented_cost
+import torch
+
+DT = torch.float64
+
+
+def test_cost_fit_recovers_state_cost_with_known_action_cost():
+    gen = torch.Generator().manual_seed(3)
+    states = torch.randn(30, 5, 3, dtype=DT, generator=gen)
+    actions = torch.randn(30, 5, 2, dtype=DT, generator=gen)
+    M = torch.randn(3, 3, dtype=DT, generator=gen)
+    R = torch.tensor([[0.5, 0.1], [0.1, 0.3]], dtype=DT)
+    C = torch.block_diag(M @ M.T, R)
+    c = torch.cat([torch.randn(3, dtype=DT, generator=gen), torch.zeros(2, dtype=DT)])
+    true = QuadraticCost.tiled(C, c, 1.5, 5)
+    costs = true.evaluate(torch.cat([states, actions], 2))
+    fitted = fit_quadratic_cost(states, actions, costs, action_cost=R)
+    torch.testing.assert_close(fitted.C, true.C, atol=1e-6, rtol=0)
+    torch.testing.assert_close(fitted.c, true.c, atol=1e-6, rtol=0)
+    torch.testing.assert_close(fitted.const, true.const, atol=1e-6, rtol=0)
+
+
+def test_cost_fit_without_action_cost_and_psd_projection():
+    gen = torch.Generator().manual_seed(4)
+    states = torch.randn(40, 5, 2, dtype=DT, generator=gen)
+    actions = torch.randn(40, 5, 1, dtype=DT, generator=gen)
+    C = torch.tensor([[1.0, 0.2, 0.3], [0.2, -0.5, 0.0], [0.3, 0.0, 0.8]], dtype=DT)
+    true = QuadraticCost.tiled(C, torch.tensor([0.1, -0.2, 0.3], dtype=DT), 0.0, 5)
+    costs = true.evaluate(torch.cat([states, actions], 2))
+    free = fit_quadratic_cost(states, actions, costs, psd=False)
+    torch.testing.assert_close(free.C, true.C, atol=1e-6, rtol=0)
+    projected = fit_quadratic_cost(states, actions, costs, psd=True)
+    # The projection acts in standardised coordinates u = (x - mean) / std.
+    x = torch.cat([states, actions], 2).reshape(-1, 3)
+    d = x.std(dim=0)
+    evals, evecs = torch.linalg.eigh(d[:, None] * C * d[None, :])
+    expected = (evecs * evals.clamp(min=0)) @ evecs.T / d[:, None] / d[None, :]
+    torch.testing.assert_close(projected.C[0], expected, atol=1e-6, rtol=0)
+    assert float(torch.linalg.eigvalsh(projected.C[0]).min()) > -1e-9
+    # With the curvature projected, the refitted linear and constant terms fit the costs
+    # at least as well as the true ones would.
+    xs = torch.cat([states, actions], 2)
+    kept_true_linear = QuadraticCost.tiled(projected.C[0], true.c[0], 0.0, 5)
+    residual = (projected.evaluate(xs) - costs).pow(2).mean()
+    assert residual <= (kept_true_linear.evaluate(xs) - costs).pow(2).mean()
+
+
+def test_cost_fit_is_well_conditioned_far_from_the_origin():
+    """States with a large offset and little spread (like joint angles) fit as well."""
+    gen = torch.Generator().manual_seed(8)
+    states = 3.0 + 0.02 * torch.randn(20, 6, 4, dtype=DT, generator=gen)
+    actions = torch.zeros(20, 6, 1, dtype=DT)
+    goal = torch.full((4,), 3.0, dtype=DT)
+    costs = 100.0 * (states - goal).pow(2).sum(-1)
+    fit = fit_quadratic_cost(states, actions, costs, action_cost=torch.eye(1, dtype=DT))
+    rmse = (fit.evaluate(torch.cat([states, actions], 2)) - costs).pow(2).mean().sqrt()
+    assert rmse < 0.01 * costs.std()
+    with pytest.raises(ValueError, match='costs'):
+        fit_quadratic_cost(states, actions, costs[:, :4])
+
+
+def test_affine_map_fit_recovers_an_exact_map_and_reports_its_fit():
+    gen = torch.Generator().manual_seed(3)
+    A = torch.randn(4, 3, dtype=DT, generator=gen)
+    b = torch.randn(4, dtype=DT, generator=gen)
+    source = torch.randn(10, 6, 3, dtype=DT, generator=gen)
+    A_fit, b_fit, r2 = fit_affine_map(source, source @ A.T + b)
+    assert torch.allclose(A_fit, A, atol=1e-6) and torch.allclose(b_fit, b, atol=1e-6)
+    assert r2 == pytest.approx(1.0)
+    noisy = source @ A.T + b + torch.randn(10, 6, 4, dtype=DT, generator=gen)
+    assert fit_affine_map(source, noisy)[2] < 0.99
+    with pytest.raises(ValueError, match='samples'):
+        fit_affine_map(source[:1, :3], source[:1, :3])
+    with pytest.raises(ValueError, match='leading shape'):
+        fit_affine_map(source, source[:5])
+
+
+def test_segmented_cost_fit_recovers_a_cost_that_changes_over_the_horizon():
+    gen = torch.Generator().manual_seed(3)
+    n, horizon, dx, du = 40, 6, 2, 1
+    states = torch.randn(n, horizon, dx, generator=gen, dtype=torch.float64)
+    actions = torch.randn(n, horizon, du, generator=gen, dtype=torch.float64)
+    goals = torch.tensor([[1.0, 0.0]] * 3 + [[-1.0, 2.0]] * 3, dtype=torch.float64)
+    costs = ((states - goals) ** 2).sum(-1) + 0.5 * 0.1 * actions[..., 0] ** 2
+    R = 0.1 * torch.eye(du, dtype=torch.float64)
+    x = torch.cat([states, actions], dim=2)
+    split = fit_segmented_cost(states, actions, costs, 2, R)
+    assert torch.allclose(split.evaluate(x), costs, atol=1e-6)
+    shared = fit_segmented_cost(states, actions, costs, 1, R)
+    assert (shared.evaluate(x) - costs).abs().max() > 1.0
+    with pytest.raises(ValueError, match='segments'):
+        fit_segmented_cost(states, actions, costs, horizon + 1, R)
+    with pytest.raises(ValueError, match='states: expected shape'):
+        fit_segmented_cost(states[0], actions, costs, 2, R)
