@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 import pybullet
-from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv
+from solar_ros.sim.sawyer_config import SawyerStackConfig
+from solar_ros.sim.sawyer_env import SawyerStackEnv
 
 
 def steps_per_second(env: SawyerStackEnv, steps: int) -> float:

@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from solar_ros.images import views_side_by_side
-from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv, TASKS
+from solar_ros.sim.sawyer_config import SawyerStackConfig, TASKS
+from solar_ros.sim.sawyer_env import SawyerStackEnv
 
 UPSCALE = 4
 

@@ -30,7 +30,8 @@ from solar_ros.core.lqr_flm import LQRFLM, LQRFLMConfig
 from solar_ros.core.mniw import MNIW
 from solar_ros.core.policy import LinearGaussianPolicy
 from solar_ros.learn.evaluate import EVAL_SEED_BASE, wilson_interval
-from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv
+from solar_ros.sim.sawyer_config import SawyerStackConfig
+from solar_ros.sim.sawyer_env import SawyerStackEnv
 import torch
 
 STATE_DIM = 10  # 7 joint angles and the 3-D block-to-goal offset

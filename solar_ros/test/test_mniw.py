@@ -19,10 +19,17 @@ def _random_mniw(seed: int, n: int = 2, m: int = 3, batch=(2,)) -> MNIW:
 
 
 def _samples(dist: MNIW, count: int, seed: int):
-    """Return ``count`` samples (F, Sigma) of a batch-free MNIW, stacked."""
-    many = MNIW(dist.M.expand(count, *dist.M.shape), dist.V.expand(count, *dist.V.shape),
-                dist.S.expand(count, *dist.S.shape), dist.nu.expand(count))
-    return many.sample(torch.Generator().manual_seed(seed))
+    """Return ``count`` samples (F, Sigma) of a batch-free MNIW, stacked.
+
+    Sigma^-1 ~ Wishart(S^-1, nu) (torch.distributions), then F = M + chol(Sigma) Z chol(V)^T
+    with Z standard normal.
+    """
+    torch.manual_seed(seed)
+    wishart = torch.distributions.Wishart(df=dist.nu, covariance_matrix=torch.linalg.inv(dist.S))
+    Sigma = torch.linalg.inv(wishart.sample((count,)))
+    Z = torch.randn(count, dist.rows, dist.cols, dtype=torch.float64)
+    F = dist.M + torch.linalg.cholesky(Sigma) @ Z @ torch.linalg.cholesky(dist.V).T
+    return F, Sigma
 
 
 def test_expected_statistics_match_monte_carlo():

@@ -7,7 +7,8 @@ from solar_ros.core.model_config import ModelConfig
 from solar_ros.learn.probe import (
     collect, linear_probe, main, probe_model, probe_true_state, ProbeData)
 from solar_ros.sim.point_mass import PointMassEnv
-from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv
+from solar_ros.sim.sawyer_config import SawyerStackConfig
+from solar_ros.sim.sawyer_env import SawyerStackEnv
 
 
 def test_linear_targets_score_one_and_noise_scores_about_zero():

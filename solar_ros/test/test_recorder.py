@@ -5,6 +5,8 @@ import pytest
 from solar_ros.learn.recorder import END, EpisodeRecorder, START, STEP
 
 HORIZON, DU = 3, 2
+NAN = float('nan')
+FINAL_DISTANCE = 0.012  # m, differs from the last cost (0.3)
 
 
 def _stream(episode_id: int = 7, base: int = 1000):
@@ -12,13 +14,14 @@ def _stream(episode_id: int = 7, base: int = 1000):
     rng = np.random.default_rng(episode_id)
     frames = rng.integers(0, 256, (HORIZON + 1, 4, 4, 3), dtype=np.uint8)
     commands = rng.normal(size=(HORIZON, DU))
-    items = [('event', (START, episode_id, 2, 0, 0.0, False, base)),
+    items = [('event', (START, episode_id, 2, 0, 0.0, False, NAN, base)),
              ('policy', (episode_id, 4)), ('frame', (frames[0], base))]
     for k in range(1, HORIZON + 1):
         items.append(('command', (commands[k - 1],)))
         items.append(('frame', (frames[k], base + k)))
-        items.append(('event', (STEP, episode_id, 2, k, 0.1 * k, False, base + k)))
-    items.append(('event', (END, episode_id, 2, HORIZON, 0.1 * HORIZON, True, base + HORIZON)))
+        items.append(('event', (STEP, episode_id, 2, k, 0.1 * k, False, NAN, base + k)))
+    end = (END, episode_id, 2, HORIZON, 0.1 * HORIZON, True, FINAL_DISTANCE, base + HORIZON)
+    items.append(('event', end))
     return items, frames, commands
 
 
@@ -64,7 +67,7 @@ def test_episode_is_assembled_whatever_the_arrival_order(order):
     np.testing.assert_allclose(episode.costs, [0.1, 0.2, 0.3])
     assert (episode.task, episode.seed, episode.success, episode.policy_version) == (
         2, 7, True, 4)
-    assert episode.final_distance == pytest.approx(0.3)
+    assert episode.final_distance == FINAL_DISTANCE  # the END event's, not the last cost
 
 
 def test_an_incomplete_episode_is_dropped_when_the_next_starts():
@@ -80,8 +83,8 @@ def test_an_incomplete_episode_is_dropped_when_the_next_starts():
 
 def test_events_of_another_episode_and_bad_commands():
     recorder = EpisodeRecorder(HORIZON, DU)
-    assert recorder.on_event(STEP, 9, 1, 1, 0.5, False, 5) is None
-    recorder.on_event(START, 3, 1, 0, 0.0, False, 10)
+    assert recorder.on_event(STEP, 9, 1, 1, 0.5, False, NAN, 5) is None
+    recorder.on_event(START, 3, 1, 0, 0.0, False, NAN, 10)
     with pytest.raises(ValueError, match=r'command: expected shape \(2,\)'):
         recorder.on_command(np.zeros(3))
 

@@ -13,13 +13,13 @@ import pybullet
 from pybullet_utils.bullet_client import BulletClient
 import pytest
 from solar_ros.sim.expert import GreedyLineController, ScriptedExpert
-from solar_ros.sim.sawyer_env import (
-    JOINT_LOWER, JOINT_MAX_VELOCITY, JOINT_UPPER, SawyerStackConfig, SawyerStackEnv, TASKS)
+from solar_ros.sim.sawyer_config import SawyerStackConfig, TASKS
+from solar_ros.sim.sawyer_env import JOINT_LOWER, JOINT_MAX_VELOCITY, JOINT_UPPER, SawyerStackEnv
 from solar_ros.sim.sawyer_urdf import LINK_MASSES, sawyer_urdf, write_sawyer_urdf
 import yaml
 
 SIM_YAML = Path(__file__).resolve().parents[1] / 'config' / 'sim.yaml'
-# Corke's standard-DH Sawyer model (docs/sawyer-facts.md), metres and rad.
+# Corke's standard-DH Sawyer model (Robotics Toolbox for Python), metres and rad.
 DH_A = [0.081, 0, 0, 0, 0, 0, 0]
 DH_D = [0.317, 0.1925, 0.4, 0.1685, 0.4, 0.1363, 0.13375]
 DH_ALPHA = [-math.pi / 2] * 6 + [0.0]

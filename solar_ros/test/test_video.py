@@ -4,7 +4,8 @@ import numpy as np
 from PIL import Image
 from solar_ros.learn import video
 from solar_ros.learn.episodes import Episode, EpisodeStore
-from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv
+from solar_ros.sim.sawyer_config import SawyerStackConfig
+from solar_ros.sim.sawyer_env import SawyerStackEnv
 import yaml
 
 HORIZON = 3

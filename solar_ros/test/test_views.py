@@ -10,7 +10,8 @@ from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
 from solar_ros.learn.loop import SolarLoop
 from solar_ros.sim.point_mass import PointMassEnv
-from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv
+from solar_ros.sim.sawyer_config import SawyerStackConfig
+from solar_ros.sim.sawyer_env import SawyerStackEnv
 import torch
 
 

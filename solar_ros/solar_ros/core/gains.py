@@ -3,8 +3,7 @@
 This is the core counterpart of the ``solar_ros_msgs/TimeVaryingGains`` message: the
 time-varying linear-Gaussian policy a_t = K_t s_t + k_t + L_t eps_t acts on the filtered
 latent mean s_t, and the filter predicts between steps with the local dynamics
-s_{t+1} = F_t [s_t; a_t] + w_t, w_t ~ N(0, Q_t), from s_0 ~ N(mu0, P0)
-(solar-method.md 3.6). Torch float64.
+s_{t+1} = F_t [s_t; a_t] + w_t, w_t ~ N(0, Q_t), from s_0 ~ N(mu0, P0). Torch float64.
 """
 
 from dataclasses import dataclass

@@ -81,12 +81,6 @@ class GaussianPotentials:
     J: Tensor
     h: Tensor
 
-    @classmethod
-    def from_mean_std(cls, mean: Tensor, std: Tensor) -> 'GaussianPotentials':
-        """Return diagonal potentials N(s; mean, diag(std^2)) up to a constant: (B, T, dx)."""
-        precision = std.to(torch.float64) ** -2
-        return cls(J=precision, h=mean.to(torch.float64) * precision)
-
     def full_precision(self) -> Tensor:
         """Return J as full matrices, (B, T, dx, dx)."""
         return torch.diag_embed(self.J) if self.J.dim() == 3 else self.J

@@ -4,7 +4,7 @@ Trajectories are given as any object with ``means`` (N, T, dx), ``covs`` (N, T, 
 ``stats`` (:class:`mniw.LDSSuffStats` with leading dim T-1, summed over the N rollouts), such as
 ``lds.SmootherResult`` or :func:`observed_trajectories` for directly observed states; or as a
 callable mapping the current local MNIW to such an object (a smoother), which turns on EM
-(SOLAR paper, section 4.2). All math is torch float64.
+(SOLAR paper). All math is torch float64.
 """
 
 from dataclasses import dataclass

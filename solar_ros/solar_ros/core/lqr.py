@@ -1,9 +1,10 @@
 """Solve KL-constrained maximum-entropy LQR steps for time-varying linear-Gaussian systems.
 
-Problem (solar-method.md section 3.5): minimise E_p[sum_t cost_t(x_t)] over linear-Gaussian
-policies pi subject to sum_t E_p[KL(pi_t(.|s_t) || pi_old_t(.|s_t))] <= epsilon, where p is the
-state-action distribution of pi under the dynamics s_{t+1} = F_t [s_t; a_t] + w_t,
-w_t ~ N(0, Q_t), s_0 ~ N(mu0, P0). Dividing the Lagrangian by the dual variable eta turns it
+Problem (LQR-FLM, Levine and Abbeel, 2014, as SOLAR uses it): minimise
+E_p[sum_t cost_t(x_t)] over linear-Gaussian policies pi subject to
+sum_t E_p[KL(pi_t(.|s_t) || pi_old_t(.|s_t))] <= epsilon, where p is the state-action
+distribution of pi under the dynamics s_{t+1} = F_t [s_t; a_t] + w_t, w_t ~ N(0, Q_t),
+s_0 ~ N(mu0, P0). Dividing the Lagrangian by the dual variable eta turns it
 into a maximum-entropy LQR with the augmented cost cost_t / eta - log pi_old_t(a | s), which
 :func:`lqr_backward` solves exactly; :func:`solve_kl_step` searches eta so that the predicted
 KL hits epsilon, and :func:`adjust_step_mult` adapts epsilon from predicted versus actual

@@ -1,4 +1,4 @@
-"""Improve a time-varying linear-Gaussian policy by LQR-FLM (SOLAR paper, section 4.2).
+"""Improve a time-varying linear-Gaussian policy by LQR-FLM (SOLAR paper).
 
 One update, from the latest rollouts of the current policy:
 

@@ -4,7 +4,7 @@
 vec(F) ~ N(vec(M), V kron Sigma), with F (n, m), Sigma (n, n). For latent dynamics
 s_{t+1} = F [s_t; a_t] + w, w ~ N(0, Sigma): n = dx rows, m = dx + du columns.
 
-Natural parameters (solar-method.md 1.2), paired with the statistics
+Natural parameters, paired with the statistics
 (-1/2 Sigma^-1, Sigma^-1 F, -1/2 F^T Sigma^-1 F, -1/2 log|Sigma|):
 eta1 = S + M V^-1 M^T, eta2 = M V^-1, eta3 = V^-1, eta4 = nu + m + n + 1. Observing
 transitions y = F x + w adds their sums (yy^T, yx^T, xx^T, count) to (eta1, eta2, eta3,
@@ -251,56 +251,10 @@ class MNIW:
                        + n * (_logdet_spd(other.V) - _logdet_spd(self.V)))
         return kl_iw + kl_mn
 
-    def sample(self, generator: torch.Generator) -> Tuple[Tensor, Tensor]:
-        """Draw (F (..., n, m), Sigma (..., n, n)) using ``generator``.
-
-        Sigma^-1 ~ Wishart(S^-1, nu) by the Bartlett decomposition, then
-        F = M + chol(Sigma) Z chol(V)^T with Z standard normal.
-        """
-        n, m = self.rows, self.cols
-        batch = tuple(self.M.shape[:-2])
-        # Bartlett: A lower-triangular, A_ii^2 ~ chi2(nu - i), A_ij ~ N(0, 1) below.
-        dof = self.nu[..., None] - torch.arange(n, dtype=torch.float64)
-        chi2 = _chi2(dof, generator)
-        A = torch.tril(torch.randn(*batch, n, n, generator=generator, dtype=torch.float64), -1)
-        A = A + torch.diag_embed(chi2.sqrt())
-        W_chol = torch.linalg.cholesky(_inv_spd(self.S)) @ A
-        Sigma = _inv_spd(W_chol @ W_chol.transpose(-1, -2))
-        Z = torch.randn(*batch, n, m, generator=generator, dtype=torch.float64)
-        F = self.M + torch.linalg.cholesky(Sigma) @ Z @ torch.linalg.cholesky(
-            self.V).transpose(-1, -2)
-        return F, Sigma
-
-
-def _chi2(dof: Tensor, generator: torch.Generator) -> Tensor:
-    """Draw chi-square variates with degrees of freedom ``dof`` (any shape) via ``generator``.
-
-    Uses Marsaglia and Tsang's gamma sampler on the generator's normals and uniforms
-    (torch's own gamma sampler takes no generator).
-    """
-    shape = dof / 2.0
-    boost = shape < 1.0
-    d = torch.where(boost, shape + 1.0, shape) - 1.0 / 3.0
-    c = 1.0 / torch.sqrt(9.0 * d)
-    result = torch.empty_like(shape)
-    pending = torch.ones_like(shape, dtype=torch.bool)
-    while bool(pending.any()):
-        x = torch.randn(shape.shape, generator=generator, dtype=torch.float64)
-        u = torch.rand(shape.shape, generator=generator, dtype=torch.float64)
-        v = (1.0 + c * x) ** 3
-        accept = (v > 0) & (torch.log(u) < 0.5 * x ** 2 + d - d * v
-                            + d * torch.log(v.clamp(min=1e-300)))
-        take = pending & accept
-        result = torch.where(take, d * v, result)
-        pending = pending & ~accept
-    u = torch.rand(shape.shape, generator=generator, dtype=torch.float64)
-    result = torch.where(boost, result * u ** (1.0 / shape), result)
-    return 2.0 * result
-
 
 def mniw_natural_step(q: MNIW, prior: MNIW, stats: LDSSuffStats, scale: float,
                       step: float) -> MNIW:
-    """Return q after one natural-gradient SVI step (solar-method.md 2.4).
+    """Return q after one natural-gradient SVI step (the SVAE of Johnson et al., 2016).
 
     eta <- (1 - step) eta_q + step (eta_prior + scale * stats), where ``scale`` = N / B
     rescales minibatch statistics to the data set. ``step`` = 1 gives the conjugate

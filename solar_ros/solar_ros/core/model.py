@@ -1,6 +1,6 @@
 """SOLAR's deep state-space model: encoder potentials, Bayesian time-varying LDS, decoder, cost.
 
-Generative model (solar-method.md sections 1 and 2), for one sequence of horizon T:
+Generative model (SOLAR paper; the SVAE of Johnson et al., 2016), for one sequence of horizon T:
 
     s_0 ~ N(0, I),  s_{t+1} | s_t, a_t ~ N(F_t [s_t; a_t], Sigma_t)   (t = 0..T-2),
     (F_t, Sigma_t) ~ MNIW prior (M0 = [I 0], V0 = I, S0 = prior_scale I, nu0 = dx + 2),

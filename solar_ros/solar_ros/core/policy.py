@@ -2,7 +2,7 @@
 
 The policy at step t is pi_t(a | s) = N(K_t s + k_t, S_t). Exploration noise is drawn through
 the *lower* Cholesky factor L_t of S_t (S_t = L_t L_t^T), so a_t = K_t s + k_t + L_t eps_t
-has exactly covariance S_t when eps_t ~ N(0, I) (solar-method.md section 7, item 2).
+has exactly covariance S_t when eps_t ~ N(0, I).
 All arrays are torch float64.
 """
 

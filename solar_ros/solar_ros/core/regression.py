@@ -1,7 +1,7 @@
 """Least-squares fits: quadratic costs over states and actions, affine maps between coordinates.
 
 The cost fits give LQR-FLM its quadratic c(s, a) from (s, a, c) samples of the latest
-rollouts (SOLAR paper, section 4); the affine map carries a policy's gains across a change of
+rollouts (SOLAR paper); the affine map carries a policy's gains across a change of
 latent coordinates after a model refit. All math is torch float64.
 """
 

@@ -1,4 +1,4 @@
-"""Run a latent policy on images in one process: encode, filter, act (solar-method.md 3.6).
+"""Run a latent policy on images in one process: encode, filter, act.
 
 :class:`LatentAgent` is the in-process counterpart of the encoder, latent filter and
 controller nodes: per step the encoder's potential updates an :class:`OnlineKalmanFilter`

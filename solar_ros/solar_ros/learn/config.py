@@ -24,7 +24,7 @@ METHODS = ('solar', 'mpc')
 
 @dataclass
 class LoopConfig:
-    """The outer SOLAR loop's schedule (solar-method.md section 4).
+    """The outer SOLAR loop's schedule (SOLAR paper, Algorithm 1).
 
     Attributes:
         task: task id passed to every ``env.reset``.

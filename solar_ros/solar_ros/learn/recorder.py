@@ -8,10 +8,10 @@ policy that runs each episode, and the commands actually sent, in order
 another, so every piece is buffered until the episode is complete: the end event seen, the
 policy known, T + 1 frames and T commands. No ROS import.
 
-The events carry no seed or distance: a recorded episode's ``seed`` is the sim's episode
-id and its ``final_distance`` is the last step's cost (the distance plus the small action
-penalty). An episode that is still incomplete when the next one starts is dropped and
-counted in :attr:`EpisodeRecorder.dropped`.
+The events carry no seed: a recorded episode's ``seed`` is the sim's episode id; its
+``final_distance`` is the one the END event reports, as ``learn.run`` records it. An
+episode that is still incomplete when the next one starts is dropped and counted in
+:attr:`EpisodeRecorder.dropped`.
 """
 
 from dataclasses import dataclass, field
@@ -37,6 +37,7 @@ class _Pending:
     commands: List[np.ndarray] = field(default_factory=list)
     ended: bool = False
     success: bool = False
+    final_distance: float = float('nan')
 
 
 class EpisodeRecorder:
@@ -52,7 +53,7 @@ class EpisodeRecorder:
         self.dropped = 0
 
     def on_event(self, kind: int, episode_id: int, task: int, step: int, cost: float,
-                 success: bool, stamp_ns: int) -> Optional[Episode]:
+                 success: bool, final_distance: float, stamp_ns: int) -> Optional[Episode]:
         """Take an episode event; return the episode if it is now complete.
 
         Args:
@@ -62,6 +63,7 @@ class EpisodeRecorder:
             step: steps taken when the event was sent (0 at START, k after step k).
             cost: cost of the step (STEP) or of the last step (END).
             success: at END, whether the episode succeeded.
+            final_distance: at END, the released block's distance to the goal, m.
             stamp_ns: header stamp in nanoseconds.
 
         """
@@ -81,6 +83,7 @@ class EpisodeRecorder:
         elif kind == END:
             self._episode.ended = True
             self._episode.success = bool(success)
+            self._episode.final_distance = float(final_distance)
         return self._finish()
 
     def on_policy(self, episode_id: int, policy_version: int) -> Optional[Episode]:
@@ -137,4 +140,5 @@ class EpisodeRecorder:
         self._episode = None
         return Episode(images=images, actions=np.stack(episode.commands), costs=costs,
                        task=episode.task, seed=episode.episode_id, success=episode.success,
-                       final_distance=costs[-1], policy_version=episode.policy_version)
+                       final_distance=episode.final_distance,
+                       policy_version=episode.policy_version)

@@ -1,4 +1,4 @@
-"""Latent filter node: one product-of-experts Kalman step per frame (solar-method.md 3.6).
+"""Latent filter node: one product-of-experts Kalman step per frame (SOLAR's run-time filter).
 
 - subscribes ``latent_potential`` (the encoder's evidence), ``velocity_controller/commands``
   (the command actually sent, std_msgs/Float64MultiArray), ``policy/gains`` (latched; its

@@ -116,7 +116,7 @@ class LearnerNode(Node):
     def _on_event(self, msg: EpisodeEvent) -> None:
         self._take(self._recorder.on_event(
             msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
-            _stamp_ns(msg.header)))
+            msg.final_distance,             _stamp_ns(msg.header)))
 
     def _on_policy(self, msg: PolicyInUse) -> None:
         self._take(self._recorder.on_policy(msg.episode_id, msg.policy_version))

@@ -25,6 +25,7 @@ episode waiting forever.
 The environment's parameters are those of SawyerStackConfig (see config/sim.yaml).
 """
 
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -34,7 +35,8 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from solar_ros.nodes.spin import spin_node
-from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv, TASKS
+from solar_ros.sim.sawyer_config import SawyerStackConfig, TASKS
+from solar_ros.sim.sawyer_env import SawyerStackEnv
 from solar_ros.sim.sawyer_urdf import ARM_JOINTS
 from solar_ros_msgs.msg import EpisodeEvent
 from solar_ros_msgs.srv import ResetEpisode
@@ -193,15 +195,17 @@ class SimNode(Node):
         self._publish(image, EpisodeEvent.STEP, cost, False)
         if done:
             self._running = False
-            self._publish(None, EpisodeEvent.END, cost, info['success'])
+            self._publish(None, EpisodeEvent.END, cost, info['success'], info['final_distance'])
             self.get_logger().info(
                 f'episode {self._episode_id} (task {self._env.task}) ended: success '
                 f'{info["success"]}, final distance {info["final_distance"]:.3f} m')
 
-    def _publish(self, image: Optional[np.ndarray], kind: int, cost: float, success: bool):
+    def _publish(self, image: Optional[np.ndarray], kind: int, cost: float, success: bool,
+                 final_distance: float = math.nan):
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._frame_id)
         if image is not None:
-            self._image_pub.publish(self._image_msg(image, header))
+            image_msg = self._image_msg(image, header)
+            self._image_pub.publish(image_msg)
             self._camera_info.header = header
             self._info_pub.publish(self._camera_info)
             joints = JointState(header=Header(stamp=header.stamp), name=list(ARM_JOINTS),
@@ -210,11 +214,11 @@ class SimNode(Node):
             self._joint_pub.publish(joints)
         event = EpisodeEvent(header=header, episode_id=self._episode_id,
                              task_id=self._env.task, kind=kind, step=self._env.steps_taken,
-                             cost=float(cost), success=bool(success))
+                             cost=float(cost), success=bool(success),
+                             final_distance=float(final_distance))
         self._event_pub.publish(event)
         if image is not None:
-            self._last_frame = (self._image_msg(image, header), self._camera_info, joints,
-                                event)
+            self._last_frame = (image_msg, self._camera_info, joints, event)
             self._last_frame_time = self.get_clock().now()
 
     @staticmethod

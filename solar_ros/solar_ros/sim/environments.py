@@ -23,6 +23,7 @@ def make_env(settings: Mapping[str, Any]) -> Any:
         from solar_ros.sim.point_mass import PointMassEnv
         return PointMassEnv(**options)
     if name == 'sawyer_stack':
-        from solar_ros.sim.sawyer_env import SawyerStackConfig, SawyerStackEnv
+        from solar_ros.sim.sawyer_config import SawyerStackConfig
+        from solar_ros.sim.sawyer_env import SawyerStackEnv
         return SawyerStackEnv(SawyerStackConfig.from_dict(options))
     raise ValueError(f'env.name must be one of {NAMES}, got {name!r}')

@@ -18,23 +18,20 @@ the joint's maximum speed and, on every physics substep, to what keeps the joint
 within its position limits. Self-collisions of the arm are not simulated.
 """
 
-from dataclasses import asdict, dataclass, field, fields
 import math
 from pathlib import Path
 import tempfile
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import pybullet
 from pybullet_utils.bullet_client import BulletClient
 
+from solar_ros.sim.sawyer_config import SawyerStackConfig, TASKS
 from solar_ros.sim.sawyer_urdf import (
     ARM_JOINTS, FINGER_JOINTS, FINGER_TRAVEL, GRIP_LINK, SAWYER_JOINTS,
     write_sawyer_urdf)
 
-TASKS = (1, 2, 3)
-VIEWS = (1, 2)
-DISTANCE_COSTS = ('linear', 'squared')
 JOINT_LOWER = np.array([spec.lower for spec in SAWYER_JOINTS])
 JOINT_UPPER = np.array([spec.upper for spec in SAWYER_JOINTS])
 JOINT_MAX_VELOCITY = np.array([spec.velocity for spec in SAWYER_JOINTS])
@@ -47,126 +44,6 @@ NEUTRAL_POSE = np.array([0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161])
 # Hand orientation (fixed-axis rpy, rad) of the neutral pose: pointing down, fingers
 # along world y; episode yaws are added to its yaw.
 _DOWN_RPY = (math.pi, 0.0, math.pi)
-
-
-def _doc(text: str, default: Any) -> Any:
-    """Return a dataclass field with ``default`` and a description in its metadata."""
-    return field(default=default, metadata={'doc': text})
-
-
-@dataclass(frozen=True)
-class SawyerStackConfig:
-    """Settings of :class:`SawyerStackEnv`; every field has a default.
-
-    Build one from a mapping (e.g. ROS parameters loaded from ``config/sim.yaml``) with
-    :meth:`from_dict`. Lengths in metres, times in seconds, angles as named.
-    """
-
-    horizon: int = _doc('control steps per episode', 30)
-    control_period: float = _doc('seconds between two actions', 0.1)
-    substeps: int = _doc('physics steps per control period', 20)
-    image_size: int = _doc('side of the square RGB image, pixels', 64)
-    render: bool = _doc('render an image on every step (off gives empty observations)', True)
-    action_cost: Tuple[float, ...] = _doc(
-        'diagonal of R in the cost term 0.5 a^T R a, per joint, (rad/s)^-2', (0.01,) * 7)
-    distance_cost: str = _doc(
-        "distance term of the cost: 'linear' (d, m) or 'squared' ((d / distance_scale)^2)",
-        'linear')
-    distance_scale: float = _doc('distance at which the squared distance term is 1, m', 0.1)
-    goal_clearance: float = _doc(
-        'height of the aim point above the goal point (the held block resting on the'
-        ' target): the cost measures the distance to the aim point, so that a policy'
-        ' releases the block just above the target instead of pressing it into it, m', 0.0)
-    target_position: Tuple[float, ...] = _doc(
-        'x, y of the target block centre on the table, m', (0.65, 0.0))
-    task1_offset: Tuple[float, ...] = _doc(
-        'task 1: held block start minus goal point (above and near), m', (-0.02, -0.06, 0.08))
-    task2_offset: Tuple[float, ...] = _doc(
-        'task 2: held block start minus goal point (farther away), m', (-0.12, -0.22, 0.16))
-    task3_offset: Tuple[float, ...] = _doc(
-        'task 3: held block start minus goal point (on the table beside), m',
-        (0.0, -0.13, -0.05))
-    held_position_noise: float = _doc(
-        'half-width of the uniform x, y perturbation of the held block start, m', 0.015)
-    target_position_noise: float = _doc(
-        'half-width of the uniform x, y perturbation of the target block, m', 0.01)
-    yaw_noise: float = _doc('half-width of the uniform perturbation of the hand yaw, rad', 0.05)
-    block_size: float = _doc('edge of both cubes, m', 0.05)
-    block_mass: float = _doc('mass of the held block, kg', 0.1)
-    block_friction: float = _doc('lateral friction coefficient of blocks and table', 1.0)
-    settle_time: float = _doc('time the scene settles after the release, s', 0.5)
-    success_horizontal: float = _doc(
-        'largest horizontal offset between the block centres for success, m', 0.015)
-    success_vertical: float = _doc(
-        'largest gap (or overlap) between the two blocks for success, m', 0.005)
-    success_tilt_deg: float = _doc('largest tilt of the released block for success, deg', 10.0)
-    camera_eye: Tuple[float, ...] = _doc('camera position, m', (1.0, -0.35, 0.38))
-    camera_target: Tuple[float, ...] = _doc('point the camera looks at, m', (0.6, -0.1, 0.13))
-    camera_fov_deg: float = _doc('vertical field of view of the camera, deg', 55.0)
-    views: int = _doc(
-        'cameras in the observation: 1 (the camera above) or 2 (also the side camera below),'
-        ' stacked on the channel axis', 1)
-    side_camera_eye: Tuple[float, ...] = _doc(
-        'side camera position, m (it looks along +y and sees x, which the first camera sees'
-        ' as depth)', (0.62, -0.58, 0.3))
-    side_camera_target: Tuple[float, ...] = _doc(
-        'point the side camera looks at, m', (0.6, -0.05, 0.13))
-    side_camera_fov_deg: float = _doc('vertical field of view of the side camera, deg', 45.0)
-
-    def __post_init__(self):
-        """Check every value; raise ValueError naming the field."""
-        for name in ('horizon', 'substeps', 'image_size'):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f'{name} must be a positive integer, got {getattr(self, name)}')
-        if self.distance_cost not in DISTANCE_COSTS:
-            raise ValueError(f'distance_cost must be one of {DISTANCE_COSTS},'
-                             f' got {self.distance_cost!r}')
-        for name in ('control_period', 'block_size', 'block_mass', 'success_horizontal',
-                     'success_vertical', 'success_tilt_deg', 'distance_scale'):
-            if not getattr(self, name) > 0:
-                raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
-        for name in ('held_position_noise', 'target_position_noise', 'yaw_noise',
-                     'block_friction', 'settle_time', 'goal_clearance'):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
-        if self.views not in VIEWS:
-            raise ValueError(f'views must be one of {VIEWS}, got {self.views!r}')
-        lengths = {'action_cost': 7, 'target_position': 2, 'task1_offset': 3,
-                   'task2_offset': 3, 'task3_offset': 3, 'camera_eye': 3, 'camera_target': 3,
-                   'side_camera_eye': 3, 'side_camera_target': 3}
-        for name, length in lengths.items():
-            value = tuple(float(v) for v in getattr(self, name))
-            if len(value) != length or not all(math.isfinite(v) for v in value):
-                raise ValueError(f'{name} must hold {length} finite numbers, got {value}')
-            object.__setattr__(self, name, value)
-        if min(self.action_cost) < 0:
-            raise ValueError(f'action_cost must be >= 0, got {self.action_cost}')
-        for name in ('camera_fov_deg', 'side_camera_fov_deg'):
-            if not 0 < getattr(self, name) < 180:
-                raise ValueError(f'{name} must be in (0, 180), got {getattr(self, name)}')
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> 'SawyerStackConfig':
-        """Return a config with the defaults overridden by ``values``.
-
-        Raises:
-            ValueError: a key is not a field of the config, or a value is out of range.
-        """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f'unknown sim config keys {unknown}; known keys: {sorted(known)}')
-        return cls(**{k: tuple(v) if isinstance(v, (list, tuple)) else v
-                      for k, v in values.items()})
-
-    def to_dict(self) -> Dict[str, Any]:
-        """Return the fields as a plain dict (tuples for vectors)."""
-        return asdict(self)
-
-    @staticmethod
-    def descriptions() -> Dict[str, str]:
-        """Return a one-line description of every field, by field name."""
-        return {f.name: f.metadata['doc'] for f in fields(SawyerStackConfig)}
 
 
 class SawyerStackEnv:
@@ -343,16 +220,6 @@ class SawyerStackEnv:
         if self.config.distance_cost == 'squared':
             return float((distance / self.config.distance_scale) ** 2)
         return float(distance)
-
-    def grip_position(self) -> np.ndarray:
-        """Return the gripper's grip point (held block centre when grasped), (3,) m."""
-        return np.array(self._client.getLinkState(
-            self._robot, self._grip_link, computeForwardKinematics=True)[4])
-
-    def link_position(self, link: str) -> np.ndarray:
-        """Return the world position of the frame of link ``link``, (3,) m."""
-        return np.array(self._client.getLinkState(
-            self._robot, self._links[link], computeForwardKinematics=True)[4])
 
     @property
     def hand_yaw(self) -> float:

@@ -1,8 +1,8 @@
 """Generate the URDF of a Sawyer-style 7-DoF arm with a two-finger gripper.
 
 The kinematic table holds the public figures of the Rethink Sawyer (joint origins,
-position limits, maximum velocities, efforts and link masses; see
-docs/sawyer-facts.md of the project). Shapes are plain cylinders drawn from each
+position limits, maximum velocities, efforts and link masses; from
+Rethink Robotics' published specifications). Shapes are plain cylinders drawn from each
 joint to the next and boxes for the gripper; no meshes. The gripper is ours: a palm
 on the flange (``right_hand``), two prismatic fingers that move along the hand's y
 axis, and a fixed ``grip_point`` frame at the centre of a held block.
