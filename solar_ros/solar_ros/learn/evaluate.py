@@ -25,8 +25,9 @@ from solar_ros.core.model import SolarModel
 from solar_ros.learn.agent import LatentAgent, make_agent, MPCAgent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
-from solar_ros.learn.learner import completed_policies, LEARNER_KIND, LEARNER_VERSION
+from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION
 from solar_ros.learn.loop import episode_noise, run_episode
+from solar_ros.learn.run_dir import RunDir
 from solar_ros.learn.video import compose, wide_frames, write_gif
 from solar_ros.sim.environments import make_env
 
@@ -61,16 +62,15 @@ def format_rate(row: Dict[str, float]) -> str:
 def load_policy(run_dir: Path, version: Optional[int] = None
                 ) -> Union[LatentAgent, MPCAgent]:
     """Return the agent of policy ``version`` (default: newest) of the run's method."""
-    checkpoints = run_dir / 'checkpoints'
+    files = RunDir(run_dir)
     if version is None:
-        done = completed_policies(checkpoints)
+        done = files.completed_policies()
         if not done:
-            raise FileNotFoundError(f'{checkpoints}: no learner checkpoint')
+            raise FileNotFoundError(f'{files.checkpoints}: no learner checkpoint')
         version = done[-1]
-    state = load_checkpoint(checkpoints / f'learner_{version:04d}.ckpt', LEARNER_KIND,
-                            LEARNER_VERSION)
-    model = SolarModel.load(checkpoints / f'model_{version:04d}.ckpt')
-    config = RunConfig.from_yaml(run_dir / 'config.yaml')
+    state = load_checkpoint(files.learner(version), LEARNER_KIND, LEARNER_VERSION)
+    model = SolarModel.load(files.model(version))
+    config = RunConfig.from_yaml(files.config)
     return make_agent(config.loop.method, model, TimeVaryingGains.from_dict(state['gains']),
                       config.mpc)
 
@@ -120,7 +120,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        config = RunConfig.from_yaml(args.run_dir / 'config.yaml')
+        config = RunConfig.from_yaml(RunDir(args.run_dir).config)
         agent = load_policy(args.run_dir, args.policy)
     except (OSError, ValueError, RuntimeError) as error:
         print(f'solar_ros.evaluate: cannot load {args.run_dir}: {error}', file=sys.stderr)
@@ -142,7 +142,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             write_gif(compose(episode, 4, wide_frames(env, episode)), gif)
             print(f'  task {task} seed {episode.seed}: success {episode.success}, final '
                   f'distance {episode.final_distance:.3f} -> {gif}')
-    path = out / f'evaluation_policy_{version:04d}.csv'
+    path = RunDir(out).evaluation(version)
     with open(path, 'w', newline='') as out:
         writer = csv.DictWriter(out, COLUMNS)
         writer.writeheader()

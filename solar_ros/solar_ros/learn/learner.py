@@ -17,16 +17,7 @@ It does not care where episodes come from (an environment driven in-process by
 :meth:`record` may be called from another thread while :meth:`update` runs (the learner
 node records episodes while it refits).
 
-Run directory layout::
-
-    config.yaml                    the settings used
-    episodes/episode_NNNNNN.npz    every episode, written as it is recorded (learn.episodes)
-    checkpoints/model_NNNN.ckpt    the model that policy NNNN acts in
-    checkpoints/learner_NNNN.ckpt  policy NNNN, its filter dynamics and the LQR-FLM state;
-                                   written last, so its presence marks policy NNNN complete
-    metrics.csv                    one row per policy update
-    tensorboard/                   the same rows (``policy/*``, by episodes recorded) and
-                                   the model's ELBO terms (``model/*``, by model update)
+The run directory's files are named in :mod:`solar_ros.learn.run_dir`.
 
 A learner created on an existing run directory loads the newest complete checkpoint and
 counts the episodes its policy already recorded, so no episode is lost or redone.
@@ -49,6 +40,7 @@ from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
 from solar_ros.learn.metrics import MetricsLog, progress_line, TensorBoardLog
 from solar_ros.learn.probe import AXES, probe_model, ProbeData
+from solar_ros.learn.run_dir import RunDir
 import torch
 import yaml
 
@@ -77,13 +69,13 @@ class SolarLearner:
         self.config = config
         self.run_dir = Path(run_dir)
         self.log = log
-        self.store = EpisodeStore(self.run_dir / 'episodes')
+        self.files = RunDir(self.run_dir)
+        self.store = EpisodeStore(self.files.episodes)
         self._lock = threading.Lock()
         self._pending = 0
-        self.checkpoints = self.run_dir / 'checkpoints'
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        self.metrics = MetricsLog(self.run_dir / 'metrics.csv', METRICS)
-        self.board = TensorBoardLog(self.run_dir / 'tensorboard')
+        self.files.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.metrics = MetricsLog(self.files.metrics, METRICS)
+        self.board = TensorBoardLog(self.files.tensorboard)
         # Episodes with the true block position: each update's model is scored on them
         # (probe_r2_* columns; NaN without them, as in the learner node).
         self.probe: Optional[ProbeData] = None
@@ -99,8 +91,8 @@ class SolarLearner:
             self._save()
         else:
             self._load(done)
-            self.log(f'resumed policy {done} from {self.checkpoints}')
-        with open(self.run_dir / 'config.yaml', 'w') as out:
+            self.log(f'resumed policy {done} from {self.files.checkpoints}')
+        with open(self.files.config, 'w') as out:
             yaml.safe_dump(config.to_dict(), out, sort_keys=False)
 
     # -- schedule ----------------------------------------------------------------------
@@ -242,24 +234,24 @@ class SolarLearner:
     def model_path(self, version: Optional[int] = None) -> Path:
         """Return the model checkpoint of policy ``version`` (default: the current one)."""
         version = self.policy_version if version is None else version
-        return self.checkpoints / f'model_{version:04d}.ckpt'
+        return self.files.model(version)
 
     def _last_checkpoint(self) -> Optional[int]:
         """Return the newest policy whose learner checkpoint exists, or None."""
-        done = completed_policies(self.checkpoints)
+        done = self.files.completed_policies()
         return done[-1] if done else None
 
     def _save(self) -> None:
         """Write the model, then the learner state that marks the policy complete."""
         self.model.save(self.model_path())
-        save_checkpoint(self.checkpoints / f'learner_{self.policy_version:04d}.ckpt',
+        save_checkpoint(self.files.learner(self.policy_version),
                         LEARNER_KIND, LEARNER_VERSION,
                         {'episodes_used': self.episodes_used, 'lqr': self.lqr.state_dict(),
                          'gains': self.gains.to_dict()})
 
     def _load(self, version: int) -> None:
         """Restore the model, LQR-FLM state and gains of policy ``version``."""
-        state = load_checkpoint(self.checkpoints / f'learner_{version:04d}.ckpt',
+        state = load_checkpoint(self.files.learner(version),
                                 LEARNER_KIND, LEARNER_VERSION)
         self.model = SolarModel.load(self.model_path(version))
         if self.model.config != self.model_config:
@@ -287,11 +279,6 @@ class SolarLearner:
         action_cost = 2.0 * c.action_cost_weight * torch.eye(c.action_dim, dtype=torch.float64)
         return LQRFLM(state_dim=c.latent_dim, action_dim=c.action_dim, horizon=c.horizon,
                       config=LQRFLMConfig(**self.config.lqr), action_cost=action_cost)
-
-
-def completed_policies(checkpoints: Path) -> List[int]:
-    """Return the versions of the policies whose learner checkpoint is in ``checkpoints``."""
-    return sorted(int(path.stem.split('_')[1]) for path in checkpoints.glob('learner_*.ckpt'))
 
 
 def _batch(episodes: List[Episode]) -> EpisodeBatch:

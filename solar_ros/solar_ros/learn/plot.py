@@ -21,6 +21,7 @@ import matplotlib
 
 matplotlib.use('Agg')  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend choice)
+from solar_ros.learn.run_dir import RunDir  # noqa: E402
 
 PANELS = (('final_distance', 'mean final distance'), ('success_rate', 'success rate'),
           ('mean_cost', 'mean cost per episode'))
@@ -28,7 +29,7 @@ PANELS = (('final_distance', 'mean final distance'), ('success_rate', 'success r
 
 def read_metrics(run_dir: Path) -> Dict[str, List[float]]:
     """Return the columns of ``run_dir/metrics.csv`` as float lists (empty run: empty lists)."""
-    path = run_dir / 'metrics.csv'
+    path = RunDir(run_dir).metrics
     if not path.is_file():
         raise FileNotFoundError(f'{path}: no metrics (is {run_dir} a run directory?)')
     with open(path, newline='') as file:
@@ -43,10 +44,10 @@ def read_validation(run_dir: Path) -> Dict[str, List[float]]:
     Empty lists when the run has not been validated (``solar_ros.learn.validate``).
     """
     columns = ['episodes'] + [name for name, _ in PANELS]
-    path = run_dir / 'validation.csv'
+    path = RunDir(run_dir).validation
     if not path.is_file():
         return {name: [] for name in columns}
-    with open(run_dir / 'metrics.csv', newline='') as file:
+    with open(RunDir(run_dir).metrics, newline='') as file:
         learned_from = {int(row['policy']): float(row['episodes'])
                         for row in csv.DictReader(file)}
     with open(path, newline='') as file:

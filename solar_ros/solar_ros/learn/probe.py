@@ -27,10 +27,10 @@ from solar_ros.core.lqr_flm import LQRFLMConfig
 from solar_ros.core.model import SolarModel
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import write_npz
+from solar_ros.learn.run_dir import RunDir
 from solar_ros.sim.environments import make_env
 
 PROBE_SEED_BASE = 700_000_000
-PROBE_FILE = 'probe.npz'
 AXES = ('x', 'y', 'z')
 
 
@@ -128,7 +128,7 @@ def collect(env: Any, task: int, episodes: int, std: float) -> ProbeData:
 def load_or_collect(run_dir: Path, env: Any, config: RunConfig,
                     episodes: int = 20) -> ProbeData:
     """Return the run's probe episodes, rendering and saving them on first use."""
-    path = Path(run_dir) / PROBE_FILE
+    path = RunDir(run_dir).probe
     if path.exists():
         return ProbeData.load(path)
     std = config.loop.pretrain_std  # as the learner's random policy 0 acts
@@ -195,16 +195,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.episodes < 2:
         print('solar_ros.probe: --episodes must be at least 2', file=sys.stderr)
         return 2
-    checkpoints = args.run_dir / 'checkpoints'
-    models = sorted(checkpoints.glob('model_*.ckpt'))
+    files = RunDir(args.run_dir)
     try:
-        config = RunConfig.from_yaml(args.run_dir / 'config.yaml')
+        config = RunConfig.from_yaml(files.config)
         if args.policy is None:
-            if not models:
-                raise ValueError(f'no model checkpoints in {checkpoints}')
-            path = models[-1]
+            if not files.models():
+                raise ValueError(f'no model checkpoints in {files.checkpoints}')
+            path = files.model(files.models()[-1])
         else:
-            path = checkpoints / f'model_{args.policy:04d}.ckpt'
+            path = files.model(args.policy)
             if not path.exists():
                 raise ValueError(f'{path} does not exist')
         model = SolarModel.load(path)

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.evaluate import DEFAULT_EPISODES, evaluate, format_rate, load_policy
-from solar_ros.learn.learner import completed_policies
+from solar_ros.learn.run_dir import RunDir
 from solar_ros.sim.environments import make_env
 
 VALIDATION_SEED_BASE = 800_000_000
@@ -40,11 +40,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--episodes', type=int, default=DEFAULT_EPISODES,
                         help='episodes per policy')
     args = parser.parse_args(argv)
-    versions = [v for v in completed_policies(args.run_dir / 'checkpoints') if v > 0]
+    files = RunDir(args.run_dir)
+    versions = [v for v in files.completed_policies() if v > 0]
     try:
         if args.episodes < 1:
             raise ValueError(f'--episodes must be >= 1, got {args.episodes}')
-        config = RunConfig.from_yaml(args.run_dir / 'config.yaml')
+        config = RunConfig.from_yaml(files.config)
         if not versions:
             raise ValueError('no policy after the random one yet')
     except (OSError, ValueError) as error:
@@ -58,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows.append({'policy': version, **{k: row[k] for k in COLUMNS[1:]}})
         print(f'policy {version}: success {format_rate(row)}, final distance '
               f'{row["final_distance"]:.3f}, cost {row["mean_cost"]:.3f}', flush=True)
-    path = args.run_dir / 'validation.csv'
+    path = files.validation
     with open(path, 'w', newline='') as out:
         writer = csv.DictWriter(out, COLUMNS)
         writer.writeheader()

@@ -21,6 +21,7 @@ from PIL import Image
 from solar_ros.images import views_side_by_side
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
+from solar_ros.learn.run_dir import RunDir
 from solar_ros.sim.environments import make_env
 
 FRAME_MS = 100  # the simulated arm's control period
@@ -80,8 +81,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--scale', type=int, default=4, help='camera upscale factor')
     args = parser.parse_args(argv)
     try:
-        config = RunConfig.from_yaml(args.run_dir / 'config.yaml')
-        chosen = pick(list(EpisodeStore(args.run_dir / 'episodes')))
+        files = RunDir(args.run_dir)
+        config = RunConfig.from_yaml(files.config)
+        chosen = pick(list(EpisodeStore(files.episodes)))
     except (OSError, ValueError) as error:
         print(f'solar_ros.video: cannot use {args.run_dir}: {error}', file=sys.stderr)
         return 2
