@@ -90,14 +90,34 @@ def test_config_rejects_unknown_sections_and_settings(tmp_path):
         RunConfig.from_yaml(path)
 
 
+@pytest.mark.parametrize('section, settings, message', [
+    ('lqr', {'kl_stepp': 1.0}, r"unknown lqr settings \['kl_stepp'\]"),
+    ('lqr', {'kl_step': -1.0}, 'lqr.kl_step must be finite and > 0'),
+    ('lqr', {'min_step_mult': 2.0, 'max_step_mult': 1.0}, 'lqr.max_step_mult'),
+    ('mpc', {'sampels': 10}, r"unknown mpc settings \['sampels'\]"),
+    ('mpc', {'elites': 50, 'samples': 10}, 'elites'),
+    ('model', {'latent_dim': 4, 'chanels': 8}, r"unknown ModelConfig keys \['chanels'\]"),
+    ('model', {'latent_dim': 0}, 'latent_dim must be >= 1'),
+    ('env', {'name': 'point_mass', 'horizn': 5}, r"unknown env settings \['horizn'\]"),
+    ('env', {'name': 'sawyer_stack', 'views': 3}, 'views must be one of'),
+    ('env', {'name': 'sawyr'}, 'env.name must be one of'),
+])
+def test_every_section_is_checked_when_the_config_is_read(section, settings, message):
+    """A typo or bad value in any section is one ValueError before any work starts."""
+    values = {**TINY, section: settings}
+    with pytest.raises(ValueError, match=message):
+        RunConfig.from_dict(values)
+
+
 def test_overrides_replace_single_settings_with_yaml_values(tmp_path):
     path = tmp_path / 'run.yaml'
-    path.write_text('model: {latent_dim: 4, channels: 8}\nloop: {iterations: 3}\n')
+    path.write_text('env: {name: point_mass}\nmodel: {latent_dim: 4, channels: 8}\n'
+                    'loop: {iterations: 3}\n')
     config = RunConfig.from_yaml(path, ['loop.method=mpc', 'model.inference=vae',
                                         'loop.iterations=5', 'lqr.kl_step=0.5'])
     assert config.loop.method == 'mpc' and config.loop.iterations == 5
     assert config.model == {'latent_dim': 4, 'channels': 8, 'inference': 'vae'}
-    assert config.lqr == {'kl_step': 0.5}
+    assert config.lqr.kl_step == 0.5
     for bad in ('loop.iterations', 'iterations=3', 'lopo.iterations=3'):
         with pytest.raises(ValueError, match='expected section.key=value'):
             RunConfig.from_yaml(path, [bad])

@@ -81,6 +81,28 @@ class LQRFLMConfig:
     initial_var_floor: float = 1e-6
     improvement_from_samples: bool = True
 
+    def __post_init__(self) -> None:
+        """Check the values; raise ValueError naming the first bad one."""
+        for name in ('kl_step', 'init_std', 'em_tol', 'min_step_mult', 'initial_var_floor'):
+            if not 0 < getattr(self, name) < float('inf'):  # NaN fails too
+                raise ValueError(f'lqr.{name} must be finite and > 0, got {getattr(self, name)}')
+        for name in ('data_strength', 'cost_ridge'):
+            if not 0 <= getattr(self, name) < float('inf'):
+                raise ValueError(f'lqr.{name} must be finite and >= 0, got {getattr(self, name)}')
+        for name in ('em_max_iter', 'cost_segments'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f'lqr.{name} must be an integer >= 1, got {value!r}')
+        for name in ('psd_cost', 'improvement_from_samples'):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f'lqr.{name} must be true or false, got {getattr(self, name)!r}')
+        if not 0 < self.final_cost_weight < float('inf'):
+            raise ValueError(f'lqr.final_cost_weight must be finite and > 0,'
+                             f' got {self.final_cost_weight}')
+        if not self.min_step_mult <= self.max_step_mult < float('inf'):
+            raise ValueError(f'lqr.max_step_mult ({self.max_step_mult}) must be finite and'
+                             f' >= min_step_mult ({self.min_step_mult})')
+
 
 @dataclass
 class LocalFit:
@@ -171,13 +193,10 @@ class LQRFLM:
     _last: Optional[_Prediction] = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        """Check the cost segments and create the initial policy when none is given."""
+        """Check the cost segments against T and create the initial policy if none is given."""
         if not 1 <= self.config.cost_segments <= self.horizon:
             raise ValueError(f'cost_segments must be in [1, T = {self.horizon}],'
                              f' got {self.config.cost_segments}')
-        if not 0 < self.config.final_cost_weight < float('inf'):  # NaN fails too
-            raise ValueError(f'final_cost_weight must be finite and > 0,'
-                             f' got {self.config.final_cost_weight}')
         n = self.state_dim + self.action_dim
         if self.known_cost is not None and tuple(self.known_cost.C.shape) != (
                 self.horizon, n, n):

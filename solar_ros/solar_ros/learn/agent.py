@@ -9,7 +9,7 @@ mean of the current frame alone. :class:`MPCAgent` filters the same way with the
 global dynamics and plans every action with the cross-entropy method (the MPC ablation).
 """
 
-from typing import Any, Dict, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 from solar_ros.core.cem import CEMConfig, plan
@@ -122,12 +122,12 @@ class MPCAgent:
 
 
 def make_agent(method: str, model: SolarModel, gains: TimeVaryingGains,
-               mpc: Dict[str, Any]) -> Union[LatentAgent, MPCAgent]:
+               mpc: CEMConfig) -> Union[LatentAgent, MPCAgent]:
     """Return the agent of a run's ``loop.method`` for its current model and gains.
 
     Policy 0 (the random policy) is a :class:`LatentAgent` for every method.
     """
     if method == 'mpc' and gains.policy_version > 0:
-        return MPCAgent(model, CEMConfig(**mpc), gains.policy_version,
+        return MPCAgent(model, mpc, gains.policy_version,
                         seed=gains.policy_version)
     return LatentAgent(model, gains)

@@ -7,16 +7,24 @@ Example (``solar_ros/config/point_mass.yaml``)::
     lqr:   {kl_step: 1.0, data_strength: 10.0}
     loop:  {pretrain_episodes: 40, iterations: 10}
 
-``model.horizon`` and ``model.action_dim`` default to the environment's; ``mpc`` holds the
-planner settings (:class:`solar_ros.core.cem.CEMConfig`) of ``loop.method: mpc``. Unknown
-keys are errors, so a typo never silently falls back to a default.
+``model.horizon`` and ``model.action_dim`` default to the environment's; ``lqr`` holds the
+:class:`solar_ros.core.lqr_flm.LQRFLMConfig` and ``mpc`` the planner settings
+(:class:`solar_ros.core.cem.CEMConfig`) of ``loop.method: mpc``. Every section is checked
+when the file is read: an unknown key or a bad value is one ValueError naming it, before any
+work starts, so a typo never silently falls back to a default.
 """
 
 from dataclasses import asdict, dataclass, field, fields
+import inspect
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Type, TypeVar, Union
 
+from solar_ros.core.cem import CEMConfig
+from solar_ros.core.lqr_flm import LQRFLMConfig
+from solar_ros.core.model_config import ModelConfig
 import yaml
+
+Section = TypeVar('Section')
 
 SECTIONS = ('env', 'model', 'lqr', 'loop', 'mpc')
 METHODS = ('solar', 'mpc')
@@ -87,15 +95,70 @@ class LoopConfig:
                              f'loop.rollouts_per_iteration ({self.rollouts_per_iteration})')
 
 
+def build_section(cls: Type[Section], section: str, values: Mapping[str, Any]) -> Section:
+    """Return the dataclass ``cls`` built from a config section's ``values``.
+
+    Raises:
+        ValueError: naming the section's unknown keys, or the bad value.
+
+    """
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f'unknown {section} settings {unknown}; known: {sorted(known)}')
+    try:
+        return cls(**values)
+    except TypeError as error:  # a value of the wrong kind, e.g. a list for a number
+        raise ValueError(f'{section}: {error}') from error
+
+
+def check_env_section(env: Mapping[str, Any]) -> None:
+    """Raise ValueError unless ``env`` names a known environment with known, valid settings."""
+    from solar_ros.sim.environments import NAMES
+    options = dict(env)
+    name = options.pop('name', None)
+    if name == 'sawyer_stack':
+        from solar_ros.sim.sawyer_config import SawyerStackConfig
+        SawyerStackConfig.from_dict(options)
+    elif name == 'point_mass':
+        from solar_ros.sim.point_mass import PointMassEnv
+        known = set(inspect.signature(PointMassEnv).parameters)
+        if set(options) - known:
+            raise ValueError(f'unknown env settings {sorted(set(options) - known)};'
+                             f' known: {sorted(known)}')
+    else:
+        raise ValueError(f'env.name must be one of {NAMES}, got {name!r}')
+
+
+def check_model_section(model: Mapping[str, Any]) -> None:
+    """Raise ValueError unless ``model`` holds known, valid ModelConfig settings.
+
+    ``horizon`` and ``action_dim`` may be left out (they come from the environment).
+    """
+    try:
+        ModelConfig.from_dict({'horizon': 2, 'action_dim': 1, **model})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f'model: {error}') from error
+
+
 @dataclass
 class RunConfig:
-    """All settings of one run: raw env and model/lqr dicts plus the loop schedule."""
+    """All settings of one run; every section is checked when built.
 
-    env: Dict[str, Any] = field(default_factory=dict)
-    model: Dict[str, Any] = field(default_factory=dict)
-    lqr: Dict[str, Any] = field(default_factory=dict)
+    ``env`` and ``model`` stay mappings, because the environment's horizon and action
+    dimension complete the model's; ``lqr``, ``loop`` and ``mpc`` are typed.
+    """
+
+    env: Dict[str, Any] = field(default_factory=lambda: {'name': 'point_mass'})
+    model: Dict[str, Any] = field(default_factory=lambda: {'latent_dim': 4})
+    lqr: LQRFLMConfig = field(default_factory=LQRFLMConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
-    mpc: Dict[str, Any] = field(default_factory=dict)
+    mpc: CEMConfig = field(default_factory=CEMConfig)
+
+    def __post_init__(self) -> None:
+        """Check the env and model sections (the typed ones checked themselves)."""
+        check_env_section(self.env)
+        check_model_section(self.model)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> 'RunConfig':
@@ -103,13 +166,10 @@ class RunConfig:
         unknown = set(values) - set(SECTIONS)
         if unknown:
             raise ValueError(f'unknown config sections {sorted(unknown)}; use {SECTIONS}')
-        loop = dict(values.get('loop') or {})
-        names = {f.name for f in fields(LoopConfig)}
-        if set(loop) - names:
-            raise ValueError(f'unknown loop settings {sorted(set(loop) - names)}')
         return cls(env=dict(values.get('env') or {}), model=dict(values.get('model') or {}),
-                   lqr=dict(values.get('lqr') or {}), loop=LoopConfig(**loop),
-                   mpc=dict(values.get('mpc') or {}))
+                   lqr=build_section(LQRFLMConfig, 'lqr', values.get('lqr') or {}),
+                   loop=build_section(LoopConfig, 'loop', values.get('loop') or {}),
+                   mpc=build_section(CEMConfig, 'mpc', values.get('mpc') or {}))
 
     @classmethod
     def from_yaml(cls, path: Union[str, Path], overrides: Sequence[str] = ()) -> 'RunConfig':
@@ -140,5 +200,5 @@ class RunConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         """Return the settings as plain data, as written to the run directory."""
-        return {'env': self.env, 'model': self.model, 'lqr': self.lqr,
-                'loop': asdict(self.loop), 'mpc': self.mpc}
+        return {'env': self.env, 'model': self.model, 'lqr': asdict(self.lqr),
+                'loop': asdict(self.loop), 'mpc': asdict(self.mpc)}

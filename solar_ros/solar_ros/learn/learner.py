@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint, save_checkpoint
 from solar_ros.core.gains import TimeVaryingGains
-from solar_ros.core.lqr_flm import LQRFLM, LQRFLMConfig
+from solar_ros.core.lqr_flm import LQRFLM
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.policy import LinearGaussianPolicy
@@ -278,7 +278,7 @@ class SolarLearner:
         c = self.model_config
         action_cost = 2.0 * c.action_cost_weight * torch.eye(c.action_dim, dtype=torch.float64)
         return LQRFLM(state_dim=c.latent_dim, action_dim=c.action_dim, horizon=c.horizon,
-                      config=LQRFLMConfig(**self.config.lqr), action_cost=action_cost)
+                      config=self.config.lqr, action_cost=action_cost)
 
 
 def _batch(episodes: List[Episode]) -> EpisodeBatch:

@@ -23,7 +23,6 @@ import sys
 from typing import Any, List, Optional
 
 import numpy as np
-from solar_ros.core.lqr_flm import LQRFLMConfig
 from solar_ros.core.model import SolarModel
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import write_npz
@@ -133,7 +132,7 @@ def load_or_collect(run_dir: Path, env: Any, config: RunConfig,
         return ProbeData.load(path)
     std = config.loop.pretrain_std  # as the learner's random policy 0 acts
     if std is None:
-        std = LQRFLMConfig(**config.lqr).init_std
+        std = config.lqr.init_std
     data = collect(env, config.loop.task, episodes, std)
     data.save(path)
     return data
