@@ -71,7 +71,7 @@ def test_beliefs_match_the_closed_form_kalman_filter():
 
     try:
         publish_gains.publish(gains_to_msg(gains, Time(sec=1)))
-        spin_until(executor, lambda: node._next is not None, 'the gains')
+        spin_until(executor, lambda: node._online.pending, 'the gains')
         events.publish(EpisodeEvent(header=Header(stamp=Time(sec=10)), episode_id=1,
                                     task_id=1, kind=EpisodeEvent.START))
         for t in range(T):

@@ -1,12 +1,13 @@
 """Run a latent policy on images in one process: encode, filter, act.
 
-:class:`LatentAgent` is the in-process counterpart of the encoder, latent filter and
-controller nodes: per step the encoder's potential updates an :class:`OnlineKalmanFilter`
-(one O(1) step, not a re-filter of the prefix), the policy acts on the filtered mean, and
-the action actually applied drives the filter's prediction with the gains' dynamics for
-that step. With a VAE-ablation model (``inference: vae``) the policy acts on the encoder's
-mean of the current frame alone. :class:`MPCAgent` filters the same way with the model's
-global dynamics and plans every action with the cross-entropy method (the MPC ablation).
+:class:`LatentAgent` runs :class:`solar_ros.core.online.OnlineStep`, the step the encoder,
+latent filter and controller nodes split between them, in one process: per step the
+encoder's potential updates the belief (one O(1) Kalman step), the policy acts on the
+filtered mean, and the action actually applied drives the filter's prediction with the
+gains' dynamics for that step. With a VAE-ablation model (``inference: vae``) the policy
+acts on the encoder's mean of the current frame alone. :class:`MPCAgent` filters the same
+way with the model's global dynamics and plans every action with the cross-entropy method
+(the MPC ablation).
 """
 
 from typing import Optional, Union
@@ -16,52 +17,44 @@ from solar_ros.core.cem import CEMConfig, plan
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.lds import OnlineKalmanFilter
 from solar_ros.core.model import SolarModel
+from solar_ros.core.online import OnlineStep
 import torch
 
 
 class LatentAgent:
-    """Act on camera images with a SOLAR model and time-varying gains."""
+    """Act on camera images with a SOLAR model and time-varying gains, in one process."""
 
     def __init__(self, model: SolarModel, gains: TimeVaryingGains) -> None:
         """Use ``model``'s encoder and ``gains`` (policy plus filtering dynamics)."""
-        if gains.state_dim != model.config.latent_dim:
-            raise ValueError(f'gains act on dx={gains.state_dim}, the model has '
-                             f'dx={model.config.latent_dim}')
-        self.model = model
-        self.gains = gains
-        self.filter = OnlineKalmanFilter(gains.state_dim)
-        self.noise = np.zeros((gains.horizon, gains.action_dim))
-        self.t = 0
+        self.online = OnlineStep(model, gains)
+        self.online.adopt()
 
-    def reset(self, noise: np.ndarray) -> None:
-        """Start an episode with exploration noise ``noise`` (T, du), standard normal."""
-        if noise.shape != self.noise.shape:
-            raise ValueError(f'noise: expected shape {self.noise.shape}, got {noise.shape}')
-        self.noise = noise
-        self.filter.reset(self.gains.dynamics.mu0, self.gains.dynamics.P0)
-        self.t = 0
+    @property
+    def model(self) -> SolarModel:
+        """Return the model whose encoder sees the frames."""
+        return self.online.model
 
-    def act(self, image: np.ndarray) -> np.ndarray:
-        """Return the action (du,) for the frame (H, W, 3 V) uint8 seen at the current step."""
-        with torch.no_grad():
-            potential = self.model.encode(torch.as_tensor(image)[None, None])
-        if self.model.config.inference == 'vae':  # the ablation acts on the frame alone
-            mean = potential.h[0, 0] / potential.J[0, 0]
-        else:
-            mean, _ = self.filter.update(potential.J[0, 0], potential.h[0, 0])
-        return self.gains.policy.act(self.t, mean, self.noise[self.t]).numpy()
+    @property
+    def gains(self) -> TimeVaryingGains:
+        """Return the policy and its filtering dynamics."""
+        return self.online.gains
 
     @property
     def policy_version(self) -> int:
         """Return the version of the policy acting."""
-        return self.gains.policy_version
+        return self.online.gains.policy_version
+
+    def reset(self, noise: np.ndarray) -> None:
+        """Start an episode with exploration noise ``noise`` (T, du), standard normal."""
+        self.online.start(noise)
+
+    def act(self, image: np.ndarray) -> np.ndarray:
+        """Return the action (du,) for the frame (H, W, 3 V) uint8 seen at the current step."""
+        return self.online.step(image)
 
     def observe_action(self, action: np.ndarray) -> None:
         """Predict the next latent state from the action (du,) actually applied."""
-        dynamics = self.gains.dynamics
-        self.filter.predict(dynamics.F[self.t], dynamics.Q[self.t],
-                            torch.as_tensor(action, dtype=torch.float64))
-        self.t += 1
+        self.online.predict(action)
 
 
 class MPCAgent:

@@ -22,11 +22,12 @@ import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.model import SolarModel
+from solar_ros.core.online import episode_noise
 from solar_ros.learn.agent import LatentAgent, make_agent, MPCAgent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
 from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION
-from solar_ros.learn.loop import episode_noise, run_episode
+from solar_ros.learn.loop import run_episode
 from solar_ros.learn.run_dir import RunDir
 from solar_ros.learn.video import compose, wide_frames, write_gif
 from solar_ros.sim.environments import make_env

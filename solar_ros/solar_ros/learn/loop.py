@@ -14,13 +14,12 @@ from typing import Any, Callable, Dict, Union
 
 import numpy as np
 from solar_ros.core.gains import TimeVaryingGains
-from solar_ros.core.policy import smoothed_noise
+from solar_ros.core.online import episode_noise
 from solar_ros.learn.agent import LatentAgent, make_agent, MPCAgent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
 from solar_ros.learn.learner import SolarLearner
 from solar_ros.learn.probe import can_probe, load_or_collect
-import torch
 
 
 class SolarLoop:
@@ -65,17 +64,6 @@ class SolarLoop:
         noise = episode_noise(self.env.horizon, self.env.action_dim, seed,
                               self.config.loop.smooth_noise)
         return run_episode(self.env, agent, self.config.loop.task, seed, noise)
-
-
-def episode_noise(horizon: int, action_dim: int, seed: int, smooth: bool = False) -> np.ndarray:
-    """Return an episode's standard-normal exploration noise (T, du), seeded by ``seed``.
-
-    ``smooth`` draws time-correlated noise (:func:`solar_ros.core.policy.smoothed_noise`).
-    """
-    generator = torch.Generator().manual_seed(seed)
-    if smooth:
-        return smoothed_noise(horizon, action_dim, generator=generator).numpy()
-    return torch.randn(horizon, action_dim, generator=generator, dtype=torch.float64).numpy()
 
 
 def run_episode(env: Any, agent: Union[LatentAgent, MPCAgent], task: int, seed: int,

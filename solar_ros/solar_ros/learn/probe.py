@@ -24,6 +24,7 @@ from typing import Any, List, Optional
 
 import numpy as np
 from solar_ros.core.model import SolarModel
+from solar_ros.core.online import episode_noise
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import write_npz
 from solar_ros.learn.run_dir import RunDir
@@ -97,12 +98,11 @@ def collect(env: Any, task: int, episodes: int, std: float) -> ProbeData:
     """Run ``episodes`` random-action episodes of ``task`` and record the true state.
 
     Actions are ``std`` times standard-normal noise drawn from each episode's reset seed
-    (:func:`solar_ros.learn.loop.episode_noise`), as the random pretraining policy acts.
+    (:func:`solar_ros.core.online.episode_noise`), as the random pretraining policy acts.
 
     Raises:
         ValueError: ``env`` cannot be probed (:func:`can_probe`) or ``episodes`` < 2.
     """
-    from solar_ros.learn.loop import episode_noise
     if not can_probe(env):
         raise ValueError(f'{type(env).__name__} does not expose the block and arm state')
     images, actions, offsets, states = [], [], [], []

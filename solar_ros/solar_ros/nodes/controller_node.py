@@ -9,7 +9,11 @@
   the episode, which the learner records it under.
 
 New gains are adopted at the next episode start (the first ones at once), so each episode
-runs one policy. Safety: a gains message that fails validation or whose action dim differs from
+runs one policy. The action is :meth:`solar_ros.core.online.OnlineStep.act` and the
+exploration noise of episode n is :func:`solar_ros.core.online.episode_noise` with seed
+``seed + n``, as in one process.
+
+Safety: a gains message that fails validation or whose action dim differs from
 ``velocity_limits`` is rejected with an error and the last good policy is kept; a belief
 whose dim differs from the policy's gets zero velocity; in ``realtime`` mode a timer sends
 zero velocity whenever the last belief is older than ``stale_after`` seconds.
@@ -30,7 +34,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
-from solar_ros.core.gains import TimeVaryingGains
+from solar_ros.core.online import episode_noise, OnlineStep
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_from_msg
 from solar_ros.nodes.spin import spin_node
@@ -145,9 +149,12 @@ class ControllerNode(Node):
                 description='realtime: seconds after which a belief is stale',
                 floating_point_range=[FloatingPointRange(from_value=0.01,
                                                          to_value=10.0)])).value
-        self._gains: Optional[TimeVaryingGains] = None
-        self._next: Optional[TimeVaryingGains] = None  # adopted at the next START
-        self._noise = np.zeros((0, len(self._limits)))
+        self._smooth_noise = self.declare_parameter(
+            'smooth_noise', False, ParameterDescriptor(
+                description='time-correlated exploration noise (as loop.smooth_noise)')).value
+        if not isinstance(self._smooth_noise, bool):
+            raise ValueError(f'parameter smooth_noise must be a bool, got {self._smooth_noise!r}')
+        self._online = OnlineStep(noise_scale=self._noise_scale)
         self._episode_id = 0
         self._last_belief_time = None
         self._publisher = self.create_publisher(Float64MultiArray, COMMAND_TOPIC,
@@ -162,7 +169,8 @@ class ControllerNode(Node):
     @property
     def policy_version(self) -> Optional[int]:
         """Return the version of the policy in use, or None before the first one."""
-        return None if self._gains is None else self._gains.policy_version
+        gains = self._online.gains
+        return None if gains is None else gains.policy_version
 
     def _error(self, text: str) -> None:
         self.get_logger().error(text, throttle_duration_sec=1.0)
@@ -191,35 +199,37 @@ class ControllerNode(Node):
         except (MessageValidationError, ValueError) as error:
             self._error(f'gains rejected, keeping policy {self.policy_version}: {error}')
             return
-        self._next = gains
-        if self._gains is None:
+        self._online.offer(gains=gains)
+        if self._online.gains is None:
             self._adopt()
 
     def _adopt(self) -> None:
         """Switch to the policy received last (at an episode start, or the first one)."""
-        if self._next is None:
+        if not self._online.pending:
             return
-        self._gains, self._next = self._next, None
+        self._online.adopt()
+        gains = self._online.gains
         self.get_logger().info(
-            f'policy {self._gains.policy_version} in use (T={self._gains.horizon}, '
-            f'dx={self._gains.state_dim}, du={self._gains.action_dim})')
+            f'policy {gains.policy_version} in use (T={gains.horizon}, '
+            f'dx={gains.state_dim}, du={gains.action_dim})')
 
     def _on_event(self, msg: EpisodeEvent) -> None:
         if msg.kind != EpisodeEvent.START or msg.episode_id == self._episode_id:
             return  # not a start, or a resent copy of the running episode's start
         self._episode_id = msg.episode_id
         self._adopt()
-        if self._gains is not None:
-            rng = np.random.default_rng(self._seed + int(msg.episode_id))
-            self._noise = rng.standard_normal((self._gains.horizon, self._gains.action_dim))
+        gains = self._online.gains
+        if gains is not None:
+            self._online.start(episode_noise(gains.horizon, gains.action_dim,
+                                             self._seed + int(msg.episode_id),
+                                             self._smooth_noise))
             self._in_use.publish(PolicyInUse(
                 header=msg.header, episode_id=msg.episode_id,
-                policy_version=self._gains.policy_version,
-                model_version=self._gains.model_version))
+                policy_version=gains.policy_version, model_version=gains.model_version))
 
     def _on_belief(self, msg: LatentBelief) -> None:
         self._last_belief_time = self.get_clock().now()
-        gains = self._gains
+        gains = self._online.gains
         if gains is None:
             self._error('no policy yet: holding zero velocity')
             self._zero()
@@ -236,11 +246,7 @@ class ControllerNode(Node):
             self._error(f'belief rejected, holding zero velocity: {error}')
             self._zero()
             return
-        t = int(msg.step)
-        noise = self._noise[t] if t < len(self._noise) else np.zeros(gains.action_dim)
-        with np.errstate(all='ignore'):  # overflow gives inf/NaN, which _send rejects
-            action = gains.policy.act(t, mean, self._noise_scale * noise)
-        self._send(action)
+        self._send(self._online.act(mean, t=int(msg.step)))  # inf/NaN: _send rejects them
 
     def _on_timer(self) -> None:
         now = self.get_clock().now()

@@ -8,24 +8,24 @@
 - publishes ``latent_potential`` (solar_ros_msgs/LatentPotential, diagonal precision).
 
 A frame that cannot be converted gets a throttled error naming the problem and is skipped.
+The encoding is :meth:`solar_ros.core.online.OnlineStep.encode`, as in one process.
 """
 
 from typing import Optional
 
-import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from solar_ros.core.checkpoint import CheckpointError
 from solar_ros.core.model import SolarModel
+from solar_ros.core.online import OnlineStep
 from solar_ros.images import frame_to_rgb, ImageFormatError
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import potential_to_msg
 from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeEvent, LatentPotential
 from std_msgs.msg import String
-import torch
 
 
 class EncoderNode(Node):
@@ -38,8 +38,7 @@ class EncoderNode(Node):
             'model_path', '', ParameterDescriptor(
                 description='model checkpoint to load at start; empty: wait for one on '
                             'learner/model')).value
-        self._model: Optional[SolarModel] = None
-        self._next: Optional[SolarModel] = None  # adopted at the next START
+        self._online = OnlineStep()  # its model is swapped in at episode starts
         self._model_version = 0
         self._episode_id = 0
         self._step = 0
@@ -60,15 +59,15 @@ class EncoderNode(Node):
         except (OSError, CheckpointError) as error:
             self.get_logger().error(f'cannot load model {path}: {error}; keeping the current')
             return
-        self._next = model
-        if self._model is None:
+        self._online.offer(model=model)
+        if self._online.model is None:
             self._adopt()
         self.get_logger().info(f'model loaded from {path}')
 
     def _adopt(self) -> None:
         """Switch to the model loaded last (at an episode start, or the first one)."""
-        if self._next is not None:
-            self._model, self._next = self._next, None
+        if self._online.pending:
+            self._online.adopt()
             self._model_version += 1
 
     def _on_model(self, msg: String) -> None:
@@ -84,21 +83,18 @@ class EncoderNode(Node):
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         if stamp == self._last_stamp:
             return  # a copy of the frame already encoded (the sim resends in lockstep)
-        if self._model is None:
+        if self._online.model is None:
             self.get_logger().warning('no model yet: frame skipped', throttle_duration_sec=2.0)
             return
-        size = self._model.config.image_size
+        size = self._online.model.config.image_size
         try:
             rgb = frame_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, size)
         except ImageFormatError as error:
             self.get_logger().error(f'frame rejected: {error}', throttle_duration_sec=1.0)
             return
-        with torch.no_grad():
-            potential = self._model.encode(torch.tensor(rgb)[None, None])
-        precision = potential.J[0, 0].numpy()
-        mean = potential.h[0, 0].numpy() / precision
+        precision, h = self._online.encode(rgb)
         self._publisher.publish(potential_to_msg(msg.header, self._episode_id, self._step,
-                                                 np.asarray(mean), precision,
+                                                 h / precision, precision,
                                                  self._model_version))
         self._step += 1
         self._last_stamp = stamp

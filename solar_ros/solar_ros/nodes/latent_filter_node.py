@@ -10,15 +10,15 @@ Per episode: at START the belief resets to N(mu0, P0) of the current gains; then
 alternates: a potential updates the belief of step t and the belief is published; the
 command of step t predicts step t + 1 with F_t, Q_t. A potential that arrives before its
 START event is kept (the latest one) and used once the episode starts, so no frame is lost
-to topic reordering. Bad messages get a throttled error and are skipped.
+to topic reordering. Bad messages get a throttled error and are skipped. The update and
+prediction are :meth:`solar_ros.core.online.OnlineStep.update` and ``predict``, as in one
+process.
 """
 
 from typing import Optional
 
-import numpy as np
 from rclpy.node import Node
-from solar_ros.core.gains import TimeVaryingGains
-from solar_ros.core.lds import OnlineKalmanFilter
+from solar_ros.core.online import OnlineStep
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import belief_to_msg, gains_from_msg, potential_from_msg
 from solar_ros.nodes.spin import spin_node
@@ -41,13 +41,10 @@ class LatentFilterNode(Node):
     def __init__(self, node_name: str = 'latent_filter', **kwargs) -> None:
         """Wire the topics; the filter starts with the first gains and START event."""
         super().__init__(node_name, **kwargs)
-        self._gains: Optional[TimeVaryingGains] = None
-        self._next: Optional[TimeVaryingGains] = None  # adopted at the next START
-        self._filter: Optional[OnlineKalmanFilter] = None
+        self._online = OnlineStep()  # its gains are swapped in at episode starts
         self._state = IDLE
         self._episode_id = 0
         self._start_ns = 0
-        self._step = 0
         self._early: Optional[LatentPotential] = None
         self._publisher = self.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
         self.create_subscription(LatentPotential, 'latent_potential', self._on_potential,
@@ -66,21 +63,16 @@ class LatentFilterNode(Node):
         except (MessageValidationError, ValueError) as error:
             self._error(f'gains rejected, keeping the current ones: {error}')
             return
-        self._next = gains
+        self._online.offer(gains=gains)
 
     def _on_event(self, msg: EpisodeEvent) -> None:
         if msg.kind != EpisodeEvent.START or msg.episode_id == self._episode_id:
             return  # not a start, or a resent copy of the running episode's start
-        if self._next is not None:
-            self._gains, self._next = self._next, None
-            if self._filter is None or self._filter.state_dim != self._gains.state_dim:
-                self._filter = OnlineKalmanFilter(self._gains.state_dim)
-        if self._gains is None:
+        self._online.start()
+        if self._online.gains is None:
             self._error('episode started before any gains arrived; not filtering it')
             return
-        d = self._gains.dynamics
-        self._filter.reset(d.mu0, d.P0)
-        self._episode_id, self._start_ns, self._step = msg.episode_id, _stamp_ns(msg.header), 0
+        self._episode_id, self._start_ns = msg.episode_id, _stamp_ns(msg.header)
         self._state = AWAIT_FRAME
         early, self._early = self._early, None
         if early is not None and _stamp_ns(early.header) >= self._start_ns:
@@ -90,34 +82,32 @@ class LatentFilterNode(Node):
         if self._state != AWAIT_FRAME or _stamp_ns(msg.header) < self._start_ns:
             self._early = msg
             return
-        if msg.dim != self._gains.state_dim:
+        gains = self._online.gains
+        if msg.dim != gains.state_dim:
             self._error(f'potential of dim {msg.dim} does not match the policy dx '
-                        f'{self._gains.state_dim}; skipped')
+                        f'{gains.state_dim}; skipped')
             return
         try:
             J, h = potential_from_msg(msg)
         except MessageValidationError as error:
             self._error(f'potential rejected: {error}')
             return
-        mean, cov = self._filter.update(J, h)
-        self._publisher.publish(belief_to_msg(msg.header, self._episode_id, self._step,
-                                              mean.numpy(), cov.numpy(), msg.model_version))
+        mean, cov = self._online.update(J, h)
+        self._publisher.publish(belief_to_msg(msg.header, self._episode_id, self._online.t,
+                                              mean, cov, msg.model_version))
         self._state = AWAIT_COMMAND
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         if self._state != AWAIT_COMMAND:
             return
         try:
-            action = check_vector('command', msg.data, self._gains.action_dim)
+            action = check_vector('command', msg.data, self._online.gains.action_dim)
         except MessageValidationError as error:
             self._error(f'command ignored by the filter: {error}')
             return
-        if self._step + 1 >= self._gains.horizon:
+        if not self._online.predict(action):  # the episode's last step
             self._state = IDLE
             return
-        d = self._gains.dynamics
-        self._filter.predict(d.F[self._step], d.Q[self._step], np.asarray(action))
-        self._step += 1
         self._state = AWAIT_FRAME
         early, self._early = self._early, None
         if early is not None and _stamp_ns(early.header) > self._start_ns:
