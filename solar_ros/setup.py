@@ -43,6 +43,7 @@ setup(
             'controller = solar_ros.nodes.controller_node:main',
             'episode_runner = solar_ros.nodes.episode_runner_node:main',
             'learner = solar_ros.nodes.learner_node:main',
+            'policy = solar_ros.nodes.policy_node:main',
             'bringup = solar_ros.nodes.bringup:main',
         ],
     },

@@ -3,6 +3,11 @@
     ros2 launch solar_ros sawyer_stack.launch.py [task:=1] [seed:=0] [sim:=true]
         [params_file:=...] [run_config:=...] [namespace:=...] [run_dir:=...]
         [camera_topic:=...] [command_topic:=...]
+    ros2 launch solar_ros sawyer_stack.launch.py learn:=false policy_dir:=DIR [policy:=K]
+
+With ``learn:=false`` (deploy mode) the policy node serves policy K (default: the newest) of
+``policy_dir`` (a run directory or a ``solar_ros/pretrained`` folder) in place of the
+learner, and the controller's exploration noise is off.
 
 Every node reads the installed ``config/sim.yaml`` then ``params_file`` (by default the
 installed ``config/sawyer_stack.yaml``), then the arguments given here. With ``sim:=false``
@@ -12,9 +17,11 @@ ResetEpisode) and ``episode_events`` from the arm's bridge (see the README, "Rea
 Without the ``ros2`` CLI, ``python -m solar_ros.nodes.bringup`` runs the same nodes.
 """
 
+from typing import Optional
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction
-from launch.conditions import IfCondition
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace, SetRemap
 from launch_ros.parameter_descriptions import ParameterValue
@@ -34,6 +41,9 @@ ARGUMENTS = {
     'camera_topic': ('camera/image_raw', 'sensor_msgs/Image topic of the camera'),
     'command_topic': ('velocity_controller/commands',
                       'std_msgs/Float64MultiArray joint velocity command topic'),
+    'learn': ('true', 'false: run the policy of policy_dir without learning, noise off'),
+    'policy_dir': ('', 'learn:=false: run directory or pretrained folder of the policy'),
+    'policy': ('-1', 'learn:=false: policy number in policy_dir; -1: the newest'),
 }
 
 
@@ -48,12 +58,16 @@ def generate_launch_description() -> LaunchDescription:
         {'task': ParameterValue(arg('task'), value_type=int),
          'seed': ParameterValue(arg('seed'), value_type=int),
          'run_dir': arg('run_dir'),
-         'run_config': ParameterValue(arg('run_config'), value_type=str)},
+         'run_config': ParameterValue(arg('run_config'), value_type=str),
+         'policy_dir': ParameterValue(arg('policy_dir'), value_type=str),
+         'policy': ParameterValue(arg('policy'), value_type=int)},
     ]
+    learning, deploying = IfCondition(arg('learn')), UnlessCondition(arg('learn'))
 
-    def node(executable: str, **kwargs) -> Node:
+    def node(executable: str, extra: Optional[dict] = None, **kwargs) -> Node:
         return Node(package='solar_ros', executable=executable, name=executable,
-                    parameters=params, output='screen', emulate_tty=True, **kwargs)
+                    parameters=params + ([extra] if extra else []), output='screen',
+                    emulate_tty=True, **kwargs)
 
     nodes = GroupAction([
         PushRosNamespace(arg('namespace')),
@@ -62,8 +76,10 @@ def generate_launch_description() -> LaunchDescription:
         node('sim', condition=IfCondition(arg('sim'))),
         node('encoder'),
         node('latent_filter'),
-        node('controller'),
+        node('controller', condition=learning),
+        node('controller', {'noise_scale': 0.0}, condition=deploying),
         node('episode_runner'),
-        node('learner'),
+        node('learner', condition=learning),
+        node('policy', condition=deploying),
     ])
     return LaunchDescription([*declared, nodes])

@@ -129,8 +129,8 @@ class OnlineStep:
         """
         if self.model is None:
             raise RuntimeError('no model adopted yet: offer a model, then start an episode')
-        with torch.no_grad():
-            potential = self.model.encode(torch.as_tensor(image)[None, None])
+        with torch.no_grad():  # torch.tensor copies: frames from messages are read-only
+            potential = self.model.encode(torch.tensor(image)[None, None])
         return potential.J[0, 0].numpy(), potential.h[0, 0].numpy()
 
     def update(self, J: np.ndarray, h: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

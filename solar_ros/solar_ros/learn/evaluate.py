@@ -60,20 +60,38 @@ def format_rate(row: Dict[str, float]) -> str:
             f' of {row["episodes"]}')
 
 
-def load_policy(run_dir: Path, version: Optional[int] = None
-                ) -> Union[LatentAgent, MPCAgent]:
-    """Return the agent of policy ``version`` (default: newest) of the run's method."""
+def load_gains(run_dir: Path, version: Optional[int] = None
+               ) -> Tuple[RunConfig, Path, TimeVaryingGains]:
+    """Return a run's settings, and the model checkpoint and gains of one of its policies.
+
+    Args:
+        run_dir: a run directory or a pretrained folder.
+        version: the policy; None: the newest complete one.
+
+    Raises:
+        FileNotFoundError: the folder, its config or the policy's checkpoints are missing.
+        ValueError: a file is not what it should be (with the file named).
+
+    """
     files = RunDir(run_dir)
     if version is None:
         done = files.completed_policies()
         if not done:
             raise FileNotFoundError(f'{files.checkpoints}: no learner checkpoint')
         version = done[-1]
-    state = load_checkpoint(files.learner(version), LEARNER_KIND, LEARNER_VERSION)
-    model = SolarModel.load(files.model(version))
+    if not files.learner(version).is_file():
+        raise FileNotFoundError(f'{files.learner(version)}: no such policy (complete ones: '
+                                f'{files.completed_policies()})')
     config = RunConfig.from_yaml(files.config)
-    return make_agent(config.loop.method, model, TimeVaryingGains.from_dict(state['gains']),
-                      config.mpc)
+    state = load_checkpoint(files.learner(version), LEARNER_KIND, LEARNER_VERSION)
+    return config, files.model(version), TimeVaryingGains.from_dict(state['gains'])
+
+
+def load_policy(run_dir: Path, version: Optional[int] = None
+                ) -> Union[LatentAgent, MPCAgent]:
+    """Return the agent of policy ``version`` (default: newest) of the run's method."""
+    config, model_path, gains = load_gains(run_dir, version)
+    return make_agent(config.loop.method, SolarModel.load(model_path), gains, config.mpc)
 
 
 def evaluate(env, agent: Union[LatentAgent, MPCAgent], task: int, episodes: int,

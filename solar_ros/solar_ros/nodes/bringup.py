@@ -1,6 +1,8 @@
 """Bring the whole system up in one process, for machines without the ``ros2`` CLI.
 
     python -m solar_ros.nodes.bringup [--run-dir DIR] [--task N] [--params FILE ...]
+    python -m solar_ros.nodes.bringup --learn false --policy-dir DIR [--policy K]
+                                      [--episodes N] [--task N]
 
 Starts the same node classes as ``launch/sawyer_stack.launch.py`` (sim, encoder, latent
 filter, controller, episode runner, learner) in one single-threaded rclpy executor (the
@@ -8,6 +10,10 @@ learner refits in a thread of its own) with the same parameter files (``sim.yaml
 then ``sawyer_stack.yaml``, then any ``--params``), and runs until the learner has
 produced ``loop.iterations`` policies, or Ctrl-C. Progress is the nodes' log; the run
 directory collects episodes, checkpoints and metrics.
+
+Deploy mode (``--learn false``): the policy node serves policy K (default: the newest) of
+``--policy-dir`` (a run directory or a ``solar_ros/pretrained`` folder) in place of the
+learner, with the exploration noise off, for ``--episodes`` episodes (0: until Ctrl-C).
 """
 
 import argparse
@@ -26,6 +32,7 @@ from solar_ros.nodes.encoder_node import EncoderNode
 from solar_ros.nodes.episode_runner_node import EpisodeRunnerNode
 from solar_ros.nodes.latent_filter_node import LatentFilterNode
 from solar_ros.nodes.learner_node import LearnerNode
+from solar_ros.nodes.policy_node import PolicyNode
 from solar_ros.nodes.sim_node import SimNode
 import yaml
 
@@ -39,8 +46,13 @@ def default_params() -> List[Path]:
 class Bringup:
     """The solar_ros nodes in one process and one executor."""
 
-    def __init__(self, params: Sequence[Path], overrides: Optional[dict] = None) -> None:
-        """Create a context with ``params`` files (later ones win) and ``overrides``."""
+    def __init__(self, params: Sequence[Path], overrides: Optional[dict] = None,
+                 learn: bool = True) -> None:
+        """Create a context with ``params`` files (later ones win) and ``overrides``.
+
+        ``learn`` False starts the policy node (deploy mode) in place of the learner;
+        :attr:`learner` is then None and :attr:`policy` the policy node.
+        """
         files = [str(p) for p in params]
         if overrides:
             with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as extra:
@@ -49,17 +61,29 @@ class Bringup:
         args = ['--ros-args', *[a for f in files for a in ('--params-file', f)]]
         self.context = rclpy.Context()
         rclpy.init(args=args, context=self.context)
-        self.learner = LearnerNode(context=self.context)
-        self.sim = SimNode(context=self.context)
-        self.encoder = EncoderNode(context=self.context)
-        self.filter = LatentFilterNode(context=self.context)
-        self.controller = ControllerNode(context=self.context)
-        self.runner = EpisodeRunnerNode(context=self.context)
-        self.nodes: List[Node] = [self.learner, self.sim, self.encoder, self.filter,
-                                  self.controller, self.runner]
+        self.learner: Optional[LearnerNode] = None
+        self.policy: Optional[PolicyNode] = None
+        self.nodes: List[Node] = []
         self.executor = SingleThreadedExecutor(context=self.context)
-        for node in self.nodes:
-            self.executor.add_node(node)
+        try:
+            if learn:
+                self.learner = self._add(LearnerNode(context=self.context))
+            else:
+                self.policy = self._add(PolicyNode(context=self.context))
+            self.sim = self._add(SimNode(context=self.context))
+            self.encoder = self._add(EncoderNode(context=self.context))
+            self.filter = self._add(LatentFilterNode(context=self.context))
+            self.controller = self._add(ControllerNode(context=self.context))
+            self.runner = self._add(EpisodeRunnerNode(context=self.context))
+        except BaseException:
+            self.shutdown()  # a node that fails to start leaves nothing running
+            raise
+
+    def _add(self, node: Node) -> Node:
+        """Add ``node`` to the executor and the list of nodes; return it."""
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
 
     def spin_until(self, done, timeout: float = float('inf')) -> bool:
         """Spin until ``done()`` is true or ``timeout`` seconds pass; return ``done()``."""
@@ -84,7 +108,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--run-config', type=Path, help='model/lqr/loop settings (YAML)')
     parser.add_argument('--params', type=Path, nargs='*', default=[],
                         help='extra ROS parameter files, applied last')
+    parser.add_argument('--learn', choices=('true', 'false'), default='true',
+                        help='false: run a trained policy (--policy-dir) without learning')
+    parser.add_argument('--policy-dir', type=Path,
+                        help='deploy mode: run directory or pretrained folder of the policy')
+    parser.add_argument('--policy', type=int, default=-1,
+                        help='deploy mode: policy number in --policy-dir (-1: the newest)')
+    parser.add_argument('--episodes', type=int, default=0,
+                        help='deploy mode: episodes to run (0: until Ctrl-C)')
     args = parser.parse_args(argv)
+    learn = args.learn == 'true'
+    if learn and args.policy_dir:
+        parser.error('--policy-dir serves a trained policy without learning; add --learn '
+                     'false (learning continues in a run directory: --run-dir)')
+    if not learn and not args.policy_dir:
+        parser.error('--learn false runs a trained policy: give --policy-dir')
     overrides = {}
     if args.run_dir:
         overrides['run_dir'] = str(args.run_dir)
@@ -92,13 +130,27 @@ def main(argv: Optional[List[str]] = None) -> int:
         overrides['task'] = args.task
     if args.run_config:
         overrides['run_config'] = str(args.run_config.resolve())
-    bringup = Bringup([*default_params(), *args.params], overrides)
-    iterations = bringup.learner.learner.config.loop.iterations
+    if not learn:
+        overrides.update(policy_dir=str(args.policy_dir.resolve()), policy=args.policy,
+                         noise_scale=0.0, episodes=args.episodes)
     try:
-        bringup.spin_until(lambda: bringup.learner.learner.policy_version >= iterations
-                           and not bringup.learner.updating)
-        print(f'solar_ros: {iterations} policy updates done; '
-              f'run directory {bringup.learner.learner.run_dir}')
+        bringup = Bringup([*default_params(), *args.params], overrides, learn)
+    except ValueError as error:
+        print(f'solar_ros.bringup: {error}', file=sys.stderr)
+        return 2
+    try:
+        if learn:
+            learner = bringup.learner.learner
+            iterations = learner.config.loop.iterations
+            bringup.spin_until(lambda: learner.policy_version >= iterations
+                               and not bringup.learner.updating)
+            print(f'solar_ros: {iterations} policy updates done; '
+                  f'run directory {learner.run_dir}')
+        else:
+            bringup.spin_until(lambda: bringup.runner.finished)
+            runner = bringup.runner
+            print(f'solar_ros: {runner.ended} episodes of policy '
+                  f'{bringup.policy.gains.policy_version}, {runner.successes} stacked')
     except KeyboardInterrupt:
         pass
     finally:

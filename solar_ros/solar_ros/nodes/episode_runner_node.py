@@ -32,6 +32,7 @@ class EpisodeRunnerNode(Node):
         self._episodes = integer('episodes', 0, 'episodes to run; 0 runs forever')
         self.started = 0
         self.ended = 0
+        self.successes = 0
         self._client = self.create_client(ResetEpisode, 'reset_episode')
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
         self._waiting = self.create_timer(0.2, self._start_when_ready)
@@ -64,6 +65,7 @@ class EpisodeRunnerNode(Node):
         if msg.kind != EpisodeEvent.END:
             return
         self.ended += 1
+        self.successes += int(msg.success)
         self.get_logger().info(
             f'episode {msg.episode_id} (task {msg.task_id}) ended after {msg.step} steps: '
             f'success {msg.success}, last cost {msg.cost:.3f}')

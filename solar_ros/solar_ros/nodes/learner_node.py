@@ -28,6 +28,7 @@ from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
 from solar_ros.learn.learner import SolarLearner
 from solar_ros.learn.recorder import EpisodeRecorder
+from solar_ros.learn.run_dir import RunDir
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_to_msg
 from solar_ros.nodes.spin import spin_node
@@ -47,6 +48,10 @@ class LearnerNode(Node):
     def __init__(self, node_name: str = 'learner', **kwargs) -> None:
         """Declare parameters, open (or resume) the run and publish the current policy."""
         super().__init__(node_name, **kwargs)
+        # First, so that destroy_node works even when a parameter below fails the start.
+        self._update: Optional[threading.Thread] = None
+        self._publishing = threading.Lock()
+        self._closing = False
         run_dir = self.declare_parameter(
             'run_dir', 'runs/sawyer_stack', ParameterDescriptor(
                 description='directory of episodes, checkpoints and metrics; an existing '
@@ -73,13 +78,21 @@ class LearnerNode(Node):
         if settings.model.get('views', 1) != 1:
             raise ValueError(f'{config}: the nodes take one camera topic; run multi-camera '
                              'configs (model.views > 1) with python -m solar_ros.learn.run')
+        files = RunDir(Path(run_dir))
+        if files.completed_policies() and not any(files.episodes.glob('*.npz')):
+            raise ValueError(
+                f'parameter run_dir: {run_dir} holds trained policies but no episodes (a '
+                'pretrained folder?), and the model cannot be refitted without them; run its '
+                f'policy with learn:=false policy_dir:={run_dir}, or learn in a new run_dir')
         self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
                                     log=self.get_logger().info)
+        if self.learner.policy_version >= settings.loop.iterations:
+            self.get_logger().warning(
+                f'{run_dir} already has its {settings.loop.iterations} policies '
+                '(loop.iterations): it records episodes but learns no more; run its policy '
+                f'with learn:=false policy_dir:={run_dir}')
         self._image_size = self.learner.model_config.image_size
         self._recorder = EpisodeRecorder(horizon, action_dim)
-        self._update: Optional[threading.Thread] = None
-        self._publishing = threading.Lock()
-        self._closing = False
         self._gains_pub = self.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED)
         self._model_pub = self.create_publisher(String, 'learner/model', qos.LATCHED)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
