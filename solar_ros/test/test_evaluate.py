@@ -24,7 +24,15 @@ def test_evaluation_of_the_random_policy_is_reproducible(tmp_path, capsys):
         first = list(csv.DictReader(table))
     assert [row['task'] for row in first] == ['1', '2']
     assert all(row['episodes'] == '3' and row['noise'] == 'False' for row in first)
-    assert 0.0 <= float(first[0]['success_rate']) <= 1.0
+    agent, env = evaluate.load_policy(tmp_path), make_env(SETTINGS['env'])
+    for row in first:  # the table summarises the episodes of its seeds
+        _, runs = evaluate.evaluate(env, agent, int(row['task']), 3, noise=False)
+        successes = sum(e.success for e in runs)
+        assert float(row['success_rate']) == pytest.approx(successes / 3)
+        assert (float(row['success_low']), float(row['success_high'])) == pytest.approx(
+            evaluate.wilson_interval(successes, 3))
+        assert float(row['final_distance']) == pytest.approx(
+            sum(e.final_distance for e in runs) / 3)
     assert evaluate.main([str(tmp_path), '--episodes', '3', '--tasks', '1', '2']) == 0
     with open(tmp_path / 'evaluation_policy_0000.csv') as table:
         assert list(csv.DictReader(table)) == first

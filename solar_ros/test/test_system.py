@@ -88,13 +88,27 @@ def test_bad_frames_and_bad_gains_are_rejected_and_the_system_goes_on(system, tm
     system.nodes.append(peer)
     images = peer.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
     gains = peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED)
+    # A second peer listens as the nodes do, to show the bad messages were delivered.
+    seen_gains, seen_images = [], []
+    listener = rclpy.create_node('listener', context=system.context)
+    system.executor.add_node(listener)
+    system.nodes.append(listener)
+    listener.create_subscription(GainsMsg, 'policy/gains',
+                                 lambda m: seen_gains.append(m.policy_version),
+                                 qos.LATCHED_READER)
+    listener.create_subscription(Image, 'camera/image_raw',
+                                 lambda m: seen_images.append(m.encoding),
+                                 qos_profile_sensor_data)
+    assert system.spin_until(lambda: gains.get_subscription_count() >= 3, timeout=10)
     images.publish(Image(height=64, width=64, encoding='rgb8', step=192, data=bytes(100)))
     images.publish(Image(height=2, width=2, encoding='yuv422', step=4, data=bytes(8)))
     gains.publish(GainsMsg(policy_version=99, horizon=HORIZON, state_dim=3, action_dim=7,
                            feedback_gains=[0.0] * 5))
     before = len(store)
-    assert system.spin_until(lambda: len(store) >= before + 3, timeout=60)
-    assert system.controller.policy_version in (0, 1)
+    assert system.spin_until(lambda: len(store) >= before + 3 and 99 in seen_gains
+                             and 'yuv422' in seen_images, timeout=60)
+    assert system.controller.policy_version in (0, 1)  # 99 was rejected
+    assert 99 not in [e.policy_version for e in store]
 
 
 def _start(module: str, params: list, log: Path) -> subprocess.Popen:

@@ -113,7 +113,13 @@ def build_section(cls: Type[Section], section: str, values: Mapping[str, Any]) -
 
 
 def check_env_section(env: Mapping[str, Any]) -> None:
-    """Raise ValueError unless ``env`` names a known environment with known, valid settings."""
+    """Raise ValueError unless ``env`` names a known environment with known, valid settings.
+
+    An empty section passes: the nodes' run configs have none (the sim node has its own
+    parameters), and ``learn.run`` then stops at once asking for ``env.name``.
+    """
+    if not env:
+        return
     from solar_ros.sim.environments import NAMES
     options = dict(env)
     name = options.pop('name', None)
@@ -149,7 +155,7 @@ class RunConfig:
     dimension complete the model's; ``lqr``, ``loop`` and ``mpc`` are typed.
     """
 
-    env: Dict[str, Any] = field(default_factory=lambda: {'name': 'point_mass'})
+    env: Dict[str, Any] = field(default_factory=dict)
     model: Dict[str, Any] = field(default_factory=lambda: {'latent_dim': 4})
     lqr: LQRFLMConfig = field(default_factory=LQRFLMConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
