@@ -201,6 +201,49 @@ def test_separate_processes_and_a_learner_killed_mid_refit_resumes(tmp_path):
                 process.kill()
 
 
+@pytest.mark.parametrize('signals', [(signal.SIGINT,), (signal.SIGINT, signal.SIGINT),
+                                     (signal.SIGTERM,)])
+def test_every_node_exits_cleanly_on_a_signal_even_mid_pretraining(tmp_path, signals):
+    """Exit status 0 within seconds, no traceback, a learner's pretraining stopped cleanly."""
+    params = [*default_params(), _params(tmp_path, pretrain_updates=3000)]
+    names = ('sim_node', 'encoder_node', 'latent_filter_node', 'controller_node',
+             'episode_runner_node', 'learner_node')
+    processes = {name: _start(name, params, tmp_path / f'{name}.log') for name in names}
+    try:
+        learner_log = tmp_path / 'learner_node.log'
+        assert _wait_for_text(learner_log, 'pretraining the model', 120), \
+            learner_log.read_text()
+        for sig in signals:
+            for process in processes.values():
+                process.send_signal(sig)
+            time.sleep(0.2)
+        for name, process in processes.items():
+            assert process.wait(timeout=15) == 0, (tmp_path / f'{name}.log').read_text()
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+    for name in names:
+        text = (tmp_path / f'{name}.log').read_text()
+        assert 'Traceback' not in text and 'terminate called' not in text, f'{name}: {text}'
+    assert 'update stopped before policy 1' in (tmp_path / 'learner_node.log').read_text()
+
+
+def test_a_node_with_a_bad_parameter_exits_with_one_clear_error(tmp_path):
+    params = [*default_params(), _params(tmp_path)]
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'run_config': str(tmp_path / 'missing.yaml'), 'velocity_limits': [1.0, -1.0]}}}))
+    for name, expected in (('learner_node', 'missing.yaml'),
+                           ('controller_node', 'velocity_limits')):
+        log = tmp_path / f'{name}.log'
+        process = _start(name, [*params, bad], log)
+        assert process.wait(timeout=60) == 1, log.read_text()
+        text = log.read_text()
+        assert 'cannot start' in text and expected in text, text
+        assert 'Traceback' not in text and 'AttributeError' not in text, text
+
+
 LAUNCH = """
 import sys
 from launch import LaunchService

@@ -304,7 +304,8 @@ class SolarModel(nn.Module):
 
     def fit(self, batch: EpisodeBatch, num_updates: int,
             progress: Optional[Callable[[int, Dict[str, float]], None]] = None,
-            train_encoder: bool = True) -> List[Dict[str, float]]:
+            train_encoder: bool = True,
+            stop: Optional[Callable[[], bool]] = None) -> List[Dict[str, float]]:
         """Train on ``batch`` for ``num_updates`` minibatch updates; return per-update terms.
 
         Each update draws config.batch_size sequences (without replacement within the
@@ -312,6 +313,8 @@ class SolarModel(nn.Module):
         natural-gradient step of q(F, Sigma) with N = len(batch). ``progress(i, terms)`` is
         called after update i (0-based) when given. With ``train_encoder`` False the
         encoder's weights stay as they are (its gradients are dropped before each step).
+        ``stop()``, when given, is asked before each update; True ends the fit early (the
+        history then has fewer entries than ``num_updates``).
         """
         self._check_batch(batch)
         num_data = len(batch)
@@ -319,6 +322,8 @@ class SolarModel(nn.Module):
         history = []
         self.train()
         for i in range(num_updates):
+            if stop is not None and stop():
+                break
             index = torch.randperm(num_data, generator=self.generator)[:size]
             loss, terms, smoothed = self._terms(batch.images[index], batch.actions[index],
                                                 batch.costs[index], self.beta, num_data)

@@ -51,6 +51,10 @@ METRICS = ['policy', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
            'realised_gain', 'coords_r2', 'probe_r2_x', 'probe_r2_y', 'probe_r2_z']
 
 
+class UpdateStopped(RuntimeError):
+    """Raised by :meth:`SolarLearner.update` when its ``stop`` event ends the refit early."""
+
+
 class SolarLearner:
     """Model, LQR-FLM state and run directory of one SOLAR run."""
 
@@ -72,6 +76,8 @@ class SolarLearner:
         self.files = RunDir(self.run_dir)
         self.store = EpisodeStore(self.files.episodes)
         self._lock = threading.Lock()
+        # Set from another thread to end a running update early (a node shutting down).
+        self.stop = threading.Event()
         self._pending = 0
         self.files.checkpoints.mkdir(parents=True, exist_ok=True)
         self.metrics = MetricsLog(self.files.metrics, METRICS)
@@ -143,6 +149,8 @@ class SolarLearner:
 
         Raises:
             RuntimeError: fewer episodes than :meth:`needed` are pending.
+            UpdateStopped: :attr:`stop` was set during the refit; nothing was saved and the
+                learner still holds the last complete policy's gains.
 
         """
         if not self.ready():
@@ -156,14 +164,17 @@ class SolarLearner:
         if self.policy_version == 0:
             self.log(f'pretraining the model: {len(fresh)} episodes, '
                      f'{loop.pretrain_updates} updates')
-            self.model.fit(_batch(fresh), loop.pretrain_updates, self._fit_progress)
+            self.model.fit(_batch(fresh), loop.pretrain_updates, self._fit_progress,
+                           stop=self.stop.is_set)
+            self._check_stop()
         elif loop.refit_updates:
             buffer = self.store.load(max(0, used - loop.buffer_episodes), used)
             rollouts = _batch(fresh)
             carry = loop.method == 'solar'  # the MPC planner has no gains to carry over
             before = self.model.infer(rollouts.images, rollouts.actions).means if carry else None
             self.model.fit(_batch(buffer), loop.refit_updates, self._fit_progress,
-                           train_encoder=loop.refit_encoder)
+                           train_encoder=loop.refit_encoder, stop=self.stop.is_set)
+            self._check_stop()
             if before is not None:
                 after = self.model.infer(rollouts.images, rollouts.actions).means
                 coords_r2 = self.lqr.change_coordinates(before, after)
@@ -191,6 +202,12 @@ class SolarLearner:
         self._save()
         self._report(fresh, fit_seconds, policy_seconds, kl, step_mult, cost_gains, coords_r2)
         return self.gains
+
+    def _check_stop(self) -> None:
+        """Raise UpdateStopped if :attr:`stop` is set (checked after each model fit)."""
+        if self.stop.is_set():
+            raise UpdateStopped(f'update stopped before policy {self.policy_version + 1}; '
+                                f'the run resumes from policy {self.policy_version}')
 
     def _current(self, stop: int) -> List[Episode]:
         """Return the current policy's episodes recorded after the last update, up to ``stop``."""

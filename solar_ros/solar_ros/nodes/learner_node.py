@@ -26,7 +26,7 @@ from sensor_msgs.msg import Image
 from solar_ros.images import frame_to_rgb, ImageFormatError
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
-from solar_ros.learn.learner import SolarLearner
+from solar_ros.learn.learner import SolarLearner, UpdateStopped
 from solar_ros.learn.recorder import EpisodeRecorder
 from solar_ros.learn.run_dir import RunDir
 from solar_ros.nodes import qos
@@ -71,7 +71,11 @@ class LearnerNode(Node):
         if not config:
             config = str(Path(get_package_share_directory('solar_ros'))
                          / 'config' / 'sawyer_task1.yaml')
-        settings = RunConfig.from_yaml(config)
+        try:
+            settings = RunConfig.from_yaml(config)
+        except OSError as error:
+            raise ValueError(f'parameter run_config: cannot read {config}: '
+                             f'{error.strerror}') from None
         if settings.loop.method != 'solar' or settings.model.get('inference', 'solar') != 'solar':
             raise ValueError(f'{config}: the nodes run SOLAR only; run the MPC and VAE '
                              'ablations with python -m solar_ros.learn.run')
@@ -121,15 +125,23 @@ class LearnerNode(Node):
                                                  self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:
-        """Stop publishing (a running refit still finishes its checkpoint), then destroy."""
+        """Stop a running refit at its next model update, stop publishing, then destroy.
+
+        The refit ends without saving (the run resumes from the last complete policy); a
+        checkpoint being written is finished first, since the fit is over by then.
+        """
         with self._publishing:
             self._closing = True
+        if hasattr(self, 'learner'):
+            self.learner.stop.set()
+        if self._update is not None:
+            self._update.join(timeout=30.0)
         super().destroy_node()
 
     def _on_event(self, msg: EpisodeEvent) -> None:
         self._take(self._recorder.on_event(
             msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
-            msg.final_distance,             _stamp_ns(msg.header)))
+            msg.final_distance, _stamp_ns(msg.header)))
 
     def _on_policy(self, msg: PolicyInUse) -> None:
         self._take(self._recorder.on_policy(msg.episode_id, msg.policy_version))
@@ -165,7 +177,11 @@ class LearnerNode(Node):
 
     def _refit(self) -> None:
         """Run one learner update (in the background thread) and publish its result."""
-        self.learner.update()
+        try:
+            self.learner.update()
+        except UpdateStopped as stopped:
+            self.get_logger().info(str(stopped))
+            return
         self._publish()
 
 
