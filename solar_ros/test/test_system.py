@@ -234,10 +234,13 @@ def test_a_node_with_a_bad_parameter_exits_with_one_clear_error(tmp_path):
     bad = tmp_path / 'bad.yaml'
     bad.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
         'run_config': str(tmp_path / 'missing.yaml'), 'velocity_limits': [1.0, -1.0]}}}))
-    for name, expected in (('learner_node', 'missing.yaml'),
-                           ('controller_node', 'velocity_limits')):
+    (tmp_path / 'task.yaml').write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'task': 7}}}))
+    for name, expected, extra in (('learner_node', 'missing.yaml', bad),
+                                  ('controller_node', 'velocity_limits', bad),
+                                  ('episode_runner_node', 'task', tmp_path / 'task.yaml')):
         log = tmp_path / f'{name}.log'
-        process = _start(name, [*params, bad], log)
+        process = _start(name, [*params, extra], log)
         assert process.wait(timeout=60) == 1, log.read_text()
         text = log.read_text()
         assert 'cannot start' in text and expected in text, text

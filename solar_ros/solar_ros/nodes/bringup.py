@@ -25,6 +25,7 @@ from typing import List, Optional, Sequence
 
 from ament_index_python.packages import get_package_share_directory
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from solar_ros.nodes.controller_node import ControllerNode
@@ -135,7 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                          noise_scale=0.0, episodes=args.episodes)
     try:
         bringup = Bringup([*default_params(), *args.params], overrides, learn)
-    except ValueError as error:
+    except (ValueError, ParameterException) as error:
         print(f'solar_ros.bringup: {error}', file=sys.stderr)
         return 2
     try:

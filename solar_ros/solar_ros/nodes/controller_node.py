@@ -29,11 +29,13 @@ replaced by zero velocity, with a throttled error naming the topic and the probl
 value raises ValueError naming the parameter before any topic is created.
 """
 
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from solar_ros.core.online import episode_noise, OnlineStep
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_from_msg
@@ -123,38 +125,45 @@ class ControllerNode(Node):
             'velocity_limits', [1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545],
             ParameterDescriptor(description='per-joint speed limit in rad/s, each finite and '
                                             '> 0; commands are clamped to +-limit; its '
-                                            'length must be action_dim')).value
+                                            'length must be action_dim; settable while '
+                                            'running (checked alike)')).value
         action_dim = self.declare_parameter(
             'action_dim', 7, ParameterDescriptor(
-                description='joint velocities per command, du (as for the learner)')).value
+                description='joint velocities per command, du (as for the learner)',
+                read_only=True)).value
         # Checked before any topic exists: a bad value fails the construction.
         self._limits = check_velocity_limits(limits, action_dim)
         self._noise_scale = self.declare_parameter(
             'noise_scale', 1.0, ParameterDescriptor(
-                description='multiplies the policy noise L_t eps_t (0: mean action)',
+                description='multiplies the policy noise L_t eps_t (0: mean action); '
+                            'settable while running',
                 floating_point_range=[FloatingPointRange(from_value=0.0, to_value=10.0)])
         ).value
         self._seed = self.declare_parameter(
             'seed', 0, ParameterDescriptor(
                 description='exploration noise of episode n is drawn with seed + n',
+                read_only=True,
                 integer_range=[IntegerRange(from_value=0, to_value=2**31 - 1, step=1)])).value
         self._mode = self.declare_parameter(
             'mode', 'lockstep', ParameterDescriptor(
                 description='lockstep: one command per belief; realtime: also send zero '
-                            'velocity when the belief is stale')).value
+                            'velocity when the belief is stale', read_only=True)).value
         if self._mode not in MODES:
             raise ValueError(f'parameter mode must be one of {MODES}, got {self._mode!r}')
         self._stale_after = self.declare_parameter(
             'stale_after', 0.25, ParameterDescriptor(
-                description='realtime: seconds after which a belief is stale',
+                description='realtime: seconds after which a belief is stale', read_only=True,
                 floating_point_range=[FloatingPointRange(from_value=0.01,
                                                          to_value=10.0)])).value
         self._smooth_noise = self.declare_parameter(
             'smooth_noise', False, ParameterDescriptor(
-                description='time-correlated exploration noise (as loop.smooth_noise)')).value
+                description='time-correlated exploration noise (as loop.smooth_noise)',
+                read_only=True)).value
         if not isinstance(self._smooth_noise, bool):
             raise ValueError(f'parameter smooth_noise must be a bool, got {self._smooth_noise!r}')
         self._online = OnlineStep(noise_scale=self._noise_scale)
+        self._action_dim = action_dim
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._episode_id = 0
         self._last_belief_time = None
         self._publisher = self.create_publisher(Float64MultiArray, COMMAND_TOPIC,
@@ -171,6 +180,20 @@ class ControllerNode(Node):
         """Return the version of the policy in use, or None before the first one."""
         gains = self._online.gains
         return None if gains is None else gains.policy_version
+
+    def _on_set_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
+        """Apply new velocity limits or noise scale at once, checked as at start."""
+        limits, scale = self._limits, self._online.noise_scale
+        for parameter in parameters:
+            if parameter.name == 'velocity_limits':
+                try:
+                    limits = check_velocity_limits(parameter.value, self._action_dim)
+                except ValueError as error:
+                    return SetParametersResult(successful=False, reason=str(error))
+            elif parameter.name == 'noise_scale':
+                scale = float(parameter.value)
+        self._limits, self._online.noise_scale = limits, scale
+        return SetParametersResult(successful=True)
 
     def _error(self, text: str) -> None:
         self.get_logger().error(text, throttle_duration_sec=1.0)

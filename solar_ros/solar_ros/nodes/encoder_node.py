@@ -37,7 +37,7 @@ class EncoderNode(Node):
         path = self.declare_parameter(
             'model_path', '', ParameterDescriptor(
                 description='model checkpoint to load at start; empty: wait for one on '
-                            'learner/model')).value
+                            'learner/model', read_only=True)).value
         self._online = OnlineStep()  # its model is swapped in at episode starts
         self._model_version = 0
         self._episode_id = 0

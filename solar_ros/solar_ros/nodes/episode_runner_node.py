@@ -22,12 +22,14 @@ class EpisodeRunnerNode(Node):
         """Declare parameters and start the first episode once the service is up."""
         super().__init__(node_name, **kwargs)
 
-        def integer(name: str, default: int, description: str) -> int:
-            descriptor = ParameterDescriptor(description=description, integer_range=[
-                IntegerRange(from_value=0, to_value=2**31 - 1, step=1)])
+        def integer(name: str, default: int, description: str, low: int = 0,
+                    high: int = 2**31 - 1) -> int:
+            descriptor = ParameterDescriptor(description=description, read_only=True,
+                                             integer_range=[IntegerRange(
+                                                 from_value=low, to_value=high, step=1)])
             return self.declare_parameter(name, default, descriptor).value
 
-        self.task = integer('task', 1, 'task id of every episode (1, 2 or 3)')
+        self.task = integer('task', 1, 'task id of every episode (1, 2 or 3)', 1, 3)
         self._seed = integer('seed', 0, 'episode n is reset with seed + n')
         self._episodes = integer('episodes', 0, 'episodes to run; 0 runs forever')
         self.started = 0

@@ -55,15 +55,16 @@ class LearnerNode(Node):
         run_dir = self.declare_parameter(
             'run_dir', 'runs/sawyer_stack', ParameterDescriptor(
                 description='directory of episodes, checkpoints and metrics; an existing '
-                            'run resumes')).value
+                            'run resumes', read_only=True)).value
         config = self.declare_parameter(
             'run_config', '', ParameterDescriptor(
                 description='YAML with the model, lqr and loop sections; empty: the '
-                            'installed config/sawyer_task1.yaml')).value
+                            'installed config/sawyer_task1.yaml', read_only=True)).value
 
         def integer(name: str, default: int, description: str) -> int:
-            descriptor = ParameterDescriptor(description=description, integer_range=[
-                IntegerRange(from_value=1, to_value=100_000, step=1)])
+            descriptor = ParameterDescriptor(description=description, read_only=True,
+                                             integer_range=[IntegerRange(
+                                                 from_value=1, to_value=100_000, step=1)])
             return self.declare_parameter(name, default, descriptor).value
 
         horizon = integer('horizon', 30, 'control steps per episode, T')

@@ -5,6 +5,7 @@ import sys
 from typing import Callable, List, Optional
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
@@ -16,8 +17,9 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
     begun, further SIGINTs and SIGTERMs are ignored, so the node's cleanup (a learner
     finishing its checkpoint) is not cut short by a traceback. A SIGINT can land while the
     executor converts a message; the error that raises once shutdown has begun is part of
-    stopping, not a fault. A node that cannot start (a bad parameter: ValueError) logs one
-    line naming the problem and exits with status 1.
+    stopping, not a fault. A node that cannot start (a bad parameter: ValueError, or a
+    value outside its declared range) logs one line naming the problem and exits with
+    status 1.
     """
     rclpy.init(args=args)
     node = None
@@ -27,7 +29,7 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except ValueError as error:
+    except (ValueError, ParameterException) as error:
         if node is not None:
             raise
         rclpy.logging.get_logger('solar_ros').fatal(f'cannot start: {error}')

@@ -1,0 +1,82 @@
+"""Node parameters are applied live with the start-up checks, or refused as read-only."""
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+from solar_ros.nodes.controller_node import ControllerNode
+from solar_ros.nodes.encoder_node import EncoderNode
+from solar_ros.nodes.episode_runner_node import EpisodeRunnerNode
+from solar_ros.nodes.learner_node import LearnerNode
+from solar_ros.nodes.sim_node import SimNode
+import yaml
+
+
+@pytest.fixture
+def context():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.try_shutdown(context=context)
+
+
+def test_controller_limits_and_noise_scale_change_live_and_are_checked(context):
+    node = ControllerNode(context=context)
+    try:
+        lower = [0.5] * 7
+        assert node.set_parameters([Parameter('velocity_limits', value=lower)])[0].successful
+        np.testing.assert_array_equal(node._limits, lower)
+        for bad in ([0.5, 0.5], [0.5] * 6 + [-1.0]):
+            result = node.set_parameters([Parameter('velocity_limits', value=bad)])[0]
+            assert not result.successful and 'velocity_limits' in result.reason
+            np.testing.assert_array_equal(node._limits, lower)  # the old limits stay
+        assert node.set_parameters([Parameter('noise_scale', value=0.0)])[0].successful
+        assert node._online.noise_scale == 0.0
+        assert not node.set_parameters([Parameter('noise_scale', value=-1.0)])[0].successful
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize('make, name, value', [
+    (ControllerNode, 'mode', 'realtime'), (ControllerNode, 'seed', 3),
+    (ControllerNode, 'action_dim', 2), (EpisodeRunnerNode, 'task', 2),
+    (EncoderNode, 'model_path', '/tmp/model.ckpt'), (SimNode, 'mode', 'realtime'),
+])
+def test_settings_read_at_start_are_read_only(context, make, name, value):
+    node = make(context=context)
+    try:
+        before = node.get_parameter(name).value
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful and 'read-only' in result.reason
+        assert node.get_parameter(name).value == before
+    finally:
+        node.destroy_node()
+
+
+def test_learner_settings_are_read_only(context, tmp_path):
+    run_config = tmp_path / 'run.yaml'
+    run_config.write_text(yaml.safe_dump({'model': {'latent_dim': 2, 'channels': 4,
+                                                    'hidden': 8}}))
+    params = tmp_path / 'params.yaml'
+    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'run_dir': str(tmp_path / 'run'), 'run_config': str(run_config)}}}))
+    args = ['--ros-args', '--params-file', str(params)]
+    learner_context = rclpy.Context()
+    rclpy.init(args=args, context=learner_context)
+    node = LearnerNode(context=learner_context)
+    try:
+        for name, value in (('run_dir', '/tmp/elsewhere'), ('horizon', 10)):
+            assert not node.set_parameters([Parameter(name, value=value)])[0].successful
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=learner_context)
+
+
+def test_a_task_out_of_range_is_refused_at_start(context):
+    runner_context = rclpy.Context()
+    rclpy.init(args=['--ros-args', '-p', 'task:=7'], context=runner_context)
+    try:
+        with pytest.raises(Exception, match='task'):
+            EpisodeRunnerNode(context=runner_context)
+    finally:
+        rclpy.try_shutdown(context=runner_context)
