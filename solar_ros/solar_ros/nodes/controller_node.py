@@ -163,6 +163,7 @@ class ControllerNode(Node):
             raise ValueError(f'parameter smooth_noise must be a bool, got {self._smooth_noise!r}')
         self._online = OnlineStep(noise_scale=self._noise_scale)
         self._action_dim = action_dim
+        self._waiting_start: Optional[EpisodeEvent] = None  # a START seen before any gains
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._episode_id = 0
         self._last_belief_time = None
@@ -225,6 +226,8 @@ class ControllerNode(Node):
         self._online.offer(gains=gains)
         if self._online.gains is None:
             self._adopt()
+            if self._waiting_start is not None:  # the episode started before any gains
+                self._start(self._waiting_start)
 
     def _adopt(self) -> None:
         """Switch to the policy received last (at an episode start, or the first one)."""
@@ -241,7 +244,12 @@ class ControllerNode(Node):
             return  # not a start, or a resent copy of the running episode's start
         self._episode_id = msg.episode_id
         self._adopt()
+        self._start(msg)
+
+    def _start(self, msg: EpisodeEvent) -> None:
+        """Begin episode ``msg`` with the current policy; wait for one if none came yet."""
         gains = self._online.gains
+        self._waiting_start = None if gains is not None else msg
         if gains is not None:
             self._online.start(episode_noise(gains.horizon, gains.action_dim,
                                              self._seed + int(msg.episode_id),
@@ -254,7 +262,8 @@ class ControllerNode(Node):
         self._last_belief_time = self.get_clock().now()
         gains = self._online.gains
         if gains is None:
-            self._error('no policy yet: holding zero velocity')
+            self.get_logger().warning('no policy yet: holding zero velocity',
+                                      throttle_duration_sec=1.0)
             self._zero()
             return
         if msg.dim != gains.state_dim or msg.step >= gains.horizon:

@@ -68,7 +68,7 @@ class EpisodeRunnerNode(Node):
             return
         self.ended += 1
         self.successes += int(msg.success)
-        self.get_logger().info(
+        self.get_logger().debug(  # the sim logs the episode's end at INFO
             f'episode {msg.episode_id} (task {msg.task_id}) ended after {msg.step} steps: '
             f'success {msg.success}, last cost {msg.cost:.3f}')
         self._reset()

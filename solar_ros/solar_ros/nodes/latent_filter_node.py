@@ -5,7 +5,8 @@
   dynamics F_t, Q_t and initial belief drive the filter) and ``episode_events``.
 - publishes ``latent_belief`` (solar_ros_msgs/LatentBelief) for step t.
 
-New gains are adopted at the next START, so one episode is filtered with one model.
+New gains are adopted at the next START, so one episode is filtered with one model; the
+first gains, when they come after a START (a normal race at launch), start that episode.
 Per episode: at START the belief resets to N(mu0, P0) of the current gains; then it
 alternates: a potential updates the belief of step t and the belief is published; the
 command of step t predicts step t + 1 with F_t, Q_t. A potential that arrives before its
@@ -46,6 +47,7 @@ class LatentFilterNode(Node):
         self._episode_id = 0
         self._start_ns = 0
         self._early: Optional[LatentPotential] = None
+        self._waiting_start: Optional[EpisodeEvent] = None  # a START seen before any gains
         self._publisher = self.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
         self.create_subscription(LatentPotential, 'latent_potential', self._on_potential,
                                  qos.LATENT)
@@ -64,13 +66,17 @@ class LatentFilterNode(Node):
             self._error(f'gains rejected, keeping the current ones: {error}')
             return
         self._online.offer(gains=gains)
+        waiting, self._waiting_start = self._waiting_start, None
+        if waiting is not None:  # the first gains came after the episode's start
+            self._on_event(waiting)
 
     def _on_event(self, msg: EpisodeEvent) -> None:
         if msg.kind != EpisodeEvent.START or msg.episode_id == self._episode_id:
             return  # not a start, or a resent copy of the running episode's start
         self._online.start()
         if self._online.gains is None:
-            self._error('episode started before any gains arrived; not filtering it')
+            self.get_logger().info('episode started before the first gains: waiting for them')
+            self._waiting_start = msg
             return
         self._episode_id, self._start_ns = msg.episode_id, _stamp_ns(msg.header)
         self._state = AWAIT_FRAME

@@ -169,8 +169,8 @@ class LearnerNode(Node):
         if episode is None:
             return
         path = self.learner.record(episode)
-        self.get_logger().info(f'recorded {path.name}: policy {episode.policy_version}, '
-                               f'success {episode.success}')
+        self.get_logger().debug(f'recorded {path.name}: policy {episode.policy_version}, '
+                                f'success {episode.success}')
         if self.learner.ready() and not self.updating:
             self._update = threading.Thread(target=self._refit, name='solar_refit',
                                             daemon=True)

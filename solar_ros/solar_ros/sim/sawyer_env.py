@@ -24,13 +24,15 @@ import tempfile
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
-import pybullet
-from pybullet_utils.bullet_client import BulletClient
-
+from solar_ros.sim.quiet import quiet_native_output
 from solar_ros.sim.sawyer_config import SawyerStackConfig, TASKS
 from solar_ros.sim.sawyer_urdf import (
     ARM_JOINTS, FINGER_JOINTS, FINGER_TRAVEL, GRIP_LINK, SAWYER_JOINTS,
     write_sawyer_urdf)
+
+with quiet_native_output():  # PyBullet prints its build time on import
+    import pybullet
+    from pybullet_utils.bullet_client import BulletClient
 
 JOINT_LOWER = np.array([spec.lower for spec in SAWYER_JOINTS])
 JOINT_UPPER = np.array([spec.upper for spec in SAWYER_JOINTS])
@@ -71,7 +73,8 @@ class SawyerStackEnv:
         self.action_low = -JOINT_MAX_VELOCITY
         self._action_cost = np.array(self.config.action_cost)
         self._dt = self.config.control_period / self.config.substeps
-        self._client = BulletClient(connection_mode=pybullet.DIRECT)
+        with quiet_native_output():  # the connection prints 'argv[0]='
+            self._client = BulletClient(connection_mode=pybullet.DIRECT)
         self._urdf_dir = tempfile.TemporaryDirectory(prefix='solar_ros_sawyer_')
         self._urdf = write_sawyer_urdf(Path(self._urdf_dir.name))
         self.views = int(self.config.views)
