@@ -78,7 +78,8 @@ def generate_launch_description() -> LaunchDescription:
         node('latent_filter'),
         node('controller', condition=learning),
         node('controller', {'noise_scale': 0.0}, condition=deploying),
-        node('episode_runner'),
+        node('episode_runner', condition=learning),
+        node('episode_runner', {'paced': False}, condition=deploying),
         node('learner', condition=learning),
         node('policy', condition=deploying),
     ])

@@ -29,7 +29,7 @@ def test_nodes_send_the_commands_of_the_in_process_evaluation():
                        EPISODES, noise=False)
     system = Bringup(default_params(), {
         'policy_dir': str(POLICY_DIR), 'noise_scale': 0.0, 'episodes': EPISODES,
-        'seed': EVAL_SEED_BASE, 'task': 1, 'horizon': HORIZON}, learn=False)
+        'seed': EVAL_SEED_BASE, 'task': 1, 'horizon': HORIZON, 'paced': False}, learn=False)
     try:
         peer = rclpy.create_node('command_recorder', context=system.context)
         system.executor.add_node(peer)

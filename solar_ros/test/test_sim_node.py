@@ -153,6 +153,11 @@ def test_lockstep_reset_steps_images_events_and_bad_input(peer):
         unknown = peer.reset(task=7, seed=0)
         assert not unknown.success and 'unknown task' in unknown.message
         assert unknown.episode_id == 0
+        # Episode 2 is still running: a reset is refused, and the episode goes on.
+        busy = peer.reset(task=3, seed=0)
+        assert not busy.success and 'episode 2 is running (step 2 of' in busy.message
+        peer.command([0.0] * 7)
+        assert peer.event(2, EpisodeEvent.STEP, 3).task_id == 1
     finally:
         output = _stop(process)
     assert 'velocity command rejected' in output and 'has 3 values' in output, output

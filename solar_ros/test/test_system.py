@@ -31,7 +31,7 @@ RUN_CONFIG = {
     'model': {'latent_dim': 3, 'channels': 4, 'hidden': 16, 'batch_size': 2,
               'action_cost_weight': 0.005},
     'lqr': {'kl_step': 1.0, 'init_std': 0.3},
-    'loop': {'pretrain_episodes': 2, 'pretrain_updates': 3, 'iterations': 1,
+    'loop': {'pretrain_episodes': 2, 'pretrain_updates': 3, 'iterations': 2,
              'rollouts_per_iteration': 2, 'refit_updates': 2},
 }
 
@@ -64,8 +64,13 @@ def test_episodes_flow_through_all_nodes_and_the_new_policy_is_used(system, tmp_
         return any(e.policy_version == 1 for e in store) if len(store) > 2 else False
 
     assert system.spin_until(policy_one_recorded, timeout=120), 'no episode of policy 1'
-    assert learner.policy_version == 1
     assert system.controller.policy_version == 1
+    # Paced by the learner: 2 pretraining episodes, 2 of policy 1, then learning is done
+    # and no further episode starts.
+    assert system.spin_until(lambda: learner.policy_version == 2
+                             and not system.learner.updating, timeout=120)
+    system.spin_until(lambda: False, timeout=3.0)
+    assert len(store) == 4 and system.runner.started == 4
     episodes = list(store)
     assert episodes[0].policy_version == 0
     limits = np.array([1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545])
@@ -177,9 +182,9 @@ def test_separate_processes_and_a_learner_killed_mid_refit_resumes(tmp_path):
         processes['learner_node'].send_signal(signal.SIGKILL)
         processes['learner_node'].wait()
         assert 'policy 1 |' not in learner_log.read_text()
-        # Control goes on without the learner.
+        # Paced by the learner, no episode starts while it pretrains or is gone.
         ends = counter.ends
-        assert counter.wait_for(ends + 3, timeout=60)
+        assert not counter.wait_for(ends + 1, timeout=3.0)
         # Restarted, the learner resumes the run and reuses the recorded episodes.
         # (with a short pretraining this time, to keep the test quick).
         restarted_log = tmp_path / 'learner_restarted.log'

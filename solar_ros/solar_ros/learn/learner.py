@@ -46,6 +46,7 @@ import yaml
 
 LEARNER_KIND = 'solar_ros.learner'
 LEARNER_VERSION = 1
+PROGRESS_SECONDS = 20.0  # longest quiet time during a model fit
 METRICS = ['policy', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
            'model_fit_s', 'policy_update_s', 'kl', 'step_mult', 'predicted_gain',
            'realised_gain', 'coords_r2', 'probe_r2_x', 'probe_r2_y', 'probe_r2_z']
@@ -78,6 +79,7 @@ class SolarLearner:
         self._lock = threading.Lock()
         # Set from another thread to end a running update early (a node shutting down).
         self.stop = threading.Event()
+        self._last_progress = time.monotonic()
         self._pending = 0
         self.files.checkpoints.mkdir(parents=True, exist_ok=True)
         self.metrics = MetricsLog(self.files.metrics, METRICS)
@@ -215,12 +217,20 @@ class SolarLearner:
                 if e.policy_version == self.policy_version]
 
     def _fit_progress(self, update: int, terms: Dict[str, float]) -> None:
-        """Send the ELBO terms to TensorBoard every 10 updates; log them every 100."""
+        """Send the ELBO terms to TensorBoard every 10 updates; log them every 100.
+
+        A line also comes whenever PROGRESS_SECONDS passed since the last one, so that a
+        slow machine still shows progress at least that often.
+        """
         if (update + 1) % 10 == 0:
             self.board.scalars('model', terms, self.model.num_updates)
-        if (update + 1) % 100 == 0:
+        now = time.monotonic()
+        if update == 0:
+            self._last_progress = now
+        if (update + 1) % 100 == 0 or now - self._last_progress >= PROGRESS_SECONDS:
             self.log(f'  model update {update + 1}: elbo {terms["elbo"]:.1f} '
                      f'beta {terms["beta"]:.3f}')
+            self._last_progress = now
 
     def _report(self, episodes: Sequence[Episode], fit_seconds: float,
                 policy_seconds: float, kl: float, step_mult: float,

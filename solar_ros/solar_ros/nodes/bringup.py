@@ -133,7 +133,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         overrides['run_config'] = str(args.run_config.resolve())
     if not learn:
         overrides.update(policy_dir=str(args.policy_dir.resolve()), policy=args.policy,
-                         noise_scale=0.0, episodes=args.episodes)
+                         noise_scale=0.0, episodes=args.episodes, paced=False)
     try:
         bringup = Bringup([*default_params(), *args.params], overrides, learn)
     except (ValueError, ParameterException) as error:

@@ -2,16 +2,22 @@
 
 It calls the ``reset_episode`` service (solar_ros_msgs/ResetEpisode) with ``task`` and seed
 ``seed + n`` for episode n, once the service is available and again after each END event
-on ``episode_events``, until ``episodes`` episodes have started (0: forever). Kept apart
-from the controller so that the controller stays a pure function of beliefs and gains,
-and so that a real arm can replace this node with its own reset procedure.
+on ``episode_events``, until ``episodes`` episodes have started (0: forever). With
+``paced`` (the default) it starts an episode only while the learner's budget
+(``learner/episode_budget``, solar_ros_msgs/EpisodeBudget) allows: it has started fewer
+episodes than the learner asked for in its session, so no episode runs that the learner
+will not use, and none while it refits. Kept apart from the controller so that the
+controller stays a pure function of beliefs and gains, and so that a real arm can replace
+this node with its own reset procedure (keeping the same budget protocol).
 """
+
+from typing import Optional
 
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from solar_ros.nodes import qos
 from solar_ros.nodes.spin import spin_node
-from solar_ros_msgs.msg import EpisodeEvent
+from solar_ros_msgs.msg import EpisodeBudget, EpisodeEvent
 from solar_ros_msgs.srv import ResetEpisode
 
 
@@ -32,11 +38,20 @@ class EpisodeRunnerNode(Node):
         self.task = integer('task', 1, 'task id of every episode (1, 2 or 3)', 1, 3)
         self._seed = integer('seed', 0, 'episode n is reset with seed + n')
         self._episodes = integer('episodes', 0, 'episodes to run; 0 runs forever')
+        self._paced = self.declare_parameter('paced', True, ParameterDescriptor(
+            description='start episodes only as the learner asks (learner/episode_budget); '
+                        'false: one after another (deploy mode)', read_only=True)).value
         self.started = 0
         self.ended = 0
         self.successes = 0
+        self._running = False  # an episode was started and its END not seen yet
+        self._ready = False  # the reset service is available
+        self._budget: Optional[EpisodeBudget] = None
+        self._started_in_session = 0
         self._client = self.create_client(ResetEpisode, 'reset_episode')
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
+        self.create_subscription(EpisodeBudget, 'learner/episode_budget', self._on_budget,
+                                 qos.LATCHED_READER)
         self._waiting = self.create_timer(0.2, self._start_when_ready)
 
     @property
@@ -49,29 +64,49 @@ class EpisodeRunnerNode(Node):
             self.get_logger().info('waiting for reset_episode', throttle_duration_sec=5.0)
             return
         self._waiting.cancel()
-        self._reset()
+        self._ready = True
+        self._try_start()
 
-    def _reset(self) -> None:
+    def _allowed(self) -> bool:
+        """Return whether the learner's budget (when paced) allows one more episode."""
+        if not self._paced:
+            return True
+        return self._budget is not None and self._started_in_session < self._budget.issued
+
+    def _try_start(self) -> None:
+        """Start the next episode if none runs, the service is up and the budget allows."""
+        if not self._ready or self._running or not self._allowed():
+            return
         if self._episodes and self.started >= self._episodes:
             return
         request = ResetEpisode.Request(task_id=self.task, seed=self._seed + self.started)
         self.started += 1
+        self._started_in_session += 1
+        self._running = True
         self._client.call_async(request).add_done_callback(self._on_reset)
 
     def _on_reset(self, future) -> None:
         response = future.result()
         if not response.success:
+            self._running = False
             self.get_logger().error(f'reset failed: {response.message}')
+
+    def _on_budget(self, msg: EpisodeBudget) -> None:
+        if self._budget is None or msg.session != self._budget.session:
+            self._started_in_session = 0  # a new learner session counts from zero
+        self._budget = msg
+        self._try_start()
 
     def _on_event(self, msg: EpisodeEvent) -> None:
         if msg.kind != EpisodeEvent.END:
             return
+        self._running = False
         self.ended += 1
         self.successes += int(msg.success)
         self.get_logger().debug(  # the sim logs the episode's end at INFO
             f'episode {msg.episode_id} (task {msg.task_id}) ended after {msg.step} steps: '
             f'success {msg.success}, last cost {msg.cost:.3f}')
-        self._reset()
+        self._try_start()
 
 
 def main(args=None) -> None:

@@ -5,15 +5,20 @@
   :class:`EpisodeRecorder` assembles each episode, labelled with the policy that ran it,
   and it is written to ``run_dir/episodes`` as soon as it is complete.
 - publishes ``policy/gains`` (solar_ros_msgs/TimeVaryingGains) and ``learner/model``
-  (std_msgs/String: the model checkpoint the gains act in), both latched.
+  (std_msgs/String: the model checkpoint the gains act in), both latched, and
+  ``learner/episode_budget`` (solar_ros_msgs/EpisodeBudget, latched): how many episodes it
+  has asked for, which paces the episode runner.
 
-Whenever the current policy has enough episodes, a background thread refits the model
-and runs the LQR-FLM update (:class:`solar_ros.learn.learner.SolarLearner`); control and
-recording go on meanwhile, so the refit never blocks the control loop. Started on an
+It asks for exactly the episodes its next update needs (and again for any that arrive
+incomplete or of another task, which it does not record). Once they are recorded, a
+background thread refits the model and runs the LQR-FLM update
+(:class:`solar_ros.learn.learner.SolarLearner`) while no episode runs, so the refit has
+the CPU; then it publishes the new policy and asks for the next episodes. Started on an
 existing run directory, it resumes from the last complete policy.
 """
 
 from pathlib import Path
+import random
 import threading
 from typing import Optional
 
@@ -32,7 +37,7 @@ from solar_ros.learn.run_dir import RunDir
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_to_msg
 from solar_ros.nodes.spin import spin_node
-from solar_ros_msgs.msg import EpisodeEvent, PolicyInUse
+from solar_ros_msgs.msg import EpisodeBudget, EpisodeEvent, PolicyInUse
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 from std_msgs.msg import Float64MultiArray, String
 
@@ -68,6 +73,10 @@ class LearnerNode(Node):
             return self.declare_parameter(name, default, descriptor).value
 
         horizon = integer('horizon', 30, 'control steps per episode, T')
+        self._task = self.declare_parameter('task', 1, ParameterDescriptor(
+            description='the task this run learns (1, 2 or 3); episodes of another are not '
+                        'recorded', read_only=True,
+            integer_range=[IntegerRange(from_value=1, to_value=3, step=1)])).value
         action_dim = integer('action_dim', 7, 'joint velocities per command, du')
         if not config:
             config = str(Path(get_package_share_directory('solar_ros'))
@@ -100,6 +109,11 @@ class LearnerNode(Node):
         self._recorder = EpisodeRecorder(horizon, action_dim)
         self._gains_pub = self.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED)
         self._model_pub = self.create_publisher(String, 'learner/model', qos.LATCHED)
+        self._budget_pub = self.create_publisher(EpisodeBudget, 'learner/episode_budget',
+                                                 qos.LATCHED)
+        self._session = random.getrandbits(63)
+        self._issued = 0  # episodes asked for in this session
+        self._dropped = 0  # incomplete episodes seen so far (each is asked for again)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
         self.create_subscription(PolicyInUse, 'policy/in_use', self._on_policy, qos.EVENTS)
         self.create_subscription(Image, 'camera/image_raw', self._on_image,
@@ -107,6 +121,20 @@ class LearnerNode(Node):
         self.create_subscription(Float64MultiArray, 'velocity_controller/commands',
                                  self._on_command, qos.COMMANDS)
         self._publish()
+        self._refit_if_ready()  # a resumed run may already hold the episodes it needs
+
+    def _ask(self, more: int) -> None:
+        """Ask the episode runner for ``more`` further episodes (0 republishes)."""
+        if not self.context.ok() or self._closing:
+            return
+        self._issued += max(0, more)
+        self._budget_pub.publish(EpisodeBudget(session=self._session, issued=self._issued))
+
+    def _wanted(self) -> int:
+        """Return the episodes still needed for the next update (0 when all are done)."""
+        if self.learner.policy_version >= self.learner.config.loop.iterations:
+            return 0
+        return max(0, self.learner.needed() - self.learner.pending())
 
     @property
     def updating(self) -> bool:
@@ -122,6 +150,7 @@ class LearnerNode(Node):
             if not self.context.ok() or self._closing:
                 return
             self._model_pub.publish(String(data=str(self.learner.model_path().resolve())))
+            self._ask(self._wanted())
             self._gains_pub.publish(gains_to_msg(self.learner.gains,
                                                  self.get_clock().now().to_msg()))
 
@@ -166,11 +195,26 @@ class LearnerNode(Node):
 
     def _take(self, episode: Optional[Episode]) -> None:
         """Store a completed episode and start a refit when enough are recorded."""
+        if self._recorder.dropped > self._dropped:  # incomplete episodes: ask for them again
+            with self._publishing:
+                self._ask(self._recorder.dropped - self._dropped)
+            self._dropped = self._recorder.dropped
         if episode is None:
+            return
+        if episode.task != self._task:
+            self.get_logger().warning(
+                f'episode {episode.seed} of task {episode.task} not recorded: this run learns '
+                f'task {self._task}')
+            with self._publishing:
+                self._ask(1)
             return
         path = self.learner.record(episode)
         self.get_logger().debug(f'recorded {path.name}: policy {episode.policy_version}, '
                                 f'success {episode.success}')
+        self._refit_if_ready()
+
+    def _refit_if_ready(self) -> None:
+        """Start the background refit when the next update has its episodes."""
         if self.learner.ready() and not self.updating:
             self._update = threading.Thread(target=self._refit, name='solar_refit',
                                             daemon=True)
@@ -184,6 +228,10 @@ class LearnerNode(Node):
             self.get_logger().info(str(stopped))
             return
         self._publish()
+        iterations = self.learner.config.loop.iterations
+        if self.learner.policy_version >= iterations:
+            self.get_logger().info(f'policy {self.learner.policy_version} is the last '
+                                   f'(loop.iterations {iterations}): learning is done')
 
 
 def main(args=None) -> None:

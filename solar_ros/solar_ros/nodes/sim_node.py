@@ -11,8 +11,9 @@ Interfaces (all names relative, so namespaces and remaps apply):
   velocities in rad/s, reliable; the ros2_control forward command controller
   convention). A command of the wrong length or with NaN/inf is rejected with a
   throttled error and counts as zero velocity.
-- serves ``reset_episode`` (solar_ros_msgs/ResetEpisode); an unknown task id gets
-  ``success=False`` and a message.
+- serves ``reset_episode`` (solar_ros_msgs/ResetEpisode); an unknown task id, or a reset
+  while an episode runs (before its END event), gets ``success=False`` and a message, and
+  the running episode goes on.
 
 Clocking (parameter ``mode``): ``lockstep`` takes one control step per received
 command, so learning runs as fast as the simulation; ``realtime`` steps on a timer at
@@ -125,6 +126,14 @@ class SimNode(Node):
         if request.task_id not in TASKS:
             response.success = False
             response.message = f'unknown task {request.task_id}; tasks are {list(TASKS)}'
+            response.episode_id = 0
+            self.get_logger().warning(response.message)
+            return response
+        if self._running:
+            response.success = False
+            response.message = (f'episode {self._episode_id} is running (step '
+                                f'{self._env.steps_taken} of {self._env.horizon}); reset after '
+                                'its END event')
             response.episode_id = 0
             self.get_logger().warning(response.message)
             return response
