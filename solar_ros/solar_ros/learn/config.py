@@ -139,8 +139,12 @@ def check_env_section(env: Mapping[str, Any]) -> None:
 def check_model_section(model: Mapping[str, Any]) -> None:
     """Raise ValueError unless ``model`` holds known, valid ModelConfig settings.
 
-    ``horizon`` and ``action_dim`` may be left out (they come from the environment).
+    ``horizon`` and ``action_dim`` may be left out (they come from the environment). An
+    empty section passes: files that only name an environment (for ``learn.video``); a run
+    without ``model.latent_dim`` stops when its learner is made, before any episode.
     """
+    if not model:
+        return
     try:
         ModelConfig.from_dict({'horizon': 2, 'action_dim': 1, **model})
     except (TypeError, ValueError) as error:
