@@ -61,3 +61,29 @@ def test_corrupt_file_names_the_file(tmp_path):
     path.write_bytes(b'not an npz')
     with pytest.raises(EpisodeFormatError, match='episode_000000.npz'):
         Episode.load(path)
+
+
+def test_numbers_continue_after_a_gap_and_never_overwrite(tmp_path):
+    store = EpisodeStore(tmp_path)
+    for seed in range(3):
+        store.append(_episode(seed=seed))
+    (tmp_path / 'episode_000001.npz').unlink()
+    assert store.append(_episode(seed=7)).name == 'episode_000003.npz'
+    assert [e.seed for e in store] == [0, 2, 7]
+
+
+def test_a_corrupt_file_is_set_aside_and_the_rest_load(tmp_path):
+    store = EpisodeStore(tmp_path)
+    for seed in range(3):
+        store.append(_episode(seed=seed))
+    (tmp_path / 'episode_000001.npz').write_bytes(b'truncated')
+    with pytest.warns(RuntimeWarning, match='episode_000001.npz'):
+        assert [e.seed for e in store.load()] == [0, 2]
+    assert (tmp_path / 'corrupt' / 'episode_000001.npz').exists()
+    assert len(store) == 2
+
+
+def test_temporary_files_of_a_crash_are_removed_when_the_store_opens(tmp_path):
+    (tmp_path / '.tmp_abc.npz').write_bytes(b'half written')
+    EpisodeStore(tmp_path)
+    assert not (tmp_path / '.tmp_abc.npz').exists()

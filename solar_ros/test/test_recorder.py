@@ -95,3 +95,18 @@ def test_an_episode_waits_for_the_policy_that_ran_it():
     assert _feed(recorder, [i for i in items if i[0] != 'policy']) == []
     done = recorder.on_policy(7, 5)
     assert done is not None and done.policy_version == 5
+
+
+def test_a_non_finite_command_or_cost_drops_the_episode_and_says_why():
+    recorder = EpisodeRecorder(HORIZON, DU)
+    items, _, _ = _stream(episode_id=7)
+    first = next(n for n, (kind, _) in enumerate(items) if kind == 'command')
+    items[first] = ('command', (np.array([np.inf, 0.0]),))
+    with pytest.raises(ValueError, match='not finite'):
+        _feed(recorder, items[:first + 1])
+    assert _feed(recorder, items[first + 1:]) == []  # one command short: never complete
+    nan_cost = [(kind, args[:4] + (np.nan,) + args[5:]
+                 if kind == 'event' and args[0] == STEP else args)
+                for kind, args in _stream(episode_id=8, base=5000)[0]]
+    assert _feed(recorder, nan_cost) == []
+    assert recorder.dropped == 2 and 'episode 8 dropped' in recorder.last_problem

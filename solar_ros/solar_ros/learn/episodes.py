@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 import tempfile
 from typing import Any, Iterator, List, Optional
+import warnings
 
 import numpy as np
 
@@ -120,12 +121,19 @@ def write_npz(path: Path, **arrays: Any) -> None:
 
 
 class EpisodeStore:
-    """The episodes of one run, numbered in the order they completed, in one directory."""
+    """The episodes of one run, numbered in the order they completed, in one directory.
+
+    A new episode gets the number after the highest on disk, so a missing file leaves a gap
+    and never makes a later episode overwrite an earlier one. A file that cannot be read is
+    moved to ``corrupt/`` with a warning naming it, and the others load as before.
+    """
 
     def __init__(self, directory: Path) -> None:
-        """Use (and create) ``directory`` for the episode files."""
+        """Use (and create) ``directory``; remove temporary files a crash left mid-write."""
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        for orphan in self.directory.glob('.tmp_*.npz'):
+            orphan.unlink(missing_ok=True)
 
     def paths(self) -> List[Path]:
         """Return the episode files in completion order."""
@@ -136,15 +144,29 @@ class EpisodeStore:
         return len(self.paths())
 
     def append(self, episode: Episode) -> Path:
-        """Store ``episode`` under the next number and return its path."""
-        path = self.directory / f'episode_{len(self):06d}.npz'
+        """Store ``episode`` under the number after the highest stored; return its path."""
+        paths = self.paths()
+        number = int(paths[-1].stem.split('_')[1]) + 1 if paths else 0
+        path = self.directory / f'episode_{number:06d}.npz'
         episode.save(path)
         return path
 
     def load(self, start: int = 0, stop: Optional[int] = None) -> List[Episode]:
-        """Return the episodes numbered ``start`` up to (not including) ``stop``."""
-        return [Episode.load(path) for path in self.paths()[start:stop]]
+        """Return the stored episodes at positions ``start`` up to (not including) ``stop``."""
+        episodes = (self._read(path) for path in self.paths()[start:stop])
+        return [episode for episode in episodes if episode is not None]
 
     def __iter__(self) -> Iterator[Episode]:
-        """Iterate over every stored episode in order."""
-        return (Episode.load(path) for path in self.paths())
+        """Iterate over every readable stored episode in order."""
+        return (e for e in (self._read(path) for path in self.paths()) if e is not None)
+
+    def _read(self, path: Path) -> Optional[Episode]:
+        """Return the episode in ``path``, or None after moving an unreadable file aside."""
+        try:
+            return Episode.load(path)
+        except EpisodeFormatError as error:
+            aside = self.directory / 'corrupt'
+            aside.mkdir(exist_ok=True)
+            path.replace(aside / path.name)
+            warnings.warn(f'{error}; moved to {aside}', RuntimeWarning, stacklevel=3)
+            return None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
-from solar_ros.learn.episodes import Episode
+from solar_ros.learn.episodes import Episode, EpisodeFormatError
 
 START, STEP, END = 0, 1, 2  # solar_ros_msgs/EpisodeEvent kinds
 EARLY_FRAMES = 8  # frames kept that arrive before their episode's start event
@@ -51,6 +51,7 @@ class EpisodeRecorder:
         self._episode: Optional[_Pending] = None
         self._policies: Dict[int, int] = {}  # episode id -> policy version, not yet started
         self.dropped = 0
+        self.last_problem = ''  # why the last episode was dropped
 
     def on_event(self, kind: int, episode_id: int, task: int, step: int, cost: float,
                  success: bool, final_distance: float, stamp_ns: int) -> Optional[Episode]:
@@ -73,6 +74,8 @@ class EpisodeRecorder:
         if kind == START:
             if self._episode is not None and not self._complete():
                 self.dropped += 1
+                self.last_problem = (f'episode {self._episode.episode_id} dropped: '
+                                     'incomplete when the next one started')
             self._episode = _Pending(episode_id, task, self._policies.pop(episode_id, None))
             self._episode.stamps[0] = stamp_ns
         elif self._episode is None or self._episode.episode_id != episode_id:
@@ -116,6 +119,9 @@ class EpisodeRecorder:
             if command.shape != (self.action_dim,):
                 raise ValueError(f'command: expected shape ({self.action_dim},), '
                                  f'got {command.shape}')
+            if not np.all(np.isfinite(command)):
+                raise ValueError(f'command: not finite ({command.tolist()}); the episode '
+                                 'will be dropped')
             episode.commands.append(command)
         return self._finish()
 
@@ -138,7 +144,12 @@ class EpisodeRecorder:
                            for k in range(self.horizon + 1)])
         costs = np.array([episode.costs[k] for k in range(1, self.horizon + 1)])
         self._episode = None
-        return Episode(images=images, actions=np.stack(episode.commands), costs=costs,
-                       task=episode.task, seed=episode.episode_id, success=episode.success,
-                       final_distance=episode.final_distance,
-                       policy_version=episode.policy_version)
+        try:
+            return Episode(images=images, actions=np.stack(episode.commands), costs=costs,
+                           task=episode.task, seed=episode.episode_id,
+                           success=episode.success, final_distance=episode.final_distance,
+                           policy_version=episode.policy_version)
+        except EpisodeFormatError as error:  # e.g. a non-finite cost: never stored
+            self.dropped += 1
+            self.last_problem = f'episode {episode.episode_id} dropped: {error}'
+            return None

@@ -196,6 +196,7 @@ class LearnerNode(Node):
     def _take(self, episode: Optional[Episode]) -> None:
         """Store a completed episode and start a refit when enough are recorded."""
         if self._recorder.dropped > self._dropped:  # incomplete episodes: ask for them again
+            self.get_logger().warning(self._recorder.last_problem)
             with self._publishing:
                 self._ask(self._recorder.dropped - self._dropped)
             self._dropped = self._recorder.dropped
