@@ -9,6 +9,8 @@ from rclpy.parameter import Parameter
 from solar_ros.nodes import qos
 from solar_ros.nodes.controller_node import (check_velocity_limits, COMMAND_TOPIC,
                                              ControllerNode, safe_command)
+from solar_ros.nodes.conversions import gains_from_msg
+from solar_ros.validation import MessageValidationError
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 from spinning import spin_until, with_peer
@@ -126,12 +128,13 @@ def test_huge_gains_over_dds_give_only_finite_commands_within_limits(context):
     peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
                              lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
     gains = GainsMsg(horizon=T, state_dim=DX, action_dim=DU,
-                     feedback_gains=[1e308] * (T * DU * DX), feedforward=[0.0] * (T * DU),
+                     feedback_gains=[1e6] * (T * DU * DX), feedforward=[0.0] * (T * DU),
                      noise_chol=eye(DU, T), dynamics=[0.0] * ((T - 1) * DX * (DX + DU)),
                      process_noise=eye(DX, T - 1), initial_mean=[0.0] * DX,
                      initial_covariance=eye(DX))
-    # K s overflows to +inf, to inf - inf = NaN, is 0 (only noise) and is huge but finite.
-    means = [[2.0] * DX, [2.0, -2.0, 0.0], [0.0] * DX, [1e-300] * DX]
+    # Gains at the largest accepted size (gains.MAX_MAGNITUDE) on huge but finite beliefs:
+    # K s overflows to +inf, to inf - inf = NaN, is 0 (only noise) and is large but finite.
+    means = [[2e303] * DX, [2e303, -2e303, 0.0], [0.0] * DX, [1e-3] * DX]
     beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
 
     try:
@@ -155,3 +158,30 @@ def test_huge_gains_over_dds_give_only_finite_commands_within_limits(context):
     np.testing.assert_array_equal(commands[1], np.zeros(DU))
     assert np.any(commands[2] != 0.0)  # the noise alone: a real, small command
     np.testing.assert_array_equal(np.abs(commands[3]), SAWYER)  # saturated
+
+
+def _gains_msg(**changes) -> GainsMsg:
+    """Return valid gains (T=4, dx=3, du=7) with ``changes`` applied."""
+    T, DX, DU = 4, 3, 7
+    fields = {'horizon': T, 'state_dim': DX, 'action_dim': DU,
+              'feedback_gains': [0.1] * (T * DU * DX), 'feedforward': [0.0] * (T * DU),
+              'noise_chol': eye(DU, T), 'dynamics': [0.1] * ((T - 1) * DX * (DX + DU)),
+              'process_noise': eye(DX, T - 1), 'initial_mean': [0.0] * DX,
+              'initial_covariance': eye(DX)}
+    fields.update(changes)
+    return GainsMsg(**fields)
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'initial_covariance': [0.0] * 9}, 'P0 is not positive definite'),
+    ({'process_noise': [-1.0] * 27}, 'Q is not positive definite'),
+    ({'dynamics': [1e9] * 90}, 'F has an entry of size 1e'),
+    ({'feedback_gains': [1e308] * 84}, 'K has an entry of size'),
+    ({'action_dim': 2, 'feedback_gains': [0.0] * 24, 'feedforward': [0.0] * 8,
+      'noise_chol': eye(2, 4), 'dynamics': [0.0] * 45}, 'action_dim: expected 7'),
+])
+def test_one_gains_check_for_filter_and_controller(changes, message):
+    """Both nodes adopt gains through gains_from_msg(msg, action_dim): they agree."""
+    assert gains_from_msg(_gains_msg(), 7).policy_version == 0
+    with pytest.raises(MessageValidationError, match=message):
+        gains_from_msg(_gains_msg(**changes), 7)

@@ -4,6 +4,7 @@
 from builtin_interfaces.msg import Time
 import numpy as np
 import rclpy
+from rclpy.parameter import Parameter
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.lds import LDSParams
 from solar_ros.core.policy import LinearGaussianPolicy
@@ -58,7 +59,8 @@ def test_beliefs_match_the_closed_form_kalman_filter():
 
     context = rclpy.Context()
     rclpy.init(context=context)
-    node = LatentFilterNode(context=context)
+    node = LatentFilterNode(context=context,
+                            parameter_overrides=[Parameter('action_dim', value=DU)])
     peer, executor = with_peer(node, context, 'filter_peer')
     beliefs = []
     peer.create_subscription(LatentBelief, 'latent_belief', beliefs.append, qos.LATENT)

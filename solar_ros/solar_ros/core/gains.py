@@ -13,6 +13,8 @@ from solar_ros.core.lds import LDSParams
 from solar_ros.core.policy import LinearGaussianPolicy
 import torch
 
+MAX_MAGNITUDE = 1e6  # largest gain, dynamics or mean entry a node accepts
+
 
 @dataclass
 class TimeVaryingGains:
@@ -73,3 +75,28 @@ class TimeVaryingGains:
                                for name in ('F', 'Q', 'mu0', 'P0')))
         return cls(policy, dynamics, int(values['policy_version']),
                    int(values['model_version']))
+
+    def check_usable(self, max_magnitude: float = MAX_MAGNITUDE) -> None:
+        """Raise ValueError unless the gains can run: finite, definite and of sane size.
+
+        Checked: every array finite; the initial covariance P0, the process noises Q_t and
+        the policy covariances positive definite (a Cholesky factor exists); every entry of
+        K, k, F and mu0 at most ``max_magnitude`` in size (larger ones overflow the filter
+        or the action). One check for every node that adopts gains, so that all accept or
+        reject a policy together.
+        """
+        d, p = self.dynamics, self.policy
+        arrays = {'K': p.K, 'k': p.k, 'cov': p.cov, 'F': d.F, 'Q': d.Q, 'mu0': d.mu0,
+                  'P0': d.P0}
+        for name, value in arrays.items():
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f'gains: {name} is not finite')
+        for name in ('K', 'k', 'F', 'mu0'):
+            size = float(arrays[name].abs().max()) if arrays[name].numel() else 0.0
+            if size > max_magnitude:
+                raise ValueError(f'gains: {name} has an entry of size {size:.3g}, above '
+                                 f'{max_magnitude:.3g}')
+        for name in ('P0', 'Q', 'cov'):
+            _, info = torch.linalg.cholesky_ex(arrays[name])
+            if bool((info != 0).any()):
+                raise ValueError(f'gains: {name} is not positive definite')

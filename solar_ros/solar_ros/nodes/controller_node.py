@@ -214,12 +214,7 @@ class ControllerNode(Node):
 
     def _on_gains(self, msg: GainsMsg) -> None:
         try:
-            validate_message(msg, 'TimeVaryingGains')
-            if msg.action_dim != len(self._limits):
-                raise MessageValidationError(
-                    f'TimeVaryingGains.action_dim: expected {len(self._limits)} (the length of'
-                    f' velocity_limits), got {msg.action_dim}')
-            gains = gains_from_msg(msg)
+            gains = gains_from_msg(msg, self._action_dim)
         except (MessageValidationError, ValueError) as error:
             self._error(f'gains rejected, keeping policy {self.policy_version}: {error}')
             return

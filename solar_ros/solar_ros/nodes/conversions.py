@@ -4,14 +4,14 @@ Incoming messages go through :func:`solar_ros.validation.validate_message`, so a
 size or a non-finite value raises one :class:`MessageValidationError` naming the field.
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 from builtin_interfaces.msg import Time
 import numpy as np
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.lds import LDSParams
 from solar_ros.core.policy import LinearGaussianPolicy
-from solar_ros.validation import validate_message
+from solar_ros.validation import MessageValidationError, validate_message
 from solar_ros_msgs.msg import LatentBelief, LatentPotential
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 from std_msgs.msg import Header
@@ -34,8 +34,20 @@ def gains_to_msg(gains: TimeVaryingGains, stamp: Time) -> GainsMsg:
                     initial_mean=_flat(d.mu0), initial_covariance=_flat(d.P0))
 
 
-def gains_from_msg(msg: GainsMsg) -> TimeVaryingGains:
-    """Return the core gains of a message (validated; MessageValidationError if bad)."""
+def gains_from_msg(msg: GainsMsg, action_dim: Optional[int] = None) -> TimeVaryingGains:
+    """Return the core gains of a message, checked as every node that adopts gains does.
+
+    The arrays are validated (shapes, finiteness), then
+    :meth:`TimeVaryingGains.check_usable` (definite covariances, sane magnitudes) and, when
+    given, ``action_dim`` against the message's du.
+
+    Raises:
+        MessageValidationError: naming what is wrong.
+
+    """
+    if action_dim is not None and msg.action_dim != action_dim:
+        raise MessageValidationError(f'TimeVaryingGains.action_dim: expected {action_dim} '
+                                     f"(the node's action_dim), got {msg.action_dim}")
     arrays = {name: torch.from_numpy(value)
               for name, value in validate_message(msg, 'TimeVaryingGains').items()}
     chol = torch.tril(arrays['noise_chol'])
@@ -43,7 +55,13 @@ def gains_from_msg(msg: GainsMsg) -> TimeVaryingGains:
                                   cov=chol @ chol.transpose(-1, -2), chol=chol)
     dynamics = LDSParams(F=arrays['dynamics'], Q=arrays['process_noise'],
                          mu0=arrays['initial_mean'], P0=arrays['initial_covariance'])
-    return TimeVaryingGains(policy, dynamics, int(msg.policy_version), int(msg.model_version))
+    gains = TimeVaryingGains(policy, dynamics, int(msg.policy_version),
+                             int(msg.model_version))
+    try:
+        gains.check_usable()
+    except ValueError as error:
+        raise MessageValidationError(str(error)) from None
+    return gains
 
 
 def potential_to_msg(header: Header, episode_id: int, step: int, mean: np.ndarray,

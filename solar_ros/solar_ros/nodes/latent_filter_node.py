@@ -18,6 +18,7 @@ process.
 
 from typing import Optional
 
+from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from solar_ros.core.online import OnlineStep
 from solar_ros.nodes import qos
@@ -42,6 +43,11 @@ class LatentFilterNode(Node):
     def __init__(self, node_name: str = 'latent_filter', **kwargs) -> None:
         """Wire the topics; the filter starts with the first gains and START event."""
         super().__init__(node_name, **kwargs)
+        self._action_dim = self.declare_parameter(
+            'action_dim', 7, ParameterDescriptor(
+                description='joint velocities per command, du (as for the controller)',
+                read_only=True, integer_range=[IntegerRange(from_value=1, to_value=1000,
+                                                            step=1)])).value
         self._online = OnlineStep()  # its gains are swapped in at episode starts
         self._state = IDLE
         self._episode_id = 0
@@ -61,7 +67,7 @@ class LatentFilterNode(Node):
 
     def _on_gains(self, msg: GainsMsg) -> None:
         try:
-            gains = gains_from_msg(msg)
+            gains = gains_from_msg(msg, self._action_dim)
         except (MessageValidationError, ValueError) as error:
             self._error(f'gains rejected, keeping the current ones: {error}')
             return
@@ -98,7 +104,11 @@ class LatentFilterNode(Node):
         except MessageValidationError as error:
             self._error(f'potential rejected: {error}')
             return
-        mean, cov = self._online.update(J, h)
+        try:
+            mean, cov = self._online.update(J, h)
+        except (ValueError, RuntimeError) as error:  # LinAlgError is a RuntimeError
+            self._error(f'potential not filtered (the belief would not be definite): {error}')
+            return
         self._publisher.publish(belief_to_msg(msg.header, self._episode_id, self._online.t,
                                               mean, cov, msg.model_version))
         self._state = AWAIT_COMMAND
@@ -111,7 +121,12 @@ class LatentFilterNode(Node):
         except MessageValidationError as error:
             self._error(f'command ignored by the filter: {error}')
             return
-        if not self._online.predict(action):  # the episode's last step
+        try:
+            more = self._online.predict(action)
+        except (ValueError, RuntimeError) as error:
+            self._error(f'command not filtered (the prediction failed): {error}')
+            return
+        if not more:  # the episode's last step
             self._state = IDLE
             return
         self._state = AWAIT_FRAME
