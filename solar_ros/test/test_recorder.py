@@ -10,19 +10,22 @@ FINAL_DISTANCE = 0.012  # m, differs from the last cost (0.3)
 
 
 def _stream(episode_id: int = 7, base: int = 1000):
-    """Return the messages of one episode: ('event'|'frame'|'command', args) in send order."""
+    """Return the messages of one episode: ('event'|'frame'|'policy', args) in send order.
+
+    Also the frames (T + 1, 4, 4, 3) and the applied actions (T, du) the STEP events carry.
+    """
     rng = np.random.default_rng(episode_id)
     frames = rng.integers(0, 256, (HORIZON + 1, 4, 4, 3), dtype=np.uint8)
-    commands = rng.normal(size=(HORIZON, DU))
+    actions = rng.normal(size=(HORIZON, DU))
     items = [('event', (START, episode_id, 2, 0, 0.0, False, NAN, base)),
              ('policy', (episode_id, 4)), ('frame', (frames[0], base))]
     for k in range(1, HORIZON + 1):
-        items.append(('command', (commands[k - 1],)))
         items.append(('frame', (frames[k], base + k)))
-        items.append(('event', (STEP, episode_id, 2, k, 0.1 * k, False, NAN, base + k)))
+        items.append(('event', (STEP, episode_id, 2, k, 0.1 * k, False, NAN, base + k,
+                                actions[k - 1])))
     end = (END, episode_id, 2, HORIZON, 0.1 * HORIZON, True, FINAL_DISTANCE, base + HORIZON)
     items.append(('event', end))
-    return items, frames, commands
+    return items, frames, actions
 
 
 def _feed(recorder, items):
@@ -33,22 +36,18 @@ def _feed(recorder, items):
             episode = recorder.on_event(*args)
         elif kind == 'policy':
             episode = recorder.on_policy(*args)
-        elif kind == 'frame':
-            episode = recorder.on_frame(*args)
         else:
-            episode = recorder.on_command(*args)
+            episode = recorder.on_frame(*args)
         if episode is not None:
             done.append(episode)
     return done
 
 
-@pytest.mark.parametrize('order', ['sent', 'commands_late', 'frames_first', 'reversed_frames',
-                                   'start_resent', 'policy_first', 'policy_last'])
+@pytest.mark.parametrize('order', ['sent', 'frames_first', 'reversed_frames', 'start_resent',
+                                   'policy_first', 'policy_last'])
 def test_episode_is_assembled_whatever_the_arrival_order(order):
-    items, frames, commands = _stream()
-    if order == 'commands_late':
-        items = [i for i in items if i[0] != 'command'] + [i for i in items if i[0] == 'command']
-    elif order == 'frames_first':
+    items, frames, actions = _stream()
+    if order == 'frames_first':
         items = [i for i in items if i[0] == 'frame'] + [i for i in items if i[0] != 'frame']
     elif order == 'reversed_frames':
         items = [i for i in items if i[0] != 'frame'] + [
@@ -63,7 +62,7 @@ def test_episode_is_assembled_whatever_the_arrival_order(order):
     assert len(done) == 1
     episode = done[0]
     np.testing.assert_array_equal(episode.images, frames)
-    np.testing.assert_array_equal(episode.actions, commands)
+    np.testing.assert_array_equal(episode.actions, actions)  # the applied ones
     np.testing.assert_allclose(episode.costs, [0.1, 0.2, 0.3])
     assert (episode.task, episode.seed, episode.success, episode.policy_version) == (
         2, 7, True, 4)
@@ -81,12 +80,12 @@ def test_an_incomplete_episode_is_dropped_when_the_next_starts():
     assert recorder.dropped == 1
 
 
-def test_events_of_another_episode_and_bad_commands():
+def test_events_of_another_episode_and_bad_actions():
     recorder = EpisodeRecorder(HORIZON, DU)
-    assert recorder.on_event(STEP, 9, 1, 1, 0.5, False, NAN, 5) is None
+    assert recorder.on_event(STEP, 9, 1, 1, 0.5, False, NAN, 5, np.zeros(DU)) is None
     recorder.on_event(START, 3, 1, 0, 0.0, False, NAN, 10)
-    with pytest.raises(ValueError, match=r'command: expected shape \(2,\)'):
-        recorder.on_command(np.zeros(3))
+    with pytest.raises(ValueError, match=r'action of shape \(3,\), expected \(2,\)'):
+        recorder.on_event(STEP, 3, 1, 1, 0.5, False, NAN, 11, np.zeros(3))
 
 
 def test_an_episode_waits_for_the_policy_that_ran_it():
@@ -97,14 +96,15 @@ def test_an_episode_waits_for_the_policy_that_ran_it():
     assert done is not None and done.policy_version == 5
 
 
-def test_a_non_finite_command_or_cost_drops_the_episode_and_says_why():
+def test_a_non_finite_action_or_cost_drops_the_episode_and_says_why():
     recorder = EpisodeRecorder(HORIZON, DU)
     items, _, _ = _stream(episode_id=7)
-    first = next(n for n, (kind, _) in enumerate(items) if kind == 'command')
-    items[first] = ('command', (np.array([np.inf, 0.0]),))
+    first = next(n for n, (kind, args) in enumerate(items)
+                 if kind == 'event' and args[0] == STEP)
+    items[first] = ('event', items[first][1][:-1] + (np.array([np.inf, 0.0]),))
     with pytest.raises(ValueError, match='not finite'):
         _feed(recorder, items[:first + 1])
-    assert _feed(recorder, items[first + 1:]) == []  # one command short: never complete
+    assert _feed(recorder, items[first + 1:]) == []  # one step short: never complete
     nan_cost = [(kind, args[:4] + (np.nan,) + args[5:]
                  if kind == 'event' and args[0] == STEP else args)
                 for kind, args in _stream(episode_id=8, base=5000)[0]]

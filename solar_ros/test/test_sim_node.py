@@ -118,9 +118,11 @@ def test_lockstep_reset_steps_images_events_and_bad_input(peer):
         start = peer.event(1, EpisodeEvent.START, 0)
         assert start.task_id == 2 and start.cost == 0.0
         for step in range(1, HORIZON + 1):
-            peer.command([0.2, -0.1, 0.0, 0.1, 0.0, 0.0, 0.3])
+            peer.command([0.2, -0.1, 0.0, 0.1, 0.0, 0.0, 9.0])
             event = peer.event(1, EpisodeEvent.STEP, step)
             assert event.cost > 0.0
+            # The event carries the action applied: the last joint clipped to its limit.
+            np.testing.assert_allclose(event.action, [0.2, -0.1, 0.0, 0.1, 0.0, 0.0, 4.545])
         end = peer.event(1, EpisodeEvent.END, HORIZON)
         assert end.success is False and end.cost == event.cost
         peer.spin_until(lambda: len(peer.images) >= HORIZON + 1 and len(peer.infos) > 0,
@@ -142,7 +144,7 @@ def test_lockstep_reset_steps_images_events_and_bad_input(peer):
                         == peer.event(2, EpisodeEvent.START, 0).header.stamp, 'start joints')
         before = np.array(peer.joints[-1].position)
         peer.command([1.0, 2.0, 3.0])
-        peer.event(2, EpisodeEvent.STEP, 1)
+        assert list(peer.event(2, EpisodeEvent.STEP, 1).action) == [0.0] * 7  # rejected
         peer.command([0.0, float('nan'), 0.0, 0.0, 0.0, 0.0, 0.0])
         stepped = peer.event(2, EpisodeEvent.STEP, 2)
         peer.spin_until(lambda: peer.joints[-1].header.stamp == stepped.header.stamp,

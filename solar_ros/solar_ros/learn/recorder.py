@@ -1,12 +1,13 @@
-"""Assemble whole episodes from the four streams a running arm produces.
+"""Assemble whole episodes from the three streams a running arm produces.
 
 The learner node feeds it what arrives on the topics: episode events (start, step, end)
 and camera frames, matched by their header stamps (the sim stamps the frame and the event
-of one step alike; a real arm's bridge must do the same), the controller's note of the
-policy that runs each episode, and the commands actually sent, in order
-(``std_msgs/Float64MultiArray`` has no header). Topics are not ordered with respect to one
-another, so every piece is buffered until the episode is complete: the end event seen, the
-policy known, T + 1 frames and T commands. No ROS import.
+of one step alike; a real arm's bridge must do the same), and the controller's note of the
+policy that runs each episode. Each STEP event carries the action the arm applied in that
+step (after clipping; zero for a rejected command), so what is recorded is what the arm
+did, aligned with the frames, whatever was published on the command topic. Topics are not
+ordered with respect to one another, so every piece is buffered until the episode is
+complete: the end event seen, the policy known, T + 1 frames and T steps. No ROS import.
 
 The events carry no seed: a recorded episode's ``seed`` is the sim's episode id; its
 ``final_distance`` is the one the END event reports, as ``learn.run`` records it. An
@@ -15,7 +16,7 @@ episode that is still incomplete when the next one starts is dropped and counted
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 from solar_ros.learn.episodes import Episode, EpisodeFormatError
@@ -34,17 +35,17 @@ class _Pending:
     policy_version: Optional[int]
     stamps: Dict[int, int] = field(default_factory=dict)  # step -> stamp (ns)
     costs: Dict[int, float] = field(default_factory=dict)  # step k -> cost of step k
-    commands: List[np.ndarray] = field(default_factory=list)
+    actions: Dict[int, np.ndarray] = field(default_factory=dict)  # step k -> action of step k
     ended: bool = False
     success: bool = False
     final_distance: float = float('nan')
 
 
 class EpisodeRecorder:
-    """Turn events, frames and commands into :class:`Episode` records."""
+    """Turn events and frames into :class:`Episode` records."""
 
     def __init__(self, horizon: int, action_dim: int) -> None:
-        """Record episodes of ``horizon`` steps with ``action_dim`` commands."""
+        """Record episodes of ``horizon`` steps with actions of ``action_dim`` values."""
         self.horizon = horizon
         self.action_dim = action_dim
         self._frames: Dict[int, np.ndarray] = {}  # stamp (ns) -> (H, W, 3) uint8
@@ -54,7 +55,8 @@ class EpisodeRecorder:
         self.last_problem = ''  # why the last episode was dropped
 
     def on_event(self, kind: int, episode_id: int, task: int, step: int, cost: float,
-                 success: bool, final_distance: float, stamp_ns: int) -> Optional[Episode]:
+                 success: bool, final_distance: float, stamp_ns: int,
+                 action: Sequence[float] = ()) -> Optional[Episode]:
         """Take an episode event; return the episode if it is now complete.
 
         Args:
@@ -66,6 +68,11 @@ class EpisodeRecorder:
             success: at END, whether the episode succeeded.
             final_distance: at END, the released block's distance to the goal, m.
             stamp_ns: header stamp in nanoseconds.
+            action: at STEP, the (du,) action applied in the step, rad/s.
+
+        Raises:
+            ValueError: a STEP action of the wrong length or not finite (the step is not
+                taken, so its episode will be dropped).
 
         """
         if kind == START and self._episode is not None \
@@ -81,8 +88,16 @@ class EpisodeRecorder:
         elif self._episode is None or self._episode.episode_id != episode_id:
             return None
         elif kind == STEP:
+            applied = np.asarray(action, dtype=np.float64)
+            if applied.shape != (self.action_dim,):
+                raise ValueError(f'STEP {step} of episode {episode_id}: action of shape '
+                                 f'{applied.shape}, expected ({self.action_dim},)')
+            if not np.all(np.isfinite(applied)):
+                raise ValueError(f'STEP {step} of episode {episode_id}: action not finite '
+                                 f'({applied.tolist()}); the episode will be dropped')
             self._episode.stamps[step] = stamp_ns
             self._episode.costs[step] = float(cost)
+            self._episode.actions[step] = applied
         elif kind == END:
             self._episode.ended = True
             self._episode.success = bool(success)
@@ -111,29 +126,15 @@ class EpisodeRecorder:
             del self._frames[stamp]
         return self._finish()
 
-    def on_command(self, command: np.ndarray) -> Optional[Episode]:
-        """Take a command (du,) sent to the arm; return the episode if it is now complete."""
-        episode = self._episode
-        if episode is not None and len(episode.commands) < self.horizon:
-            command = np.asarray(command, dtype=np.float64)
-            if command.shape != (self.action_dim,):
-                raise ValueError(f'command: expected shape ({self.action_dim},), '
-                                 f'got {command.shape}')
-            if not np.all(np.isfinite(command)):
-                raise ValueError(f'command: not finite ({command.tolist()}); the episode '
-                                 'will be dropped')
-            episode.commands.append(command)
-        return self._finish()
-
     def _complete(self) -> bool:
         """Return whether the pending episode has every piece."""
         episode = self._episode
         steps = range(self.horizon + 1)
         return (episode is not None and episode.ended and episode.policy_version is not None
-                and len(episode.commands) == self.horizon
                 and all(k in episode.stamps and episode.stamps[k] in self._frames
                         for k in steps)
-                and all(k in episode.costs for k in range(1, self.horizon + 1)))
+                and all(k in episode.costs and k in episode.actions
+                        for k in range(1, self.horizon + 1)))
 
     def _finish(self) -> Optional[Episode]:
         """Return and forget the pending episode once complete."""
@@ -142,10 +143,12 @@ class EpisodeRecorder:
         episode = self._episode
         images = np.stack([self._frames.pop(episode.stamps[k])
                            for k in range(self.horizon + 1)])
-        costs = np.array([episode.costs[k] for k in range(1, self.horizon + 1)])
+        steps = range(1, self.horizon + 1)
+        costs = np.array([episode.costs[k] for k in steps])
+        actions = np.stack([episode.actions[k] for k in steps])
         self._episode = None
         try:
-            return Episode(images=images, actions=np.stack(episode.commands), costs=costs,
+            return Episode(images=images, actions=actions, costs=costs,
                            task=episode.task, seed=episode.episode_id,
                            success=episode.success, final_distance=episode.final_distance,
                            policy_version=episode.policy_version)

@@ -1,9 +1,9 @@
 """Learner node: records every episode, refits SOLAR between episodes, publishes new gains.
 
-- subscribes ``episode_events``, ``policy/in_use`` (the controller's policy per episode),
-  ``camera/image_raw`` (sensor-data QoS) and ``velocity_controller/commands``; an
-  :class:`EpisodeRecorder` assembles each episode, labelled with the policy that ran it,
-  and it is written to ``run_dir/episodes`` as soon as it is complete.
+- subscribes ``episode_events`` (whose STEP events carry the action the arm applied),
+  ``policy/in_use`` (the controller's policy per episode) and ``camera/image_raw``
+  (sensor-data QoS); an :class:`EpisodeRecorder` assembles each episode, labelled with the
+  policy that ran it, and it is written to ``run_dir/episodes`` as soon as it is complete.
 - publishes ``policy/gains`` (solar_ros_msgs/TimeVaryingGains) and ``learner/model``
   (std_msgs/String: the model checkpoint the gains act in), both latched, and
   ``learner/episode_budget`` (solar_ros_msgs/EpisodeBudget, latched): how many episodes it
@@ -23,7 +23,6 @@ import threading
 from typing import Optional
 
 from ament_index_python.packages import get_package_share_directory
-import numpy as np
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -39,7 +38,7 @@ from solar_ros.nodes.conversions import gains_to_msg
 from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeBudget, EpisodeEvent, PolicyInUse
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import String
 
 
 def _stamp_ns(header) -> int:
@@ -118,8 +117,6 @@ class LearnerNode(Node):
         self.create_subscription(PolicyInUse, 'policy/in_use', self._on_policy, qos.EVENTS)
         self.create_subscription(Image, 'camera/image_raw', self._on_image,
                                  qos_profile_sensor_data)
-        self.create_subscription(Float64MultiArray, 'velocity_controller/commands',
-                                 self._on_command, qos.COMMANDS)
         self._publish()
         self._refit_if_ready()  # a resumed run may already hold the episodes it needs
 
@@ -169,9 +166,14 @@ class LearnerNode(Node):
         super().destroy_node()
 
     def _on_event(self, msg: EpisodeEvent) -> None:
-        self._take(self._recorder.on_event(
-            msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
-            msg.final_distance, _stamp_ns(msg.header)))
+        try:
+            episode = self._recorder.on_event(
+                msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
+                msg.final_distance, _stamp_ns(msg.header), msg.action)
+        except ValueError as error:
+            self.get_logger().error(f'step not recorded: {error}', throttle_duration_sec=1.0)
+            return
+        self._take(episode)
 
     def _on_policy(self, msg: PolicyInUse) -> None:
         self._take(self._recorder.on_policy(msg.episode_id, msg.policy_version))
@@ -184,14 +186,6 @@ class LearnerNode(Node):
             self.get_logger().error(f'frame not recorded: {error}', throttle_duration_sec=1.0)
             return
         self._take(self._recorder.on_frame(rgb, _stamp_ns(msg.header)))
-
-    def _on_command(self, msg: Float64MultiArray) -> None:
-        try:
-            episode = self._recorder.on_command(np.asarray(msg.data, dtype=np.float64))
-        except ValueError as error:
-            self.get_logger().error(f'command not recorded: {error}', throttle_duration_sec=1.0)
-            return
-        self._take(episode)
 
     def _take(self, episode: Optional[Episode]) -> None:
         """Store a completed episode and start a refit when enough are recorded."""

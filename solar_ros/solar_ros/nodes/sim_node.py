@@ -27,7 +27,7 @@ The environment's parameters are those of SawyerStackConfig (see config/sim.yaml
 """
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -201,7 +201,7 @@ class SimNode(Node):
 
     def _step(self, command: np.ndarray):
         image, cost, done, info = self._env.step(command)
-        self._publish(image, EpisodeEvent.STEP, cost, False)
+        self._publish(image, EpisodeEvent.STEP, cost, False, action=info['action'])
         if done:
             self._running = False
             self._publish(None, EpisodeEvent.END, cost, info['success'], info['final_distance'])
@@ -210,7 +210,7 @@ class SimNode(Node):
                 f'{info["success"]}, final distance {info["final_distance"]:.3f} m')
 
     def _publish(self, image: Optional[np.ndarray], kind: int, cost: float, success: bool,
-                 final_distance: float = math.nan):
+                 final_distance: float = math.nan, action: Sequence[float] = ()):
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._frame_id)
         if image is not None:
             image_msg = self._image_msg(image, header)
@@ -224,7 +224,8 @@ class SimNode(Node):
         event = EpisodeEvent(header=header, episode_id=self._episode_id,
                              task_id=self._env.task, kind=kind, step=self._env.steps_taken,
                              cost=float(cost), success=bool(success),
-                             final_distance=float(final_distance))
+                             final_distance=float(final_distance),
+                             action=[float(a) for a in action])
         self._event_pub.publish(event)
         if image is not None:
             self._last_frame = (image_msg, self._camera_info, joints, event)
