@@ -20,6 +20,8 @@ from solar_ros.sim.environments import make_env
 from solar_ros_msgs.msg import EpisodeEvent
 from std_msgs.msg import Float64MultiArray
 
+pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
+
 POLICY_DIR = Path(__file__).resolve().parents[1] / 'pretrained' / 'sawyer_task1'
 EPISODES, HORIZON = 2, 30
 

@@ -12,9 +12,12 @@ import csv
 import math
 from pathlib import Path
 
+import pytest
 from solar_ros.learn import evaluate, run
 from solar_ros.learn.learner import METRICS
 from solar_ros.learn.metrics import MetricsLog
+
+pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'config'
 

@@ -35,6 +35,7 @@ def _start(config: Path, run_dir: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_killed_during_a_refit_the_loop_resumes_and_reuses_the_rollouts(tmp_path):
     config, run_dir = tmp_path / 'tiny.yaml', tmp_path / 'run'
     config.write_text(yaml.safe_dump(TINY))

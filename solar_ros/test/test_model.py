@@ -15,6 +15,8 @@ from solar_ros.core.sequences import EpisodeBatch, ModelInputError
 from solar_ros.sim.point_mass import PointMassEnv, random_episodes
 import torch
 
+pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
+
 HORIZON = 12
 OBSERVED = 3
 UPDATES = 300

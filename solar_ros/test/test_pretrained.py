@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from solar_ros.learn import evaluate
 
+pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
+
 PRETRAINED = Path(__file__).resolve().parents[1] / 'pretrained'
 RUNS = sorted(path for path in PRETRAINED.iterdir() if (path / 'config.yaml').exists())
 

@@ -18,6 +18,8 @@ from solar_ros.sim.sawyer_env import JOINT_LOWER, JOINT_MAX_VELOCITY, JOINT_UPPE
 from solar_ros.sim.sawyer_urdf import LINK_MASSES, sawyer_urdf, write_sawyer_urdf
 import yaml
 
+pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
+
 SIM_YAML = Path(__file__).resolve().parents[1] / 'config' / 'sim.yaml'
 # Corke's standard-DH Sawyer model (Robotics Toolbox for Python), metres and rad.
 DH_A = [0.081, 0, 0, 0, 0, 0, 0]

@@ -19,6 +19,8 @@ from solar_ros_msgs.msg import EpisodeEvent
 from solar_ros_msgs.srv import ResetEpisode
 from std_msgs.msg import Float64MultiArray
 
+pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
+
 TIMEOUT_S = 30.0
 SETTLE_S = 1.0
 HORIZON = 4

@@ -257,6 +257,8 @@ import sys
 from launch import LaunchService
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
 service = LaunchService(argv=[])
 service.include_launch_description(IncludeLaunchDescription(
     PythonLaunchDescriptionSource(sys.argv[1]),

@@ -111,6 +111,7 @@ class LearnerNode(Node):
         self._budget_pub = self.create_publisher(EpisodeBudget, 'learner/episode_budget',
                                                  qos.LATCHED)
         self._session = random.getrandbits(63)
+        self._connected = False  # the first request is made
         self._issued = 0  # episodes asked for in this session
         self._dropped = 0  # incomplete episodes seen so far (each is asked for again)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
@@ -119,6 +120,9 @@ class LearnerNode(Node):
                                  qos_profile_sensor_data)
         self._publish()
         self._refit_if_ready()  # a resumed run may already hold the episodes it needs
+        # The first request waits until the learner hears the topics it records from, so
+        # that no episode it asks for runs before it can record it.
+        self._connecting = self.create_timer(0.2, self._ask_once_connected)
 
     def _ask(self, more: int) -> None:
         """Ask the episode runner for ``more`` further episodes (0 republishes)."""
@@ -126,6 +130,18 @@ class LearnerNode(Node):
             return
         self._issued += max(0, more)
         self._budget_pub.publish(EpisodeBudget(session=self._session, issued=self._issued))
+
+    def _ask_once_connected(self) -> None:
+        """Ask for the first episodes once every recorded topic has a publisher."""
+        topics = ('episode_events', 'camera/image_raw', 'policy/in_use')
+        if not all(self.count_publishers(topic) for topic in topics):
+            self.get_logger().info('waiting for the sim (or arm) and the controller',
+                                   throttle_duration_sec=10.0)
+            return
+        self.destroy_timer(self._connecting)
+        with self._publishing:
+            self._connected = True
+            self._ask(self._wanted())
 
     def _wanted(self) -> int:
         """Return the episodes still needed for the next update (0 when all are done)."""
@@ -147,7 +163,8 @@ class LearnerNode(Node):
             if not self.context.ok() or self._closing:
                 return
             self._model_pub.publish(String(data=str(self.learner.model_path().resolve())))
-            self._ask(self._wanted())
+            if self._connected:  # after the first request: ask for the next update's
+                self._ask(self._wanted())
             self._gains_pub.publish(gains_to_msg(self.learner.gains,
                                                  self.get_clock().now().to_msg()))
 
