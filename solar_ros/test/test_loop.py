@@ -161,3 +161,24 @@ def test_pretraining_noise_apart_from_the_lqr_flm_initial_policy(tmp_path):
     assert torch.equal(default.gains.policy.cov, default.lqr.policy.cov)
     with pytest.raises(ValueError, match='pretrain_std'):
         RunConfig.from_dict({'loop': {'pretrain_std': 0.0}})
+
+
+@pytest.mark.slow
+def test_a_run_reproduces_bit_for_bit_with_the_same_seed_and_threads(tmp_path):
+    """Same config, seed and --threads 1 on one machine: identical episodes and metrics."""
+    config = tmp_path / 'tiny.yaml'
+    config.write_text(yaml.safe_dump(dict(TINY, loop=dict(TINY['loop'], refit_updates=5))))
+    runs = [tmp_path / 'a', tmp_path / 'b']
+    for run_dir in runs:
+        child = _start(config, run_dir)
+        output, _ = child.communicate(timeout=300)
+        assert child.returncode == 0, output
+    first, second = (list(EpisodeStore(run_dir / 'episodes')) for run_dir in runs)
+    assert len(first) == len(second) == 12
+    for a, b in zip(first, second):
+        assert np.array_equal(a.images, b.images) and np.array_equal(a.actions, b.actions)
+        assert np.array_equal(a.costs, b.costs)
+    columns = ('mean_cost', 'final_distance', 'kl')
+    rows = [MetricsLog(run_dir / 'metrics.csv', METRICS).rows() for run_dir in runs]
+    assert [[r[c] for c in columns] for r in rows[0]] == [[r[c] for c in columns]
+                                                          for r in rows[1]]
