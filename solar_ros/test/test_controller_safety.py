@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-import rclpy
 from rclpy.parameter import Parameter
 from solar_ros.nodes import qos
 from solar_ros.nodes.controller_node import (check_velocity_limits, COMMAND_TOPIC,
@@ -101,15 +100,6 @@ def test_check_velocity_limits_accepts_and_rejects():
         with pytest.raises(ValueError, match='parameter velocity_limits') as error:
             check_velocity_limits(values, 7)
         assert text in str(error.value)
-
-
-@pytest.fixture
-def context():
-    """Yield an initialised rclpy context of its own; shut it down afterwards."""
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
 
 
 @pytest.mark.parametrize('limits', [[-1.0] + [1.0] * 6, [1.0] * 6 + [0.0],

@@ -12,14 +12,6 @@ from solar_ros.nodes.sim_node import SimNode
 import yaml
 
 
-@pytest.fixture
-def context():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
-
-
 def test_controller_limits_and_noise_scale_change_live_and_are_checked(context):
     node = ControllerNode(context=context)
     try:

@@ -35,6 +35,7 @@ from solar_ros.learn.recorder import EpisodeRecorder
 from solar_ros.learn.run_dir import RunDir
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_to_msg
+from solar_ros.nodes.runnable import check_runnable_by_nodes
 from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeBudget, EpisodeEvent, PolicyInUse
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
@@ -85,12 +86,7 @@ class LearnerNode(Node):
         except OSError as error:
             raise ValueError(f'parameter run_config: cannot read {config}: '
                              f'{error.strerror}') from None
-        if settings.loop.method != 'solar' or settings.model.get('inference', 'solar') != 'solar':
-            raise ValueError(f'{config}: the nodes run SOLAR only; run the MPC and VAE '
-                             'ablations with python -m solar_ros.learn.run')
-        if settings.model.get('views', 1) != 1:
-            raise ValueError(f'{config}: the nodes take one camera topic; run multi-camera '
-                             'configs (model.views > 1) with python -m solar_ros.learn.run')
+        check_runnable_by_nodes(settings, config)
         files = RunDir(Path(run_dir))
         if files.completed_policies() and not any(files.episodes.glob('*.npz')):
             raise ValueError(

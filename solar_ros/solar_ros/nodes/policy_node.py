@@ -18,6 +18,7 @@ from solar_ros.core.checkpoint import CheckpointError
 from solar_ros.learn.evaluate import load_gains
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_to_msg
+from solar_ros.nodes.runnable import check_runnable_by_nodes
 from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 from std_msgs.msg import String
@@ -46,12 +47,7 @@ class PolicyNode(Node):
                                                    None if version < 0 else version)
         except (OSError, CheckpointError, ValueError) as error:
             raise ValueError(f'parameter policy_dir: cannot serve {folder}: {error}') from None
-        if config.loop.method != 'solar' or config.model.get('inference', 'solar') != 'solar':
-            raise ValueError(f'{folder}: the nodes run SOLAR policies only; evaluate the MPC '
-                             'and VAE ablations with python -m solar_ros.learn.evaluate')
-        if config.model.get('views', 1) != 1:
-            raise ValueError(f'{folder}: the nodes take one camera topic; evaluate '
-                             'multi-camera policies with python -m solar_ros.learn.evaluate')
+        check_runnable_by_nodes(config, folder)
         self.gains = gains
         self.model_path = model_path.resolve()
         model_pub = self.create_publisher(String, 'learner/model', qos.LATCHED)
