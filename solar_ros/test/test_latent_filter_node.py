@@ -98,3 +98,37 @@ def test_beliefs_match_the_closed_form_kalman_filter():
         np.testing.assert_allclose(belief.mean, mean, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(np.reshape(belief.covariance, (DX, DX)), cov,
                                    rtol=1e-9, atol=1e-12)
+
+
+def test_a_potential_that_cannot_be_used_still_gives_the_step_a_belief():
+    """Lockstep never waits forever: the step gets the prediction, without the frame."""
+    gains = _random_gains(np.random.default_rng(6))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = LatentFilterNode(context=context,
+                            parameter_overrides=[Parameter('action_dim', value=DU)])
+    peer, executor = with_peer(node, context, 'filter_peer')
+    beliefs = []
+    peer.create_subscription(LatentBelief, 'latent_belief', beliefs.append, qos.LATENT)
+    potentials = peer.create_publisher(type(potential_to_msg(
+        Header(), 0, 0, np.zeros(DX), np.ones(DX), 0)), 'latent_potential', qos.LATENT)
+    try:
+        peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED).publish(
+            gains_to_msg(gains, Time(sec=1)))
+        spin_until(executor, lambda: node._online.pending, 'the gains')
+        peer.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS).publish(
+            EpisodeEvent(header=Header(stamp=Time(sec=10)), episode_id=1, task_id=1,
+                         kind=EpisodeEvent.START))
+        spin_until(executor, lambda: node._state == 'await_frame', 'the start')
+        wrong_dim = potential_to_msg(Header(stamp=Time(sec=10)), 1, 0, np.zeros(DX + 1),
+                                     np.ones(DX + 1), 7)
+        potentials.publish(wrong_dim)
+        spin_until(executor, lambda: len(beliefs) == 1, 'a belief for the step')
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        peer.destroy_node()
+        rclpy.try_shutdown(context=context)
+    np.testing.assert_allclose(beliefs[0].mean, gains.dynamics.mu0.numpy())
+    np.testing.assert_allclose(np.reshape(beliefs[0].covariance, (DX, DX)),
+                               gains.dynamics.P0.numpy())

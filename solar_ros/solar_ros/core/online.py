@@ -139,6 +139,11 @@ class OnlineStep:
         mean, cov = self._filter.update(J, h)
         return mean.numpy(), cov.numpy()
 
+    def belief(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Return the current belief: mean (dx,) and covariance (dx, dx)."""
+        self._need_gains()
+        return self._filter.mean.numpy(), self._filter.cov.numpy()
+
     def act(self, mean: np.ndarray, t: Optional[int] = None) -> np.ndarray:
         """Return the action (du,) of the policy at step ``t`` (default: the current one).
 

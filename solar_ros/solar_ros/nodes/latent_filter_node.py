@@ -95,20 +95,17 @@ class LatentFilterNode(Node):
             self._early = msg
             return
         gains = self._online.gains
-        if msg.dim != gains.state_dim:
-            self._error(f'potential of dim {msg.dim} does not match the policy dx '
-                        f'{gains.state_dim}; skipped')
-            return
         try:
+            if msg.dim != gains.state_dim:
+                raise MessageValidationError(f'dim {msg.dim}, the policy has dx '
+                                             f'{gains.state_dim}')
             J, h = potential_from_msg(msg)
-        except MessageValidationError as error:
-            self._error(f'potential rejected: {error}')
-            return
-        try:
             mean, cov = self._online.update(J, h)
-        except (ValueError, RuntimeError) as error:  # LinAlgError is a RuntimeError
-            self._error(f'potential not filtered (the belief would not be definite): {error}')
-            return
+        except (MessageValidationError, ValueError, RuntimeError) as error:
+            # LinAlgError is a RuntimeError. The step still gets a belief, the prediction
+            # without this frame's evidence, so that a lockstep system never waits forever.
+            self._error(f'potential not used ({error}): acting on the prediction')
+            mean, cov = self._online.belief()
         self._publisher.publish(belief_to_msg(msg.header, self._episode_id, self._online.t,
                                               mean, cov, msg.model_version))
         self._state = AWAIT_COMMAND
