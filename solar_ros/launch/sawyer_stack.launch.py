@@ -19,9 +19,13 @@ Without the ``ros2`` CLI, ``python -m solar_ros.nodes.bringup`` runs the same no
 
 from typing import Optional
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction
+from launch import LaunchContext, LaunchDescription
+from launch.actions import (DeclareLaunchArgument, EmitEvent, GroupAction, LogInfo,
+                            RegisterEventHandler)
 from launch.conditions import IfCondition, UnlessCondition
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
+from launch.events.process import ProcessExited
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace, SetRemap
 from launch_ros.parameter_descriptions import ParameterValue
@@ -69,10 +73,7 @@ def generate_launch_description() -> LaunchDescription:
                     parameters=params + ([extra] if extra else []), output='screen',
                     emulate_tty=True, **kwargs)
 
-    nodes = GroupAction([
-        PushRosNamespace(arg('namespace')),
-        SetRemap('camera/image_raw', arg('camera_topic')),
-        SetRemap('velocity_controller/commands', arg('command_topic')),
+    started = [
         node('sim', condition=IfCondition(arg('sim'))),
         node('encoder'),
         node('latent_filter'),
@@ -82,5 +83,26 @@ def generate_launch_description() -> LaunchDescription:
         node('episode_runner', {'paced': False}, condition=deploying),
         node('learner', condition=learning),
         node('policy', condition=deploying),
+    ]
+    nodes = GroupAction([
+        PushRosNamespace(arg('namespace')),
+        SetRemap('camera/image_raw', arg('camera_topic')),
+        SetRemap('velocity_controller/commands', arg('command_topic')),
+        *started,
     ])
-    return LaunchDescription([*declared, nodes])
+    # Every node is required: one that exits with an error stops the whole system, with
+    # one line naming it, instead of leaving the others running without it.
+    watchers = [RegisterEventHandler(OnProcessExit(target_action=action,
+                                                   on_exit=_shutdown_on_error))
+                for action in started]
+    return LaunchDescription([*declared, nodes, *watchers])
+
+
+def _shutdown_on_error(event: ProcessExited, context: LaunchContext) -> list:
+    """Return the actions that stop the launch when a node exited with an error."""
+    del context
+    if event.returncode == 0:
+        return []
+    reason = (f'{event.process_name} exited with status {event.returncode}; '
+              'stopping the system (see its log above)')
+    return [LogInfo(msg=f'solar_ros: {reason}'), EmitEvent(event=Shutdown(reason=reason))]
