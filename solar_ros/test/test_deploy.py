@@ -68,6 +68,9 @@ def test_bringup_runs_a_pretrained_policy_and_refuses_to_learn_from_it(tmp_path)
     assert mixed.returncode == 2 and 'add --learn false' in mixed.stderr
     missing = _bringup('--learn', 'false', '--policy-dir', str(tmp_path / 'nothing'))
     assert missing.returncode == 2 and 'cannot serve' in missing.stderr, missing.stderr
+    for task in ('0', '9'):
+        bad_task = _bringup('--task', task)
+        assert bad_task.returncode == 2 and '--task must be one of' in bad_task.stderr
     learner = _bringup('--run-dir', str(POLICY_DIR))
     assert learner.returncode == 2 and 'learn:=false policy_dir:=' in learner.stderr, \
         learner.stderr

@@ -35,6 +35,7 @@ from solar_ros.nodes.latent_filter_node import LatentFilterNode
 from solar_ros.nodes.learner_node import LearnerNode
 from solar_ros.nodes.policy_node import PolicyNode
 from solar_ros.nodes.sim_node import SimNode
+from solar_ros.sim.sawyer_config import TASKS
 import yaml
 
 
@@ -119,6 +120,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='deploy mode: episodes to run (0: until Ctrl-C)')
     args = parser.parse_args(argv)
     learn = args.learn == 'true'
+    if args.task is not None and args.task not in TASKS:
+        parser.error(f'--task must be one of {list(TASKS)}, got {args.task}')
+    if args.episodes < 0:
+        parser.error(f'--episodes must be >= 0, got {args.episodes}')
     if learn and args.policy_dir:
         parser.error('--policy-dir serves a trained policy without learning; add --learn '
                      'false (learning continues in a run directory: --run-dir)')
@@ -127,7 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     overrides = {}
     if args.run_dir:
         overrides['run_dir'] = str(args.run_dir)
-    if args.task:
+    if args.task is not None:
         overrides['task'] = args.task
     if args.run_config:
         overrides['run_config'] = str(args.run_config.resolve())
