@@ -95,6 +95,13 @@ class LearnerNode(Node):
                 f'policy with learn:=false policy_dir:={run_dir}, or learn in a new run_dir')
         self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
                                     log=self.get_logger().info)
+        where = Path(run_dir).resolve()
+        if self.learner.policy_version or len(self.learner.store):
+            self.get_logger().info(
+                f'resuming the run in {where} at policy {self.learner.policy_version} '
+                f'({len(self.learner.store)} episodes); give another run_dir for a new run')
+        else:
+            self.get_logger().info(f'new run in {where}')
         if self.learner.policy_version >= settings.loop.iterations:
             self.get_logger().warning(
                 f'{run_dir} already has its {settings.loop.iterations} policies '
