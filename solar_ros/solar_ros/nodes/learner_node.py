@@ -31,7 +31,6 @@ from solar_ros.images import frame_to_rgb, ImageFormatError
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
 from solar_ros.learn.learner import SolarLearner, UpdateStopped
-from solar_ros.learn.malloc import share_malloc_arena
 from solar_ros.learn.recorder import EpisodeRecorder
 from solar_ros.learn.run_dir import RunDir
 from solar_ros.nodes import qos
@@ -54,7 +53,6 @@ class LearnerNode(Node):
     def __init__(self, node_name: str = 'learner', **kwargs) -> None:
         """Declare parameters, open (or resume) the run and publish the current policy."""
         super().__init__(node_name, **kwargs)
-        share_malloc_arena()  # the refit thread then trains as fast as the main thread
         # First, so that destroy_node works even when a parameter below fails the start.
         self._update: Optional[threading.Thread] = None
         self._publishing = threading.Lock()
