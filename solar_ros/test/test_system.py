@@ -5,6 +5,7 @@ to seconds; the behaviour checked is the one of a full run.
 """
 
 import importlib.util
+import itertools
 import os
 from pathlib import Path
 import signal
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Optional
 
 from ament_index_python.packages import get_package_share_directory
 import numpy as np
@@ -116,14 +118,33 @@ def test_bad_frames_and_bad_gains_are_rejected_and_the_system_goes_on(system, tm
     assert 99 not in [e.policy_version for e in store]
 
 
-def _start(module: str, params: list, log: Path) -> subprocess.Popen:
-    """Start ``solar_ros.nodes.<module>`` in its own process with the parameter files."""
+def _start(module: str, params: list, log: Path,
+           domain: Optional[int] = None) -> subprocess.Popen:
+    """Start ``solar_ros.nodes.<module>`` in its own process with the parameter files.
+
+    ``domain`` gives it a ROS domain of its own (default: this test process's).
+    """
     args = [sys.executable, '-m', f'solar_ros.nodes.{module}', '--ros-args']
     for path in params:
         args += ['--params-file', str(path)]
-    return subprocess.Popen(args, stdout=open(log, 'w'), stderr=subprocess.STDOUT,
-                            env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
-                                     RCUTILS_LOGGING_BUFFERED_STREAM='0'))
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
+               RCUTILS_LOGGING_BUFFERED_STREAM='0')
+    if domain is not None:
+        env['ROS_DOMAIN_ID'] = str(domain)
+    return subprocess.Popen(args, stdout=open(log, 'w'), stderr=subprocess.STDOUT, env=env)
+
+
+def _fresh_domain() -> int:
+    """Return a ROS domain no earlier test of this process used.
+
+    Then no stale endpoint of a killed node (still in DDS discovery for a while) can
+    answer in place of a new one.
+    """
+    current = int(os.environ.get('ROS_DOMAIN_ID', '0'))
+    return 101 + (current + next(_DOMAINS)) % 100
+
+
+_DOMAINS = itertools.count(1)
 
 
 class _EndCounter:
@@ -213,7 +234,9 @@ def test_every_node_exits_cleanly_on_a_signal_even_mid_pretraining(tmp_path, sig
     params = [*default_params(), _params(tmp_path, pretrain_updates=3000)]
     names = ('sim_node', 'encoder_node', 'latent_filter_node', 'controller_node',
              'episode_runner_node', 'learner_node')
-    processes = {name: _start(name, params, tmp_path / f'{name}.log') for name in names}
+    domain = _fresh_domain()
+    processes = {name: _start(name, params, tmp_path / f'{name}.log', domain)
+                 for name in names}
     try:
         learner_log = tmp_path / 'learner_node.log'
         assert _wait_for_text(learner_log, 'pretraining the model', 120), \
@@ -245,7 +268,7 @@ def test_a_node_with_a_bad_parameter_exits_with_one_clear_error(tmp_path):
                                   ('controller_node', 'velocity_limits', bad),
                                   ('episode_runner_node', 'task', tmp_path / 'task.yaml')):
         log = tmp_path / f'{name}.log'
-        process = _start(name, [*params, extra], log)
+        process = _start(name, [*params, extra], log, _fresh_domain())
         assert process.wait(timeout=60) == 1, log.read_text()
         text = log.read_text()
         assert 'cannot start' in text and expected in text, text
