@@ -64,7 +64,6 @@ class OnlineStep:
         self._filter: Optional[OnlineKalmanFilter] = None
         self._noise = np.zeros((0, 0))
         self.t = 0
-        self.episode = 0
 
     def offer(self, model: Optional[SolarModel] = None,
               gains: Optional[TimeVaryingGains] = None) -> None:
@@ -100,7 +99,6 @@ class OnlineStep:
         """
         self.adopt()
         self.t = 0
-        self.episode += 1
         gains = self.gains
         if gains is None:
             return

@@ -160,7 +160,7 @@ class RunConfig:
     """
 
     env: Dict[str, Any] = field(default_factory=dict)
-    model: Dict[str, Any] = field(default_factory=lambda: {'latent_dim': 4})
+    model: Dict[str, Any] = field(default_factory=dict)
     lqr: LQRFLMConfig = field(default_factory=LQRFLMConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     mpc: CEMConfig = field(default_factory=CEMConfig)

@@ -29,7 +29,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from solar_ros.images import frame_to_rgb, ImageFormatError
 from solar_ros.learn.config import RunConfig
-from solar_ros.learn.episodes import Episode
+from solar_ros.learn.episodes import Episode, EPISODE_GLOB
 from solar_ros.learn.learner import SolarLearner, UpdateStopped
 from solar_ros.learn.recorder import EpisodeRecorder
 from solar_ros.learn.run_dir import RunDir
@@ -55,7 +55,7 @@ class LearnerNode(Node):
         super().__init__(node_name, **kwargs)
         # First, so that destroy_node works even when a parameter below fails the start.
         self._update: Optional[threading.Thread] = None
-        self._publishing = threading.Lock()
+        self._publishing = threading.RLock()  # held by _publish, taken again by _ask
         self._closing = False
         run_dir = self.declare_parameter(
             'run_dir', 'runs/sawyer_stack', ParameterDescriptor(
@@ -88,7 +88,7 @@ class LearnerNode(Node):
                              f'{error.strerror}') from None
         check_runnable_by_nodes(settings, config)
         files = RunDir(Path(run_dir))
-        if files.completed_policies() and not any(files.episodes.glob('*.npz')):
+        if files.completed_policies() and not any(files.episodes.glob(EPISODE_GLOB)):
             raise ValueError(
                 f'parameter run_dir: {run_dir} holds trained policies but no episodes (a '
                 'pretrained folder?), and the model cannot be refitted without them; run its '
@@ -129,10 +129,12 @@ class LearnerNode(Node):
 
     def _ask(self, more: int) -> None:
         """Ask the episode runner for ``more`` further episodes (0 republishes)."""
-        if not self.context.ok() or self._closing:
-            return
-        self._issued += max(0, more)
-        self._budget_pub.publish(EpisodeBudget(session=self._session, issued=self._issued))
+        with self._publishing:
+            if not self.context.ok() or self._closing:
+                return
+            self._issued += max(0, more)
+            self._budget_pub.publish(EpisodeBudget(session=self._session,
+                                                   issued=self._issued))
 
     def _ask_once_connected(self) -> None:
         """Ask for the first episodes once every recorded topic has a publisher."""
@@ -142,7 +144,7 @@ class LearnerNode(Node):
                                    throttle_duration_sec=10.0)
             return
         self.destroy_timer(self._connecting)
-        with self._publishing:
+        with self._publishing:  # with _publish's request, one or the other asks
             self._connected = True
             self._ask(self._wanted())
 
@@ -211,8 +213,7 @@ class LearnerNode(Node):
         """Store a completed episode and start a refit when enough are recorded."""
         if self._recorder.dropped > self._dropped:  # incomplete episodes: ask for them again
             self.get_logger().warning(self._recorder.last_problem)
-            with self._publishing:
-                self._ask(self._recorder.dropped - self._dropped)
+            self._ask(self._recorder.dropped - self._dropped)
             self._dropped = self._recorder.dropped
         if episode is None:
             return
@@ -220,8 +221,7 @@ class LearnerNode(Node):
             self.get_logger().warning(
                 f'episode {episode.seed} of task {episode.task} not recorded: this run learns '
                 f'task {self._task}')
-            with self._publishing:
-                self._ask(1)
+            self._ask(1)
             return
         path = self.learner.record(episode)
         self.get_logger().debug(f'recorded {path.name}: policy {episode.policy_version}, '
