@@ -108,6 +108,25 @@ def test_velocity_and_position_limits_are_enforced(env):
     assert reached.sum() >= 3, 'the drive should push several joints onto their limits'
 
 
+def test_no_joint_outruns_its_speed_limit_when_others_reverse_hard(env):
+    # Saturated commands whose signs flip every step: the reaction of the strong
+    # shoulder joints drives the weaker ones, which alone would reach 2-3 times their
+    # limit; the governor keeps every joint at or under it, measured and moved.
+    rng = np.random.default_rng(0)
+    fastest, moved_fastest = np.zeros(7), np.zeros(7)
+    for seed, task in enumerate((1, 2, 3)):
+        env.reset(task=task, seed=seed)
+        for _ in range(env.horizon - 1):  # the last step also settles the released block
+            before = env.joint_positions()
+            _, _, _, info = env.step(rng.choice([-1.0, 1.0], size=7) * JOINT_MAX_VELOCITY)
+            fastest = np.maximum(fastest, np.abs(info['joint_velocities']))
+            travelled = np.abs(info['joint_positions'] - before) / env.config.control_period
+            moved_fastest = np.maximum(moved_fastest, travelled)
+    assert np.all(fastest <= JOINT_MAX_VELOCITY * 1.001)
+    assert np.all(moved_fastest <= JOINT_MAX_VELOCITY * 1.001)
+    assert np.all(moved_fastest >= 0.9 * JOINT_MAX_VELOCITY), 'every joint reaches its limit'
+
+
 def test_bad_input_raises_clear_errors(env):
     with pytest.raises(ValueError, match='task'):
         env.reset(task=4, seed=0)

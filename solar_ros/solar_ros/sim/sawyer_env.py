@@ -15,7 +15,11 @@ released block. The target block is static, like a brick pressed onto a baseplat
 
 Actions are joint velocities in rad/s for ``right_j0`` .. ``right_j6``; each is clipped to
 the joint's maximum speed and, on every physics substep, to what keeps the joint
-within its position limits. Self-collisions of the arm are not simulated.
+within its position limits. The joint motors are torque-limited, so when one joint
+reverses hard the reaction can drive a neighbour past its speed limit (up to 3 times, at
+the published efforts); like a real arm's drive, a speed governor then caps that joint's
+speed for the substep, so no joint ever moves faster than its limit. Self-collisions of
+the arm are not simulated.
 """
 
 import math
@@ -149,8 +153,7 @@ class SawyerStackEnv:
         cost = self.distance_cost(self.distance_to_aim()) + float(
             0.5 * np.sum(self._action_cost * a * a))
         for _ in range(self.config.substeps):
-            self._apply_velocities(a)
-            self._client.stepSimulation()
+            self._substep(a)
         self._step += 1
         distance = self.distance_to_goal()
         self._done = self._step >= self.horizon
@@ -385,6 +388,21 @@ class SawyerStackEnv:
             self._robot, self._arm, pybullet.VELOCITY_CONTROL, targetVelocities=list(v),
             forces=list(JOINT_MAX_EFFORT))
 
+    def _substep(self, velocities: np.ndarray):
+        """Advance one physics substep under commanded joint velocities (7,) rad/s.
+
+        After the step, a joint that the others' reaction drove past its speed limit is
+        put back where the limit would have taken it, moving at the limit.
+        """
+        before = self.joint_positions()
+        self._apply_velocities(velocities)
+        self._client.stepSimulation()
+        speed = self.joint_velocities()
+        for i in np.flatnonzero(np.abs(speed) > JOINT_MAX_VELOCITY):
+            capped = float(np.clip(speed[i], -JOINT_MAX_VELOCITY[i], JOINT_MAX_VELOCITY[i]))
+            self._client.resetJointState(self._robot, self._arm[i],
+                                         before[i] + capped * self._dt, capped)
+
     def _info(self, distance: float) -> Dict[str, Any]:
         return {'joint_positions': self.joint_positions(),
                 'joint_velocities': self.joint_velocities(),
@@ -398,8 +416,7 @@ class SawyerStackEnv:
         c.removeConstraint(self._weld)
         self._set_fingers(FINGER_TRAVEL, reset=False)
         for _ in range(int(round(cfg.settle_time / self._dt))):
-            self._apply_velocities(np.zeros(7))
-            c.stepSimulation()
+            self._substep(np.zeros(7))
         held, target = self.held_block_pose(), self.target_block_pose()
         horizontal = float(np.linalg.norm(held[:2] - target[:2]))
         gap = float(held[2] - target[2] - cfg.block_size)
