@@ -6,7 +6,7 @@ camera driver or the simulator publishes: ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8
 area averaging to ``size x size``.
 """
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -68,3 +68,42 @@ def views_side_by_side(image: np.ndarray) -> np.ndarray:
         raise ValueError(f'expected an (H, W, 3 V) image, got shape {image.shape}')
     views = np.split(image, image.shape[-1] // 3, axis=-1)
     return np.concatenate(views, axis=1)
+
+
+class ViewAssembler:
+    """Match the camera views of one control step by their stamp and stack them.
+
+    Each camera publishes on a topic of its own, all with the step's stamp; a frame is
+    complete once every one of its ``views`` has arrived, and is returned as the
+    (H, W, 3 V) array the model reads (view v in channels 3v..3v+2). Stamps older than a
+    completed one can no longer complete and are forgotten, as are the oldest pending
+    stamps beyond ``keep``.
+    """
+
+    def __init__(self, keep: int = 8) -> None:
+        """Hold at most ``keep`` incomplete stamps."""
+        self._keep = keep
+        self._pending: Dict[int, Dict[int, np.ndarray]] = {}
+
+    def add(self, view: int, stamp_ns: int, rgb: np.ndarray,
+            views: int) -> Optional[np.ndarray]:
+        """Take camera ``view``'s frame (H, W, 3) of ``stamp_ns`` (ns) out of ``views``.
+
+        Returns:
+            the stacked frame (H, W, 3 views) once all views of the stamp are in, else
+            None (also for a view the model does not read, ``view >= views``).
+
+        """
+        if view >= views:
+            return None
+        if views == 1:
+            return rgb
+        frames = self._pending.setdefault(stamp_ns, {})
+        frames[view] = rgb
+        if len(frames) < views:
+            for oldest in sorted(self._pending)[:-self._keep]:
+                del self._pending[oldest]
+            return None
+        for stamp in [s for s in self._pending if s <= stamp_ns]:
+            del self._pending[stamp]
+        return np.concatenate([frames[v] for v in range(views)], axis=-1)

@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 import rclpy
+from solar_ros.learn import run
+from solar_ros.learn.config import RunConfig
 from solar_ros.learn.evaluate import EVAL_SEED_BASE, evaluate, load_policy
 from solar_ros.nodes import qos
 from solar_ros.nodes.bringup import Bringup, default_params
@@ -22,15 +24,35 @@ from std_msgs.msg import Float64MultiArray
 
 pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
 
-POLICY_DIR = Path(__file__).resolve().parents[1] / 'pretrained' / 'sawyer_task1'
+PACKAGE = Path(__file__).resolve().parents[1]
+POLICY_DIR = PACKAGE / 'pretrained' / 'sawyer_task1'
 EPISODES, HORIZON = 2, 30
+# A two-camera run whose env section differs from the sim's parameters: the sim node must
+# take the cameras, cost and aim point from the served run's config.
+TWO_CAMERAS = ['env.views=2', 'model.views=2', 'env.distance_cost=squared',
+               'env.goal_clearance=0.01', 'env.side_camera_eye=[0.62,0.5,0.45]',
+               'env.side_camera_target=[0.6,-0.1,0.12]', 'loop.pretrain_episodes=3',
+               'loop.pretrain_updates=3', 'loop.rollouts_per_iteration=3', 'loop.iterations=1']
 
 
-def test_nodes_send_the_commands_of_the_in_process_evaluation():
-    _, runs = evaluate(make_env({'name': 'sawyer_stack'}), load_policy(POLICY_DIR), 1,
-                       EPISODES, noise=False)
+@pytest.fixture(scope='module')
+def two_camera_run(tmp_path_factory) -> Path:
+    """Return a run directory of a barely trained two-camera policy (CI image size)."""
+    run_dir = tmp_path_factory.mktemp('deploy') / 'two_cameras'
+    sets = [a for s in TWO_CAMERAS for a in ('--set', s)]
+    assert run.main(['--config', str(PACKAGE / 'config' / 'sawyer_task1_ci.yaml'),
+                     '--run-dir', str(run_dir), '--threads', '1', *sets]) == 0
+    return run_dir
+
+
+@pytest.mark.parametrize('which', ['shipped task 1', 'two cameras'])
+def test_nodes_send_the_commands_of_the_in_process_evaluation(which, request):
+    policy_dir = POLICY_DIR if which == 'shipped task 1' else \
+        request.getfixturevalue('two_camera_run')
+    env = make_env(RunConfig.from_yaml(policy_dir / 'config.yaml').env)
+    _, runs = evaluate(env, load_policy(policy_dir), 1, EPISODES, noise=False)
     system = Bringup(default_params(), {
-        'policy_dir': str(POLICY_DIR), 'noise_scale': 0.0, 'episodes': EPISODES,
+        'policy_dir': str(policy_dir), 'noise_scale': 0.0, 'episodes': EPISODES,
         'seed': EVAL_SEED_BASE, 'task': 1, 'horizon': HORIZON, 'paced': False}, learn=False)
     try:
         peer = rclpy.create_node('command_recorder', context=system.context)

@@ -5,7 +5,7 @@ import pytest
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.sequences import ModelInputError
-from solar_ros.images import views_side_by_side
+from solar_ros.images import ViewAssembler, views_side_by_side
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
 from solar_ros.learn.loop import SolarLoop
@@ -75,3 +75,23 @@ def test_loop_refuses_an_env_with_other_views_than_the_model(tmp_path):
     with pytest.raises(ValueError, match='model.views'):
         SolarLoop(PointMassEnv(horizon=4, image_size=16), config, tmp_path)
     assert not (tmp_path / 'checkpoints').exists()
+
+
+def test_view_assembler_stacks_the_views_of_one_stamp_in_view_order():
+    assembler = ViewAssembler(keep=2)
+    first, side = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4, 3), np.uint8)
+    assert assembler.add(0, 5, first, views=1) is first
+    assert assembler.add(1, 5, side, views=1) is None, 'a view the model does not read'
+    assert assembler.add(1, 10, side, views=2) is None, 'the first view is still to come'
+    stacked = assembler.add(0, 10, first, views=2)
+    np.testing.assert_array_equal(stacked, np.concatenate([first, side], axis=-1))
+    # Pending stamps beyond keep are forgotten, oldest first ...
+    for stamp in (20, 30, 40):
+        assert assembler.add(0, stamp, first, views=2) is None
+    assert assembler.add(1, 20, side, views=2) is None, 'stamp 20 fell beyond keep'
+    assert assembler.add(1, 40, side, views=2) is not None
+    # ... and so are those older than a completed one (their other view will not come).
+    assert assembler.add(0, 50, first, views=2) is None
+    assert assembler.add(0, 60, first, views=2) is None
+    assert assembler.add(1, 60, side, views=2) is not None
+    assert assembler.add(1, 50, side, views=2) is None

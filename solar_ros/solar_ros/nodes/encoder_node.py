@@ -1,7 +1,9 @@
 """Encoder node: camera frames in, the SOLAR encoder's Gaussian potentials out.
 
 - subscribes ``camera/image_raw`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8 or mono8,
-  any size; resized to the model's input; sensor-data QoS), ``episode_events`` (to number
+  any size; resized to the model's input; sensor-data QoS) and, for a model of two views,
+  ``side_camera/image_raw`` (the frames of one step matched by stamp; the potential is the
+  product of the views' potentials), ``episode_events`` (to number
   the frames of an episode) and ``learner/model`` (std_msgs/String, latched: the path of a
   new model checkpoint; the node loads it at once and swaps it in at the next episode
   start, so no frame waits for a load and each episode is encoded by one model).
@@ -15,13 +17,13 @@ from typing import Optional
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from solar_ros.core.checkpoint import CheckpointError
 from solar_ros.core.model import SolarModel
 from solar_ros.core.online import OnlineStep
-from solar_ros.images import frame_to_rgb, ImageFormatError
+from solar_ros.images import frame_to_rgb, ImageFormatError, ViewAssembler
 from solar_ros.nodes import qos
+from solar_ros.nodes.cameras import subscribe_views
 from solar_ros.nodes.conversions import potential_to_msg
 from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeEvent, LatentPotential
@@ -43,10 +45,10 @@ class EncoderNode(Node):
         self._episode_id = 0
         self._step = 0
         self._last_stamp: Optional[tuple] = None
+        self._views = ViewAssembler()
         self._publisher = self.create_publisher(LatentPotential, 'latent_potential',
                                                 qos.LATENT)
-        self.create_subscription(Image, 'camera/image_raw', self._on_image,
-                                 qos_profile_sensor_data)
+        subscribe_views(self, self._on_image)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
         self.create_subscription(String, 'learner/model', self._on_model, qos.LATCHED_READER)
         if path:
@@ -79,20 +81,25 @@ class EncoderNode(Node):
             self._episode_id = msg.episode_id
             self._step = 0
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image, view: int) -> None:
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         if stamp == self._last_stamp:
             return  # a copy of the frame already encoded (the sim resends in lockstep)
         if self._online.model is None:
             self.get_logger().warning('no model yet: frame skipped', throttle_duration_sec=2.0)
             return
-        size = self._online.model.config.image_size
+        config = self._online.model.config
         try:
-            rgb = frame_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, size)
+            rgb = frame_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                               config.image_size)
         except ImageFormatError as error:
-            self.get_logger().error(f'frame rejected: {error}', throttle_duration_sec=1.0)
+            self.get_logger().error(f'frame of view {view} rejected: {error}',
+                                    throttle_duration_sec=1.0)
             return
-        precision, h = self._online.encode(rgb)
+        frame = self._views.add(view, stamp[0] * 10**9 + stamp[1], rgb, config.views)
+        if frame is None:
+            return  # another view of this step is still to come
+        precision, h = self._online.encode(frame)
         self._publisher.publish(potential_to_msg(msg.header, self._episode_id, self._step,
                                                  h / precision, precision,
                                                  self._model_version))

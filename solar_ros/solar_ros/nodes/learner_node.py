@@ -1,9 +1,10 @@
 """Learner node: records every episode, refits SOLAR between episodes, publishes new gains.
 
 - subscribes ``episode_events`` (whose STEP events carry the action the arm applied),
-  ``policy/in_use`` (the controller's policy per episode) and ``camera/image_raw``
-  (sensor-data QoS); an :class:`EpisodeRecorder` assembles each episode, labelled with the
-  policy that ran it, and it is written to ``run_dir/episodes`` as soon as it is complete.
+  ``policy/in_use`` (the controller's policy per episode) and ``camera/image_raw`` (with
+  ``side_camera/image_raw`` for a two-view model, matched by stamp; sensor-data QoS); an
+  :class:`EpisodeRecorder` assembles each episode, labelled with the policy that ran it,
+  and it is written to ``run_dir/episodes`` as soon as it is complete.
 - publishes ``policy/gains`` (solar_ros_msgs/TimeVaryingGains) and ``learner/model``
   (std_msgs/String: the model checkpoint the gains act in), both latched, and
   ``learner/episode_budget`` (solar_ros_msgs/EpisodeBudget, latched): how many episodes it
@@ -22,20 +23,18 @@ import random
 import threading
 from typing import Optional
 
-from ament_index_python.packages import get_package_share_directory
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from solar_ros.images import frame_to_rgb, ImageFormatError
-from solar_ros.learn.config import RunConfig
+from solar_ros.images import frame_to_rgb, ImageFormatError, ViewAssembler
 from solar_ros.learn.episodes import Episode, EPISODE_GLOB
 from solar_ros.learn.learner import SolarLearner, UpdateStopped
 from solar_ros.learn.recorder import EpisodeRecorder
 from solar_ros.learn.run_dir import RunDir
 from solar_ros.nodes import qos
+from solar_ros.nodes.cameras import IMAGE_TOPICS, subscribe_views
 from solar_ros.nodes.conversions import gains_to_msg
-from solar_ros.nodes.runnable import check_runnable_by_nodes
+from solar_ros.nodes.runnable import served_config
 from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeBudget, EpisodeEvent, PolicyInUse
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
@@ -78,15 +77,7 @@ class LearnerNode(Node):
                         'recorded', read_only=True,
             integer_range=[IntegerRange(from_value=1, to_value=3, step=1)])).value
         action_dim = integer('action_dim', 7, 'joint velocities per command, du')
-        if not config:
-            config = str(Path(get_package_share_directory('solar_ros'))
-                         / 'config' / 'sawyer_task1.yaml')
-        try:
-            settings = RunConfig.from_yaml(config)
-        except OSError as error:
-            raise ValueError(f'parameter run_config: cannot read {config}: '
-                             f'{error.strerror}') from None
-        check_runnable_by_nodes(settings, config)
+        config, settings = served_config(config, '')
         files = RunDir(Path(run_dir))
         if files.completed_policies() and not any(files.episodes.glob(EPISODE_GLOB)):
             raise ValueError(
@@ -109,6 +100,7 @@ class LearnerNode(Node):
                 f'with learn:=false policy_dir:={run_dir}')
         self._image_size = self.learner.model_config.image_size
         self._recorder = EpisodeRecorder(horizon, action_dim)
+        self._views = ViewAssembler()
         self._gains_pub = self.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED)
         self._model_pub = self.create_publisher(String, 'learner/model', qos.LATCHED)
         self._budget_pub = self.create_publisher(EpisodeBudget, 'learner/episode_budget',
@@ -119,8 +111,7 @@ class LearnerNode(Node):
         self._dropped = 0  # incomplete episodes seen so far (each is asked for again)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
         self.create_subscription(PolicyInUse, 'policy/in_use', self._on_policy, qos.EVENTS)
-        self.create_subscription(Image, 'camera/image_raw', self._on_image,
-                                 qos_profile_sensor_data)
+        subscribe_views(self, self._on_image)
         self._publish()
         self._refit_if_ready()  # a resumed run may already hold the episodes it needs
         # The first request waits until the learner hears the topics it records from, so
@@ -138,7 +129,8 @@ class LearnerNode(Node):
 
     def _ask_once_connected(self) -> None:
         """Ask for the first episodes once every recorded topic has a publisher."""
-        topics = ('episode_events', 'camera/image_raw', 'policy/in_use')
+        topics = ('episode_events', *IMAGE_TOPICS[:self.learner.model_config.views],
+                  'policy/in_use')
         if not all(self.count_publishers(topic) for topic in topics):
             self.get_logger().info('waiting for the sim (or arm) and the controller',
                                    throttle_duration_sec=10.0)
@@ -200,14 +192,18 @@ class LearnerNode(Node):
     def _on_policy(self, msg: PolicyInUse) -> None:
         self._take(self._recorder.on_policy(msg.episode_id, msg.policy_version))
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image, view: int) -> None:
         try:
             rgb = frame_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                                self._image_size)
         except ImageFormatError as error:
-            self.get_logger().error(f'frame not recorded: {error}', throttle_duration_sec=1.0)
+            self.get_logger().error(f'frame of view {view} not recorded: {error}',
+                                    throttle_duration_sec=1.0)
             return
-        self._take(self._recorder.on_frame(rgb, _stamp_ns(msg.header)))
+        stamp = _stamp_ns(msg.header)
+        frame = self._views.add(view, stamp, rgb, self.learner.model_config.views)
+        if frame is not None:
+            self._take(self._recorder.on_frame(frame, stamp))
 
     def _take(self, episode: Optional[Episode]) -> None:
         """Store a completed episode and start a refit when enough are recorded."""

@@ -6,7 +6,7 @@
 
 Parameters: ``policy_dir`` (a run directory or a folder of ``solar_ros/pretrained``) and
 ``policy`` (its policy number; -1: the newest). A folder that cannot be served (missing,
-incomplete, or a run the nodes cannot run: the MPC or VAE ablation, several cameras) is a
+incomplete, or a run the nodes cannot run: the MPC or VAE ablation) is a
 ValueError naming it, raised before any topic exists.
 """
 

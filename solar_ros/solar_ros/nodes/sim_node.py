@@ -3,7 +3,8 @@
 Interfaces (all names relative, so namespaces and remaps apply):
 
 - publishes ``camera/image_raw`` (sensor_msgs/Image, rgb8) and ``camera/camera_info``
-  with sensor-data QoS, ``joint_states`` (sensor_msgs/JointState, ``right_j0`` ..
+  with sensor-data QoS (with ``views: 2`` also ``side_camera/image_raw`` and
+  ``side_camera/camera_info``), ``joint_states`` (sensor_msgs/JointState, ``right_j0`` ..
   ``right_j6``, rad and rad/s) and ``episode_events`` (solar_ros_msgs/EpisodeEvent,
   reliable, depth 100). Image, camera info, joint state and event of one control step
   share one header stamp, so a learner can match them.
@@ -23,7 +24,10 @@ Images are best effort, and a node may join after a frame went out: in lockstep,
 command has come ``lockstep_resend_after`` seconds after a frame, that frame and its
 event (stamps unchanged, so receivers can tell the copy) are sent again, instead of the
 episode waiting forever.
-The environment's parameters are those of SawyerStackConfig (see config/sim.yaml).
+The environment's parameters are those of SawyerStackConfig (see config/sim.yaml); the
+``env`` section of the run config the learner (or, in deploy mode, the policy node) serves
+overrides them, so the sim renders the cameras and charges the cost the model was trained
+with.
 """
 
 import math
@@ -35,6 +39,8 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from solar_ros.nodes.cameras import IMAGE_TOPICS, INFO_TOPICS
+from solar_ros.nodes.runnable import env_settings, served_config
 from solar_ros.nodes.spin import spin_node
 from solar_ros.sim.sawyer_config import SawyerStackConfig, TASKS
 from solar_ros.sim.sawyer_env import SawyerStackEnv
@@ -75,24 +81,34 @@ class SimNode(Node):
         start_seed = self._declare('start_seed', 0, 'seed of the episode started at launch',
                                    integer_range=[IntegerRange(from_value=0, to_value=2**31 - 1,
                                                                step=1)])
-        self._frame_id = self._declare('camera_frame_id', 'camera_optical_frame',
-                                       'frame_id of the images and the camera info')
+        self._frame_ids = (
+            self._declare('camera_frame_id', 'camera_optical_frame',
+                          "frame_id of the first camera's images and camera info"),
+            self._declare('side_camera_frame_id', 'side_camera_optical_frame',
+                          "frame_id of the side camera's images and camera info (views: 2)"))
+        run_config = self._declare(
+            'run_config', '', 'run config whose env section (cameras, cost, aim point) '
+            'overrides the settings below; empty: the installed config/sawyer_task1.yaml')
+        policy_dir = self._declare(
+            'policy_dir', '', 'deploy mode: the run directory or pretrained folder whose '
+            'config.yaml is used in place of run_config')
         descriptions = SawyerStackConfig.descriptions()
         defaults = SawyerStackConfig().to_dict()
         values = {name: self._declare(name, defaults[name], description)
                   for name, description in descriptions.items()}
-        env_config = SawyerStackConfig.from_dict(values)
-        if env_config.views != 1:
-            raise ValueError('the sim node publishes one camera topic (views: 1); run '
-                             'multi-camera configs with python -m solar_ros.learn.run')
-        self._env = SawyerStackEnv(env_config)
+        source, served = served_config(run_config, policy_dir)
+        values.update(env_settings(served))
+        if env_settings(served):
+            self.get_logger().info(f'environment settings {sorted(env_settings(served))} '
+                                   f'from {source}')
+        self._env = SawyerStackEnv(SawyerStackConfig.from_dict(values))
         self._period = self._env.config.control_period
-        self._camera_info = self._make_camera_info()
-
-        self._image_pub = self.create_publisher(Image, 'camera/image_raw',
-                                                qos_profile_sensor_data)
-        self._info_pub = self.create_publisher(CameraInfo, 'camera/camera_info',
-                                               qos_profile_sensor_data)
+        views = range(self._env.views)
+        self._camera_infos = [self._make_camera_info(view) for view in views]
+        self._image_pubs = [self.create_publisher(Image, IMAGE_TOPICS[view],
+                                                  qos_profile_sensor_data) for view in views]
+        self._info_pubs = [self.create_publisher(CameraInfo, INFO_TOPICS[view],
+                                                 qos_profile_sensor_data) for view in views]
         self._joint_pub = self.create_publisher(JointState, 'joint_states', 10)
         self._event_pub = self.create_publisher(EpisodeEvent, 'episode_events', EVENT_QOS)
         self.create_subscription(Float64MultiArray, 'velocity_controller/commands',
@@ -171,7 +187,8 @@ class SimNode(Node):
             return
         waited = (self.get_clock().now() - self._last_frame_time).nanoseconds * 1e-9
         if waited >= self._resend_after:
-            publishers = (self._image_pub, self._info_pub, self._joint_pub, self._event_pub)
+            publishers = (*self._image_pubs, *self._info_pubs, self._joint_pub,
+                          self._event_pub)
             for publisher, msg in zip(publishers, self._last_frame):
                 publisher.publish(msg)
             self._last_frame_time = self.get_clock().now()
@@ -211,35 +228,45 @@ class SimNode(Node):
 
     def _publish(self, image: Optional[np.ndarray], kind: int, cost: float, success: bool,
                  final_distance: float = math.nan, action: Sequence[float] = ()):
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._frame_id)
-        if image is not None:
-            image_msg = self._image_msg(image, header)
-            self._image_pub.publish(image_msg)
-            self._camera_info.header = header
-            self._info_pub.publish(self._camera_info)
-            joints = JointState(header=Header(stamp=header.stamp), name=list(ARM_JOINTS),
-                                position=self._env.joint_positions().tolist(),
-                                velocity=self._env.joint_velocities().tolist())
-            self._joint_pub.publish(joints)
-        event = EpisodeEvent(header=header, episode_id=self._episode_id,
+        """Publish one step's messages, all with one stamp.
+
+        With ``image`` (H, W, 3 V) uint8: each view's image and camera info and the joint
+        states, then the event; without (the END event): the event alone.
+        """
+        stamp = self.get_clock().now().to_msg()
+        event = EpisodeEvent(header=Header(stamp=stamp, frame_id=self._frame_ids[0]),
+                             episode_id=self._episode_id,
                              task_id=self._env.task, kind=kind, step=self._env.steps_taken,
                              cost=float(cost), success=bool(success),
                              final_distance=float(final_distance),
                              action=[float(a) for a in action])
-        self._event_pub.publish(event)
-        if image is not None:
-            self._last_frame = (image_msg, self._camera_info, joints, event)
-            self._last_frame_time = self.get_clock().now()
+        if image is None:
+            self._event_pub.publish(event)
+            return
+        images, infos = [], []
+        for view, rgb in enumerate(np.split(image, self._env.views, axis=-1)):
+            header = Header(stamp=stamp, frame_id=self._frame_ids[view])
+            images.append(self._image_msg(rgb, header))
+            self._camera_infos[view].header = header
+            infos.append(self._camera_infos[view])
+        joints = JointState(header=Header(stamp=stamp), name=list(ARM_JOINTS),
+                            position=self._env.joint_positions().tolist(),
+                            velocity=self._env.joint_velocities().tolist())
+        for publisher, msg in zip((*self._image_pubs, *self._info_pubs, self._joint_pub,
+                                   self._event_pub), (*images, *infos, joints, event)):
+            publisher.publish(msg)
+        self._last_frame = (*images, *infos, joints, event)
+        self._last_frame_time = self.get_clock().now()
 
     @staticmethod
     def _image_msg(image: np.ndarray, header: Header) -> Image:
         height, width, _ = image.shape
         return Image(header=header, height=height, width=width, encoding='rgb8',
-                     is_bigendian=0, step=3 * width, data=image.tobytes())
+                     is_bigendian=0, step=3 * width, data=np.ascontiguousarray(image).tobytes())
 
-    def _make_camera_info(self) -> CameraInfo:
+    def _make_camera_info(self, view: int) -> CameraInfo:
         size = self._env.image_size
-        k = self._env.camera_intrinsics()
+        k = self._env.camera_intrinsics(view)
         projection = np.zeros((3, 4))
         projection[:, :3] = k
         return CameraInfo(height=size, width=size, distortion_model='plumb_bob',

@@ -291,9 +291,10 @@ class SawyerStackEnv:
         projection = self._client.computeProjectionMatrixFOV(50.0, width / height, 0.05, 6.0)
         return self.render_view(view, projection, width, height)
 
-    def camera_intrinsics(self) -> np.ndarray:
-        """Return the pinhole matrix K (3, 3) of the first camera in pixels (ROS pixel centres)."""
-        focal = (self.image_size / 2) / math.tan(math.radians(self.config.camera_fov_deg) / 2)
+    def camera_intrinsics(self, view: int = 0) -> np.ndarray:
+        """Return the pinhole matrix K (3, 3) of camera ``view`` in pixels (ROS pixel centres)."""
+        fov = (self.config.camera_fov_deg, self.config.side_camera_fov_deg)[view]
+        focal = (self.image_size / 2) / math.tan(math.radians(fov) / 2)
         centre = (self.image_size - 1) / 2
         return np.array([[focal, 0.0, centre], [0.0, focal, centre], [0.0, 0.0, 1.0]])
 
