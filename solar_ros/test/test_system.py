@@ -257,6 +257,26 @@ def test_every_node_exits_cleanly_on_a_signal_even_mid_pretraining(tmp_path, sig
     assert 'update stopped before policy 1' in (tmp_path / 'learner_node.log').read_text()
 
 
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_the_bringup_exits_cleanly_on_a_signal_mid_pretraining(tmp_path, sig):
+    log = tmp_path / 'bringup.log'
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
+               ROS_DOMAIN_ID=str(_fresh_domain()))
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'solar_ros.nodes.bringup', '--params',
+         str(_params(tmp_path, pretrain_updates=3000))],
+        stdout=open(log, 'w'), stderr=subprocess.STDOUT, env=env)
+    try:
+        assert _wait_for_text(log, 'pretraining the model', 120), log.read_text()
+        process.send_signal(sig)
+        assert process.wait(timeout=15) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = log.read_text()
+    assert 'Traceback' not in text and 'update stopped before policy 1' in text, text
+
+
 def test_a_node_with_a_bad_parameter_exits_with_one_clear_error(tmp_path):
     params = [*default_params(), _params(tmp_path)]
     bad = tmp_path / 'bad.yaml'

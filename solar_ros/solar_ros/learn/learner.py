@@ -60,7 +60,8 @@ class SolarLearner:
     """Model, LQR-FLM state and run directory of one SOLAR run."""
 
     def __init__(self, config: RunConfig, horizon: int, action_dim: int, run_dir: Path,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print,
+                 stop_when: Optional[Callable[[], bool]] = None) -> None:
         """Open (or resume) the run in ``run_dir`` for episodes of ``horizon`` steps.
 
         Args:
@@ -69,6 +70,8 @@ class SolarLearner:
             action_dim: du, the action dimension.
             run_dir: directory for episodes, checkpoints and metrics (created if missing).
             log: where progress lines go.
+            stop_when: asked before each model update of :meth:`update`; True stops the
+                update as :attr:`stop` does (a node passes "my context is shut down").
 
         """
         self.config = config
@@ -79,6 +82,7 @@ class SolarLearner:
         self._lock = threading.Lock()
         # Set from another thread to end a running update early (a node shutting down).
         self.stop = threading.Event()
+        self._stop_when = stop_when
         self._last_progress = time.monotonic()
         self._pending = 0
         self.files.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -151,8 +155,9 @@ class SolarLearner:
 
         Raises:
             RuntimeError: fewer episodes than :meth:`needed` are pending.
-            UpdateStopped: :attr:`stop` was set during the refit; nothing was saved and the
-                learner still holds the last complete policy's gains.
+            UpdateStopped: :attr:`stop` was set (or ``stop_when()`` became true) during the
+                refit; nothing was saved and the learner still holds the last complete
+                policy's gains.
 
         """
         if not self.ready():
@@ -167,7 +172,7 @@ class SolarLearner:
             self.log(f'pretraining the model: {len(fresh)} episodes, '
                      f'{loop.pretrain_updates} updates')
             self.model.fit(_batch(fresh), loop.pretrain_updates, self._fit_progress,
-                           stop=self.stop.is_set)
+                           stop=self._stopping)
             self._check_stop()
         elif loop.refit_updates:
             buffer = self.store.load(max(0, used - loop.buffer_episodes), used)
@@ -175,7 +180,7 @@ class SolarLearner:
             carry = loop.method == 'solar'  # the MPC planner has no gains to carry over
             before = self.model.infer(rollouts.images, rollouts.actions).means if carry else None
             self.model.fit(_batch(buffer), loop.refit_updates, self._fit_progress,
-                           train_encoder=loop.refit_encoder, stop=self.stop.is_set)
+                           train_encoder=loop.refit_encoder, stop=self._stopping)
             self._check_stop()
             if before is not None:
                 after = self.model.infer(rollouts.images, rollouts.actions).means
@@ -205,11 +210,19 @@ class SolarLearner:
         self._report(fresh, fit_seconds, policy_seconds, kl, step_mult, cost_gains, coords_r2)
         return self.gains
 
+    def _stopping(self) -> bool:
+        """Return whether :attr:`stop` is set or ``stop_when()`` is true."""
+        return self.stop.is_set() or (self._stop_when is not None and self._stop_when())
+
+    def stopped(self) -> UpdateStopped:
+        """Return the error that says the running update stopped and where the run resumes."""
+        return UpdateStopped(f'update stopped before policy {self.policy_version + 1}; '
+                             f'the run resumes from policy {self.policy_version}')
+
     def _check_stop(self) -> None:
-        """Raise UpdateStopped if :attr:`stop` is set (checked after each model fit)."""
-        if self.stop.is_set():
-            raise UpdateStopped(f'update stopped before policy {self.policy_version + 1}; '
-                                f'the run resumes from policy {self.policy_version}')
+        """Raise UpdateStopped if the update is to stop (checked after each model fit)."""
+        if self._stopping():
+            raise self.stopped()
 
     def _current(self, stop: int) -> List[Episode]:
         """Return the current policy's episodes recorded after the last update, up to ``stop``."""

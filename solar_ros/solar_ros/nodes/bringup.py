@@ -18,6 +18,7 @@ learner, with the exploration noise off, for ``--episodes`` episodes (0: until C
 
 import argparse
 from pathlib import Path
+import signal
 import sys
 import tempfile
 import time
@@ -144,6 +145,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, ParameterException) as error:
         print(f'solar_ros.bringup: {error}', file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: a clean exit, status 0
     try:
         if learn:
             learner = bringup.learner.learner
@@ -162,6 +164,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         bringup.shutdown()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Raise KeyboardInterrupt (the SIGTERM handler)."""
+    raise KeyboardInterrupt
 
 
 if __name__ == '__main__':

@@ -11,16 +11,17 @@
   has asked for, which paces the episode runner.
 
 It asks for exactly the episodes its next update needs (and again for any that arrive
-incomplete or of another task, which it does not record). Once they are recorded, a
-background thread refits the model and runs the LQR-FLM update
-(:class:`solar_ros.learn.learner.SolarLearner`) while no episode runs, so the refit has
-the CPU; then it publishes the new policy and asks for the next episodes. Started on an
+incomplete or of another task, which it does not record). Once they are recorded, it
+refits the model and runs the LQR-FLM update (:class:`solar_ros.learn.learner.SolarLearner`)
+in the executor's own thread, while no episode runs (nothing arrives for it meanwhile, and
+torch runs as fast as in ``learn.run``; a fit in a second thread ran 1.5 times slower);
+then it publishes the new policy and asks for the next episodes. A shutdown (Ctrl-C,
+SIGTERM) stops the refit at its next model update. Started on an
 existing run directory, it resumes from the last complete policy.
 """
 
 from pathlib import Path
 import random
-import threading
 from typing import Optional
 
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
@@ -53,8 +54,7 @@ class LearnerNode(Node):
         """Declare parameters, open (or resume) the run and publish the current policy."""
         super().__init__(node_name, **kwargs)
         # First, so that destroy_node works even when a parameter below fails the start.
-        self._update: Optional[threading.Thread] = None
-        self._publishing = threading.RLock()  # held by _publish, taken again by _ask
+        self._updating = False
         self._closing = False
         run_dir = self.declare_parameter(
             'run_dir', 'runs/sawyer_stack', ParameterDescriptor(
@@ -85,7 +85,8 @@ class LearnerNode(Node):
                 'pretrained folder?), and the model cannot be refitted without them; run its '
                 f'policy with learn:=false policy_dir:={run_dir}, or learn in a new run_dir')
         self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
-                                    log=self.get_logger().info)
+                                    log=self.get_logger().info,
+                                    stop_when=lambda: not self.context.ok())
         where = Path(run_dir).resolve()
         if self.learner.policy_version or len(self.learner.store):
             self.get_logger().info(
@@ -113,19 +114,18 @@ class LearnerNode(Node):
         self.create_subscription(PolicyInUse, 'policy/in_use', self._on_policy, qos.EVENTS)
         subscribe_views(self, self._on_image)
         self._publish()
-        self._refit_if_ready()  # a resumed run may already hold the episodes it needs
+        # A resumed run may already hold the episodes it needs: refit once spinning.
+        self._resumed = self.create_timer(0.0, self._refit_after_resume)
         # The first request waits until the learner hears the topics it records from, so
         # that no episode it asks for runs before it can record it.
         self._connecting = self.create_timer(0.2, self._ask_once_connected)
 
     def _ask(self, more: int) -> None:
         """Ask the episode runner for ``more`` further episodes (0 republishes)."""
-        with self._publishing:
-            if not self.context.ok() or self._closing:
-                return
-            self._issued += max(0, more)
-            self._budget_pub.publish(EpisodeBudget(session=self._session,
-                                                   issued=self._issued))
+        if not self.context.ok() or self._closing:
+            return
+        self._issued += max(0, more)
+        self._budget_pub.publish(EpisodeBudget(session=self._session, issued=self._issued))
 
     def _ask_once_connected(self) -> None:
         """Ask for the first episodes once every recorded topic has a publisher."""
@@ -136,9 +136,8 @@ class LearnerNode(Node):
                                    throttle_duration_sec=10.0)
             return
         self.destroy_timer(self._connecting)
-        with self._publishing:  # with _publish's request, one or the other asks
-            self._connected = True
-            self._ask(self._wanted())
+        self._connected = True
+        self._ask(self._wanted())
 
     def _wanted(self) -> int:
         """Return the episodes still needed for the next update (0 when all are done)."""
@@ -149,34 +148,24 @@ class LearnerNode(Node):
     @property
     def updating(self) -> bool:
         """Return whether a refit is running."""
-        return self._update is not None and self._update.is_alive()
+        return self._updating
 
     def _publish(self) -> None:
         """Announce the current model checkpoint, then the gains acting in it.
 
-        Skipped once the node is being destroyed (a refit may end after shutdown began).
+        Skipped once the node is being destroyed or its context is shut down.
         """
-        with self._publishing:
-            if not self.context.ok() or self._closing:
-                return
-            self._model_pub.publish(String(data=str(self.learner.model_path().resolve())))
-            if self._connected:  # after the first request: ask for the next update's
-                self._ask(self._wanted())
-            self._gains_pub.publish(gains_to_msg(self.learner.gains,
-                                                 self.get_clock().now().to_msg()))
+        if not self.context.ok() or self._closing:
+            return
+        self._model_pub.publish(String(data=str(self.learner.model_path().resolve())))
+        if self._connected:  # after the first request: ask for the next update's
+            self._ask(self._wanted())
+        self._gains_pub.publish(gains_to_msg(self.learner.gains,
+                                             self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:
-        """Stop a running refit at its next model update, stop publishing, then destroy.
-
-        The refit ends without saving (the run resumes from the last complete policy); a
-        checkpoint being written is finished first, since the fit is over by then.
-        """
-        with self._publishing:
-            self._closing = True
-        if hasattr(self, 'learner'):
-            self.learner.stop.set()
-        if self._update is not None:
-            self._update.join(timeout=30.0)
+        """Stop publishing, then destroy the node."""
+        self._closing = True
         super().destroy_node()
 
     def _on_event(self, msg: EpisodeEvent) -> None:
@@ -224,20 +213,34 @@ class LearnerNode(Node):
                                 f'success {episode.success}')
         self._refit_if_ready()
 
+    def _refit_after_resume(self) -> None:
+        self.destroy_timer(self._resumed)
+        self._refit_if_ready()
+
     def _refit_if_ready(self) -> None:
-        """Start the background refit when the next update has its episodes."""
-        if self.learner.ready() and not self.updating:
-            self._update = threading.Thread(target=self._refit, name='solar_refit',
-                                            daemon=True)
-            self._update.start()
+        """Refit now, in this callback, when the next update has its episodes."""
+        if self.learner.ready() and not self._updating:
+            self._updating = True
+            try:
+                self._refit()
+            finally:
+                self._updating = False
 
     def _refit(self) -> None:
-        """Run one learner update (in the background thread) and publish its result."""
+        """Run one learner update and publish its result.
+
+        A shutdown of the context (Ctrl-C, SIGTERM) stops the update at its next model
+        update, without saving, and a KeyboardInterrupt stops it where it lands (checkpoints
+        are written atomically); either way the run resumes from the last complete policy.
+        """
         try:
             self.learner.update()
         except UpdateStopped as stopped:
             self.get_logger().info(str(stopped))
             return
+        except KeyboardInterrupt:  # Ctrl-C may also land as this, mid-update
+            self.get_logger().info(str(self.learner.stopped()))
+            raise
         self._publish()
         iterations = self.learner.config.loop.iterations
         if self.learner.policy_version >= iterations:
