@@ -30,18 +30,23 @@ def test_progress_line_names_every_value():
     assert line == 'iteration 3 | mean_cost 0.123457'
 
 
-def read_scalars(log_dir):
-    """Return {tag: [(step, value)]} from the TensorBoard event files in ``log_dir``."""
-    scalars = {}
+def read_events(log_dir):
+    """Yield the events of the TensorBoard event files in ``log_dir``, file by file."""
     for path in sorted(log_dir.glob('events.out.tfevents.*')):
         data = path.read_bytes()
         offset = 0
         while offset < len(data):  # records: u64 length, u32 crc, payload, u32 crc
             length = struct.unpack('<Q', data[offset:offset + 8])[0]
-            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+            yield event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
             offset += 16 + length
-            for value in event.summary.value:
-                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+
+
+def read_scalars(log_dir):
+    """Return {tag: [(step, value)]} from the TensorBoard event files in ``log_dir``."""
+    scalars = {}
+    for event in read_events(log_dir):
+        for value in event.summary.value:
+            scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
     return scalars
 
 
@@ -55,3 +60,19 @@ def test_tensorboard_scalars_are_on_disk_after_each_call(tmp_path):
     board.close()
     TensorBoardLog(tmp_path / 'tb').scalars('policy', {'mean_cost': 0.5}, step=30)  # resumed
     assert read_scalars(tmp_path / 'tb')['policy/mean_cost'] == [(10, 2.5), (20, 1.5), (30, 0.5)]
+
+
+def test_a_resumed_fit_log_marks_the_restart_so_tensorboard_hides_the_cut_update(tmp_path):
+    board = TensorBoardLog(tmp_path / 'tb', purge_from=1)
+    assert _restart_steps(tmp_path / 'tb') == [], 'a new run has nothing to hide'
+    board.scalars('model', {'elbo': -5.0}, step=600)
+    board.scalars('model', {'elbo': -4.0}, step=610)  # an update cut short after 610
+    board.close()
+    TensorBoardLog(tmp_path / 'tb', purge_from=601).scalars('model', {'elbo': -4.5}, step=610)
+    assert _restart_steps(tmp_path / 'tb') == [601]
+
+
+def _restart_steps(log_dir):
+    """Return the steps of the SessionLog START events in ``log_dir``'s event files."""
+    return [event.step for event in read_events(log_dir) if event.HasField('session_log')
+            and event.session_log.status == event_pb2.SessionLog.START]

@@ -87,7 +87,7 @@ class SolarLearner:
         self._pending = 0
         self.files.checkpoints.mkdir(parents=True, exist_ok=True)
         self.metrics = MetricsLog(self.files.metrics, METRICS)
-        self.board = TensorBoardLog(self.files.tensorboard)
+        self.board = TensorBoardLog(self.files.tensorboard / 'policy')
         # Episodes with the true block position: each update's model is scored on them
         # (probe_r2_* columns; NaN without them, as in the learner node).
         self.probe: Optional[ProbeData] = None
@@ -104,6 +104,9 @@ class SolarLearner:
         else:
             self._load(done)
             self.log(f'resumed policy {done} from {self.files.checkpoints}')
+        # The model-fit curve of an update cut short is hidden; the redone one replaces it.
+        self.fit_board = TensorBoardLog(self.files.tensorboard / 'model',
+                                        purge_from=self.model.num_updates + 1)
         with open(self.files.config, 'w') as out:
             yaml.safe_dump(config.to_dict(), out, sort_keys=False)
 
@@ -236,7 +239,7 @@ class SolarLearner:
         slow machine still shows progress at least that often.
         """
         if (update + 1) % 10 == 0:
-            self.board.scalars('model', terms, self.model.num_updates)
+            self.fit_board.scalars('model', terms, self.model.num_updates)
         now = time.monotonic()
         if update == 0:
             self._last_progress = now

@@ -2,7 +2,8 @@
 
 Each CSV row is flushed and synced as it is written, so the file holds every completed
 iteration even when the run is killed. A resumed run appends to the same file. The same
-numbers go to TensorBoard event files (``tensorboard --logdir RUN_DIR/tensorboard``).
+numbers go to TensorBoard event files (``tensorboard --logdir RUN_DIR/tensorboard``: the
+runs ``policy``, by episodes recorded, and ``model``, the ELBO terms by model update).
 """
 
 import csv
@@ -10,7 +11,7 @@ import math
 import os
 from pathlib import Path
 import time
-from typing import Dict, List, Mapping, Union
+from typing import Dict, List, Mapping, Optional, Union
 
 from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto import event_pb2
@@ -64,12 +65,23 @@ class MetricsLog:
 class TensorBoardLog:
     """Scalars of a run in TensorBoard event files, each on disk when its call returns."""
 
-    def __init__(self, log_dir: Path) -> None:
-        """Start a new event file in ``log_dir`` (created if missing; a resumed run adds one)."""
+    def __init__(self, log_dir: Path, purge_from: Optional[int] = None) -> None:
+        """Start a new event file in ``log_dir`` (created if missing; a resumed run adds one).
+
+        ``purge_from``: on a resumed run, the first step not covered by its checkpoint. The
+        new file then starts with a restart marker (SessionLog START) at that step, which
+        tells TensorBoard to hide what earlier files logged from that step on (an update
+        that a crash cut short and the resumed run redoes), so no step shows twice.
+        """
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         number = len(list(self.log_dir.glob('events.out.tfevents.*')))
         self._events = EventsWriter(str(self.log_dir / 'events'), filename_suffix=f'.{number}')
+        if purge_from is not None and number:
+            self._events.write_event(event_pb2.Event(
+                wall_time=time.time(), step=int(purge_from),
+                session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
+            self._events.flush()
 
     def scalars(self, prefix: str, values: Mapping[str, Value], step: int) -> None:
         """Write every finite number of ``values`` as ``prefix/name`` at ``step``."""

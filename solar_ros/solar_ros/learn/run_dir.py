@@ -8,8 +8,8 @@ Layout::
     checkpoints/learner_NNNN.ckpt      policy NNNN, its filter dynamics and the LQR-FLM state;
                                        written last, so its presence marks policy NNNN complete
     metrics.csv                        one row per policy update
-    tensorboard/                       the same rows (``policy/*``, by episodes recorded) and
-                                       the model's ELBO terms (``model/*``, by model update)
+    tensorboard/policy/                the same rows (``policy/*``, by episodes recorded)
+    tensorboard/model/                 the model's ELBO terms (``model/*``, by model update)
     probe.npz                          the probe's episodes (learn.probe), made on first use
     validation.csv                     every policy on the validation seeds (learn.validate)
     evaluation_policy_NNNN.csv         policy NNNN on the evaluation seeds (learn.evaluate)
