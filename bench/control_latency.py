@@ -6,7 +6,9 @@ with every node in a process of its own. A probe process subscribes to the image
 commands; in lockstep every command answers exactly one image, and the latency of a command
 is its arrival time at the probe minus the header stamp of the image it answers (the sim
 stamps an image just before publishing it; all processes share the machine's clock). The
-probe's own DDS hop is included in both figures alike.
+probe's own DDS hop is included in both figures alike. Each figure is also given as a ratio
+to the step's own compute: the shipped task-1 policy's encode, filter and act
+(``OnlineStep.step``) on the same frames in this process, without ROS.
 
 Usage: python bench/control_latency.py [--samples 300] [--image-size 64]
 (needs the workspace environment: . scripts/env.sh)
@@ -26,9 +28,15 @@ import numpy as np
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from solar_ros.core.model import SolarModel
+from solar_ros.core.online import OnlineStep
+from solar_ros.learn.evaluate import load_gains
 from solar_ros.nodes import qos
 from solar_ros.nodes.bringup import default_params
+from solar_ros.sim.sawyer_config import SawyerStackConfig
+from solar_ros.sim.sawyer_env import SawyerStackEnv
 from std_msgs.msg import Float64MultiArray
+import torch
 import yaml
 
 NODES = ('sim_node', 'encoder_node', 'latent_filter_node', 'controller_node',
@@ -36,6 +44,7 @@ NODES = ('sim_node', 'encoder_node', 'latent_filter_node', 'controller_node',
 WARMUP = 50  # commands skipped while the model loads and the caches warm up
 # The learner (config/sawyer_task1.yaml) records episodes but never refits meanwhile.
 NO_REFIT = {'pretrain_episodes': 1_000_000}
+POLICY_DIR = Path(__file__).resolve().parents[1] / 'solar_ros' / 'pretrained' / 'sawyer_task1'
 
 
 class Probe:
@@ -119,6 +128,29 @@ def measure(separate: bool, samples: int, image_size: int) -> np.ndarray:
                     process.kill()
 
 
+def step_compute(samples: int, image_size: int) -> np.ndarray:
+    """Return ``samples`` times (s) of one step's own compute on sim frames, one thread.
+
+    A step is the encode, filter update, act and filter prediction (``OnlineStep.step``
+    and ``predict``) of the shipped task-1 policy.
+    """
+    torch.set_num_threads(1)
+    _, model_path, gains = load_gains(POLICY_DIR)
+    online = OnlineStep(SolarModel.load(model_path), gains, noise_scale=0.0)
+    times: List[float] = []
+    with SawyerStackEnv(SawyerStackConfig(image_size=image_size)) as env:
+        while len(times) < samples:
+            frame = env.reset(task=1, seed=len(times))
+            online.start()
+            for _ in range(env.horizon):
+                start = time.perf_counter()
+                action = online.step(frame)
+                online.predict(action)
+                times.append(time.perf_counter() - start)
+                frame, _, _, _ = env.step(action)
+    return np.array(times[:samples])
+
+
 def main() -> None:
     """Measure both ways and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,12 +161,15 @@ def main() -> None:
     os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
     print(f'image {args.image_size}x{args.image_size} rgb8, lockstep, {args.samples} '
           f'commands after {WARMUP} warm-up ones, OMP_NUM_THREADS=1 per process')
+    compute = 1e3 * np.median(step_compute(args.samples, args.image_size))
+    print(f'{"step compute":>20}: median {compute:6.2f} ms (encode, filter, act; no ROS)')
     figures = {}
     for label, separate in (('one process', False), ('separate processes', True)):
         latency = 1e3 * measure(separate, args.samples, args.image_size)
         figures[label] = latency
-        print(f'{label:>20}: median {np.median(latency):6.2f} ms, '
-              f'p99 {np.percentile(latency, 99):6.2f} ms')
+        median, p99 = np.median(latency), np.percentile(latency, 99)
+        print(f'{label:>20}: median {median:6.2f} ms ({median / compute:.1f} x compute), '
+              f'p99 {p99:6.2f} ms ({p99 / compute:.1f} x compute)')
     ratio = np.median(figures['separate processes']) / np.median(figures['one process'])
     print(f'median ratio separate / one process: {ratio:.2f}')
 

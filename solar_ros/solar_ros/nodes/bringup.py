@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence
 from ament_index_python.packages import get_package_share_directory
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from solar_ros.nodes.controller_node import ControllerNode
 from solar_ros.nodes.encoder_node import EncoderNode
@@ -67,7 +67,7 @@ class Bringup:
         self.learner: Optional[LearnerNode] = None
         self.policy: Optional[PolicyNode] = None
         self.nodes: List[Node] = []
-        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor = EventsExecutor(context=self.context)  # as in spin.spin_node
         try:
             if learn:
                 self.learner = self._add(LearnerNode(context=self.context))

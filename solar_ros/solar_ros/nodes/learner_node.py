@@ -115,7 +115,7 @@ class LearnerNode(Node):
         subscribe_views(self, self._on_image)
         self._publish()
         # A resumed run may already hold the episodes it needs: refit once spinning.
-        self._resumed = self.create_timer(0.0, self._refit_after_resume)
+        self._resumed = self.create_timer(0.1, self._refit_after_resume)
         # The first request waits until the learner hears the topics it records from, so
         # that no episode it asks for runs before it can record it.
         self._connecting = self.create_timer(0.2, self._ask_once_connected)
