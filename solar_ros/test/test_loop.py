@@ -1,6 +1,7 @@
 """The SOLAR loop resumes after a kill without losing or repeating rollouts."""
 
 import os
+import shutil
 from pathlib import Path
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from solar_ros.learn import run
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
 from solar_ros.learn.learner import METRICS, SolarLearner
@@ -182,3 +184,13 @@ def test_a_run_reproduces_bit_for_bit_with_the_same_seed_and_threads(tmp_path):
     rows = [MetricsLog(run_dir / 'metrics.csv', METRICS).rows() for run_dir in runs]
     assert [[r[c] for c in columns] for r in rows[0]] == [[r[c] for c in columns]
                                                           for r in rows[1]]
+
+
+def test_a_pretrained_folder_cannot_be_learned_in_and_says_what_to_do(tmp_path, capsys):
+    copy = tmp_path / 'copy'
+    shutil.copytree(Path(__file__).resolve().parents[1] / 'pretrained' / 'sawyer_task1', copy)
+    before = sorted(p.relative_to(copy) for p in copy.rglob('*'))
+    assert run.main(['--config', str(copy / 'config.yaml'), '--run-dir', str(copy)]) == 2
+    error = capsys.readouterr().err
+    assert 'holds trained policies but no episodes' in error and 'learn.evaluate' in error
+    assert sorted(p.relative_to(copy) for p in copy.rglob('*')) == before, 'nothing written'

@@ -37,7 +37,7 @@ from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.policy import LinearGaussianPolicy
 from solar_ros.core.sequences import EpisodeBatch
 from solar_ros.learn.config import RunConfig
-from solar_ros.learn.episodes import Episode, EpisodeStore
+from solar_ros.learn.episodes import Episode, EPISODE_GLOB, EpisodeStore
 from solar_ros.learn.metrics import MetricsLog, progress_line, TensorBoardLog
 from solar_ros.learn.probe import AXES, probe_model, ProbeData
 from solar_ros.learn.run_dir import RunDir
@@ -73,11 +73,21 @@ class SolarLearner:
             stop_when: asked before each model update of :meth:`update`; True stops the
                 update as :attr:`stop` does (a node passes "my context is shut down").
 
+        Raises:
+            ValueError: ``run_dir`` holds trained policies but no episodes (a pretrained
+                folder), so no update could refit the model.
+
         """
         self.config = config
         self.run_dir = Path(run_dir)
         self.log = log
         self.files = RunDir(self.run_dir)
+        if self.files.completed_policies() and not any(self.files.episodes.glob(EPISODE_GLOB)):
+            raise ValueError(
+                f'run directory {run_dir} holds trained policies but no episodes (a pretrained '
+                'folder?), and the model cannot be refitted without them; learn in a new run '
+                f'directory, or run its policy: python -m solar_ros.learn.evaluate {run_dir}, '
+                f'or the nodes with learn:=false policy_dir:={run_dir}')
         self.store = EpisodeStore(self.files.episodes)
         self._lock = threading.Lock()
         # Set from another thread to end a running update early (a node shutting down).

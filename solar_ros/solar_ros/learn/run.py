@@ -39,7 +39,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     env = make_env(config.env)
-    SolarLoop(env, config, args.run_dir).run()
+    try:
+        loop = SolarLoop(env, config, args.run_dir)
+    except ValueError as error:  # e.g. a pretrained folder, which cannot be refitted
+        print(f'solar_ros: {error}', file=sys.stderr)
+        return 2
+    loop.run()
     print(f'solar_ros: run finished; metrics in {args.run_dir / "metrics.csv"}')
     return 0
 

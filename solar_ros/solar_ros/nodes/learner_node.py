@@ -28,10 +28,9 @@ from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from solar_ros.images import frame_to_rgb, ImageFormatError, ViewAssembler
-from solar_ros.learn.episodes import Episode, EPISODE_GLOB
+from solar_ros.learn.episodes import Episode
 from solar_ros.learn.learner import SolarLearner, UpdateStopped
 from solar_ros.learn.recorder import EpisodeRecorder
-from solar_ros.learn.run_dir import RunDir
 from solar_ros.nodes import qos
 from solar_ros.nodes.cameras import IMAGE_TOPICS, subscribe_views
 from solar_ros.nodes.conversions import gains_to_msg
@@ -78,12 +77,6 @@ class LearnerNode(Node):
             integer_range=[IntegerRange(from_value=1, to_value=3, step=1)])).value
         action_dim = integer('action_dim', 7, 'joint velocities per command, du')
         config, settings = served_config(config, '')
-        files = RunDir(Path(run_dir))
-        if files.completed_policies() and not any(files.episodes.glob(EPISODE_GLOB)):
-            raise ValueError(
-                f'parameter run_dir: {run_dir} holds trained policies but no episodes (a '
-                'pretrained folder?), and the model cannot be refitted without them; run its '
-                f'policy with learn:=false policy_dir:={run_dir}, or learn in a new run_dir')
         self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
                                     log=self.get_logger().info,
                                     stop_when=lambda: not self.context.ok())
