@@ -1,8 +1,8 @@
 """The SOLAR loop resumes after a kill without losing or repeating rollouts."""
 
 import os
-import shutil
 from pathlib import Path
+import shutil
 import signal
 import subprocess
 import sys
