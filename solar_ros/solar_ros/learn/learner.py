@@ -82,7 +82,8 @@ class SolarLearner:
         self.run_dir = Path(run_dir)
         self.log = log
         self.files = RunDir(self.run_dir)
-        if self.files.completed_policies() and not any(self.files.episodes.glob(EPISODE_GLOB)):
+        trained = [v for v in self.files.completed_policies() if v > 0]  # 0: random
+        if trained and not any(self.files.episodes.glob(EPISODE_GLOB)):
             raise ValueError(
                 f'run directory {run_dir} holds trained policies but no episodes (a pretrained '
                 'folder?), and the model cannot be refitted without them; learn in a new run '
