@@ -33,6 +33,7 @@ from solar_ros.core.online import OnlineStep
 from solar_ros.learn.evaluate import load_gains
 from solar_ros.nodes import qos
 from solar_ros.nodes.bringup import default_params
+from solar_ros.nodes.runnable import env_settings
 from solar_ros.sim.sawyer_config import SawyerStackConfig
 from solar_ros.sim.sawyer_env import SawyerStackEnv
 from std_msgs.msg import Float64MultiArray
@@ -128,17 +129,17 @@ def measure(separate: bool, samples: int, image_size: int) -> np.ndarray:
                     process.kill()
 
 
-def step_compute(samples: int, image_size: int) -> np.ndarray:
+def step_compute(samples: int) -> np.ndarray:
     """Return ``samples`` times (s) of one step's own compute on sim frames, one thread.
 
     A step is the encode, filter update, act and filter prediction (``OnlineStep.step``
-    and ``predict``) of the shipped task-1 policy.
+    and ``predict``) of the shipped task-1 policy, on its cameras and image size.
     """
     torch.set_num_threads(1)
-    _, model_path, gains = load_gains(POLICY_DIR)
+    config, model_path, gains = load_gains(POLICY_DIR)
     online = OnlineStep(SolarModel.load(model_path), gains, noise_scale=0.0)
     times: List[float] = []
-    with SawyerStackEnv(SawyerStackConfig(image_size=image_size)) as env:
+    with SawyerStackEnv(SawyerStackConfig.from_dict(env_settings(config))) as env:
         while len(times) < samples:
             frame = env.reset(task=1, seed=len(times))
             online.start()
@@ -161,7 +162,7 @@ def main() -> None:
     os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
     print(f'image {args.image_size}x{args.image_size} rgb8, lockstep, {args.samples} '
           f'commands after {WARMUP} warm-up ones, OMP_NUM_THREADS=1 per process')
-    compute = 1e3 * np.median(step_compute(args.samples, args.image_size))
+    compute = 1e3 * np.median(step_compute(args.samples))
     print(f'{"step compute":>20}: median {compute:6.2f} ms (encode, filter, act; no ROS)')
     figures = {}
     for label, separate in (('one process', False), ('separate processes', True)):
