@@ -53,7 +53,7 @@ METRICS = ['policy', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
 
 
 class UpdateStopped(RuntimeError):
-    """Raised by :meth:`SolarLearner.update` when its ``stop`` event ends the refit early."""
+    """Raised by :meth:`SolarLearner.update` when ``stop_when()`` ends the refit early."""
 
 
 class SolarLearner:
@@ -71,7 +71,7 @@ class SolarLearner:
             run_dir: directory for episodes, checkpoints and metrics (created if missing).
             log: where progress lines go.
             stop_when: asked before each model update of :meth:`update`; True stops the
-                update as :attr:`stop` does (a node passes "my context is shut down").
+                update without saving (a node passes "my context is shut down").
 
         Raises:
             ValueError: ``run_dir`` holds trained policies but no episodes (a pretrained
@@ -91,8 +91,6 @@ class SolarLearner:
                 f'or the nodes with learn:=false policy_dir:={run_dir}')
         self.store = EpisodeStore(self.files.episodes)
         self._lock = threading.Lock()
-        # Set from another thread to end a running update early (a node shutting down).
-        self.stop = threading.Event()
         self._stop_when = stop_when
         self._last_progress = time.monotonic()
         self._pending = 0
@@ -169,9 +167,8 @@ class SolarLearner:
 
         Raises:
             RuntimeError: fewer episodes than :meth:`needed` are pending.
-            UpdateStopped: :attr:`stop` was set (or ``stop_when()`` became true) during the
-                refit; nothing was saved and the learner still holds the last complete
-                policy's gains.
+            UpdateStopped: ``stop_when()`` became true during the refit; nothing was saved
+                and the learner still holds the last complete policy's gains.
 
         """
         if not self.ready():
@@ -186,7 +183,7 @@ class SolarLearner:
             self.log(f'pretraining the model: {len(fresh)} episodes, '
                      f'{loop.pretrain_updates} updates')
             self.model.fit(_batch(fresh), loop.pretrain_updates, self._fit_progress,
-                           stop=self._stopping)
+                           stop=self._stop_when)
             self._check_stop()
         elif loop.refit_updates:
             buffer = self.store.load(max(0, used - loop.buffer_episodes), used)
@@ -194,7 +191,7 @@ class SolarLearner:
             carry = loop.method == 'solar'  # the MPC planner has no gains to carry over
             before = self.model.infer(rollouts.images, rollouts.actions).means if carry else None
             self.model.fit(_batch(buffer), loop.refit_updates, self._fit_progress,
-                           train_encoder=loop.refit_encoder, stop=self._stopping)
+                           train_encoder=loop.refit_encoder, stop=self._stop_when)
             self._check_stop()
             if before is not None:
                 after = self.model.infer(rollouts.images, rollouts.actions).means
@@ -224,10 +221,6 @@ class SolarLearner:
         self._report(fresh, fit_seconds, policy_seconds, kl, step_mult, cost_gains, coords_r2)
         return self.gains
 
-    def _stopping(self) -> bool:
-        """Return whether :attr:`stop` is set or ``stop_when()`` is true."""
-        return self.stop.is_set() or (self._stop_when is not None and self._stop_when())
-
     def stopped(self) -> UpdateStopped:
         """Return the error that says the running update stopped and where the run resumes."""
         return UpdateStopped(f'update stopped before policy {self.policy_version + 1}; '
@@ -235,7 +228,7 @@ class SolarLearner:
 
     def _check_stop(self) -> None:
         """Raise UpdateStopped if the update is to stop (checked after each model fit)."""
-        if self._stopping():
+        if self._stop_when is not None and self._stop_when():
             raise self.stopped()
 
     def _current(self, stop: int) -> List[Episode]:

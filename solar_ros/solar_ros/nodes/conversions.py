@@ -18,6 +18,11 @@ from std_msgs.msg import Header
 import torch
 
 
+def stamp_ns(header: Header) -> int:
+    """Return a header stamp in nanoseconds."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
 def _flat(values) -> list:
     """Return a tensor or array as a flat list of floats (row-major)."""
     return np.asarray(values, dtype=np.float64).reshape(-1).tolist()

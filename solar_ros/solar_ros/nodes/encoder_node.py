@@ -24,7 +24,7 @@ from solar_ros.core.online import OnlineStep
 from solar_ros.images import frame_to_rgb, ImageFormatError, ViewAssembler
 from solar_ros.nodes import qos
 from solar_ros.nodes.cameras import subscribe_views
-from solar_ros.nodes.conversions import potential_to_msg
+from solar_ros.nodes.conversions import potential_to_msg, stamp_ns
 from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeEvent, LatentPotential
 from std_msgs.msg import String
@@ -44,7 +44,7 @@ class EncoderNode(Node):
         self._model_version = 0
         self._episode_id = 0
         self._step = 0
-        self._last_stamp: Optional[tuple] = None
+        self._last_stamp: Optional[int] = None  # ns
         self._views = ViewAssembler()
         self._publisher = self.create_publisher(LatentPotential, 'latent_potential',
                                                 qos.LATENT)
@@ -82,7 +82,7 @@ class EncoderNode(Node):
             self._step = 0
 
     def _on_image(self, msg: Image, view: int) -> None:
-        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        stamp = stamp_ns(msg.header)
         if stamp == self._last_stamp:
             return  # a copy of the frame already encoded (the sim resends in lockstep)
         if self._online.model is None:
@@ -96,7 +96,7 @@ class EncoderNode(Node):
             self.get_logger().error(f'frame of view {view} rejected: {error}',
                                     throttle_duration_sec=1.0)
             return
-        frame = self._views.add(view, stamp[0] * 10**9 + stamp[1], rgb, config.views)
+        frame = self._views.add(view, stamp, rgb, config.views)
         if frame is None:
             return  # another view of this step is still to come
         precision, h = self._online.encode(frame)

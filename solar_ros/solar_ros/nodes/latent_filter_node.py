@@ -22,7 +22,8 @@ from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from solar_ros.core.online import OnlineStep
 from solar_ros.nodes import qos
-from solar_ros.nodes.conversions import belief_to_msg, gains_from_msg, potential_from_msg
+from solar_ros.nodes.conversions import (belief_to_msg, gains_from_msg, potential_from_msg,
+                                         stamp_ns)
 from solar_ros.nodes.spin import spin_node
 from solar_ros.validation import check_vector, MessageValidationError
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief, LatentPotential
@@ -30,11 +31,6 @@ from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 from std_msgs.msg import Float64MultiArray
 
 IDLE, AWAIT_FRAME, AWAIT_COMMAND = 'idle', 'await_frame', 'await_command'
-
-
-def _stamp_ns(header) -> int:
-    """Return a header stamp in nanoseconds."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class LatentFilterNode(Node):
@@ -84,14 +80,14 @@ class LatentFilterNode(Node):
             self.get_logger().info('episode started before the first gains: waiting for them')
             self._waiting_start = msg
             return
-        self._episode_id, self._start_ns = msg.episode_id, _stamp_ns(msg.header)
+        self._episode_id, self._start_ns = msg.episode_id, stamp_ns(msg.header)
         self._state = AWAIT_FRAME
         early, self._early = self._early, None
-        if early is not None and _stamp_ns(early.header) >= self._start_ns:
+        if early is not None and stamp_ns(early.header) >= self._start_ns:
             self._on_potential(early)
 
     def _on_potential(self, msg: LatentPotential) -> None:
-        if self._state != AWAIT_FRAME or _stamp_ns(msg.header) < self._start_ns:
+        if self._state != AWAIT_FRAME or stamp_ns(msg.header) < self._start_ns:
             self._early = msg
             return
         gains = self._online.gains
@@ -128,7 +124,7 @@ class LatentFilterNode(Node):
             return
         self._state = AWAIT_FRAME
         early, self._early = self._early, None
-        if early is not None and _stamp_ns(early.header) > self._start_ns:
+        if early is not None and stamp_ns(early.header) > self._start_ns:
             self._on_potential(early)
 
 

@@ -33,17 +33,12 @@ from solar_ros.learn.learner import SolarLearner, UpdateStopped
 from solar_ros.learn.recorder import EpisodeRecorder
 from solar_ros.nodes import qos
 from solar_ros.nodes.cameras import IMAGE_TOPICS, subscribe_views
-from solar_ros.nodes.conversions import gains_to_msg
+from solar_ros.nodes.conversions import gains_to_msg, stamp_ns
 from solar_ros.nodes.runnable import served_config
 from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeBudget, EpisodeEvent, PolicyInUse
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 from std_msgs.msg import String
-
-
-def _stamp_ns(header) -> int:
-    """Return a header stamp in nanoseconds."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class LearnerNode(Node):
@@ -165,7 +160,7 @@ class LearnerNode(Node):
         try:
             episode = self._recorder.on_event(
                 msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
-                msg.final_distance, _stamp_ns(msg.header), msg.action)
+                msg.final_distance, stamp_ns(msg.header), msg.action)
         except ValueError as error:
             self.get_logger().error(f'step not recorded: {error}', throttle_duration_sec=1.0)
             return
@@ -182,7 +177,7 @@ class LearnerNode(Node):
             self.get_logger().error(f'frame of view {view} not recorded: {error}',
                                     throttle_duration_sec=1.0)
             return
-        stamp = _stamp_ns(msg.header)
+        stamp = stamp_ns(msg.header)
         frame = self._views.add(view, stamp, rgb, self.learner.model_config.views)
         if frame is not None:
             self._take(self._recorder.on_frame(frame, stamp))

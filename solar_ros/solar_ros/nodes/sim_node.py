@@ -97,10 +97,10 @@ class SimNode(Node):
         values = {name: self._declare(name, defaults[name], description)
                   for name, description in descriptions.items()}
         source, served = served_config(run_config, policy_dir)
-        values.update(env_settings(served))
-        if env_settings(served):
-            self.get_logger().info(f'environment settings {sorted(env_settings(served))} '
-                                   f'from {source}')
+        overrides = env_settings(served)
+        values.update(overrides)
+        if overrides:
+            self.get_logger().info(f'environment settings {sorted(overrides)} from {source}')
         self._env = SawyerStackEnv(SawyerStackConfig.from_dict(values))
         self._period = self._env.config.control_period
         views = range(self._env.views)

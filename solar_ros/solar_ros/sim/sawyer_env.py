@@ -16,7 +16,7 @@ released block. The target block is static, like a brick pressed onto a baseplat
 Actions are joint velocities in rad/s for ``right_j0`` .. ``right_j6``; each is clipped to
 the joint's maximum speed and, on every physics substep, to what keeps the joint
 within its position limits. The joint motors are torque-limited, so when one joint
-reverses hard the reaction can drive a neighbour past its speed limit (up to 3 times, at
+reverses hard the reaction can drive a neighbour past its speed limit (up to 3.5 times, at
 the published efforts); like a real arm's drive, a speed governor then caps that joint's
 speed for the substep, so no joint ever moves faster than its limit. Self-collisions of
 the arm are not simulated.
@@ -360,7 +360,7 @@ class SawyerStackEnv:
     def _set_arm(self, q: np.ndarray):
         for index, value in zip(self._arm, q):
             self._client.resetJointState(self._robot, index, float(value))
-        self._apply_velocities(np.zeros(7))
+        self._apply_velocities(np.zeros(7), self.joint_positions())
 
     def _set_fingers(self, opening: float, reset: bool):
         for index in self._fingers:
@@ -381,9 +381,11 @@ class SawyerStackEnv:
             c.setCollisionFilterPair(self._robot, self._held, self._links[link], -1, 0)
         self._set_fingers(self.config.block_size / 2 + 0.001, reset=True)
 
-    def _apply_velocities(self, velocities: np.ndarray):
-        """Command joint velocities, clipped so that no joint passes its limits this substep."""
-        q = self.joint_positions()
+    def _apply_velocities(self, velocities: np.ndarray, q: np.ndarray):
+        """Command joint velocities, clipped so that no joint passes its limits this substep.
+
+        ``q`` (7,) rad: the joints' positions now.
+        """
         v = np.clip(velocities, (JOINT_LOWER - q) / self._dt, (JOINT_UPPER - q) / self._dt)
         self._client.setJointMotorControlArray(
             self._robot, self._arm, pybullet.VELOCITY_CONTROL, targetVelocities=list(v),
@@ -396,7 +398,7 @@ class SawyerStackEnv:
         put back where the limit would have taken it, moving at the limit.
         """
         before = self.joint_positions()
-        self._apply_velocities(velocities)
+        self._apply_velocities(velocities, before)
         self._client.stepSimulation()
         speed = self.joint_velocities()
         for i in np.flatnonzero(np.abs(speed) > JOINT_MAX_VELOCITY):
