@@ -96,3 +96,31 @@ def test_segmented_cost_fit_recovers_a_cost_that_changes_over_the_horizon():
         fit_segmented_cost(states, actions, costs, horizon + 1, R)
     with pytest.raises(ValueError, match='states: expected shape'):
         fit_segmented_cost(states[0], actions, costs, 2, R)
+
+
+def test_weighted_cost_fit_agrees_on_a_quadratic_and_finds_the_minimum_of_a_quartic():
+    """Weighting by 1 / (c + floor) moves the fitted minimum of a quartic near its own.
+
+    For a cost that really is quadratic the weighted fit equals the plain one.
+    """
+    gen = torch.Generator().manual_seed(11)
+    states = torch.rand(40, 6, 1, dtype=DT, generator=gen) * 2.5 - 0.5  # most far right
+    actions = torch.zeros(40, 6, 1, dtype=DT)
+    R = torch.eye(1, dtype=DT)
+    quadratic = 3.0 * (states[..., 0] - 0.2).pow(2)
+    plain = fit_quadratic_cost(states, actions, quadratic, action_cost=R)
+    weighted = fit_quadratic_cost(states, actions, quadratic, action_cost=R, floor=0.01)
+    torch.testing.assert_close(weighted.C, plain.C, atol=1e-6, rtol=0)
+    torch.testing.assert_close(weighted.c, plain.c, atol=1e-6, rtol=0)
+    quartic = states[..., 0].pow(2) + states[..., 0].pow(4)  # minimum at 0
+
+    def minimum(cost: QuadraticCost) -> float:
+        return float(-cost.c[0, 0] / cost.C[0, 0, 0])
+
+    far = minimum(fit_quadratic_cost(states, actions, quartic, action_cost=R))
+    near = minimum(fit_quadratic_cost(states, actions, quartic, action_cost=R, floor=0.01))
+    assert abs(far) > 0.15
+    assert abs(near) < 0.2 * abs(far)
+    for floor in (-0.1, float('nan'), float('inf')):
+        with pytest.raises(ValueError, match='floor'):
+            fit_quadratic_cost(states, actions, quartic, action_cost=R, floor=floor)

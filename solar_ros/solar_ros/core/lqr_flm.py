@@ -48,6 +48,9 @@ class LQRFLMConfig:
         em_tol: EM stopping threshold in nats.
         cost_ridge: ridge of the cost regression.
         psd_cost: project the fitted cost Hessian onto the PSD cone.
+        cost_fit_floor: weight each cost sample by 1 / (c + cost_fit_floor) in the
+            regression, so the fit is accurate near the goal where the costs are small
+            (:func:`~solar_ros.core.regression.fit_quadratic_cost`); 0 weighs all alike.
         cost_segments: fit one quadratic cost per this many contiguous parts of the horizon
             (:func:`fit_segmented_cost`); 1 shares one cost over all steps (the authors').
         final_cost_weight: weight of the last step's cost in the objective the policy
@@ -74,6 +77,7 @@ class LQRFLMConfig:
     em_tol: float = 1e-3
     cost_ridge: float = 1e-6
     psd_cost: bool = True
+    cost_fit_floor: float = 0.0
     cost_segments: int = 1
     final_cost_weight: float = 1.0
     min_step_mult: float = 0.1
@@ -86,7 +90,7 @@ class LQRFLMConfig:
         for name in ('kl_step', 'init_std', 'em_tol', 'min_step_mult', 'initial_var_floor'):
             if not 0 < getattr(self, name) < float('inf'):  # NaN fails too
                 raise ValueError(f'lqr.{name} must be finite and > 0, got {getattr(self, name)}')
-        for name in ('data_strength', 'cost_ridge'):
+        for name in ('data_strength', 'cost_ridge', 'cost_fit_floor'):
             if not 0 <= getattr(self, name) < float('inf'):
                 raise ValueError(f'lqr.{name} must be finite and >= 0, got {getattr(self, name)}')
         for name in ('em_max_iter', 'cost_segments'):
@@ -230,7 +234,7 @@ class LQRFLM:
         mu0, P0 = initial_state_estimate(means[:, 0], covs[:, 0], self.config.initial_var_floor)
         cost = self.known_cost if self.known_cost is not None else fit_segmented_cost(
             means, actions, costs, self.config.cost_segments, self.action_cost,
-            self.config.cost_ridge, self.config.psd_cost)
+            self.config.cost_ridge, self.config.psd_cost, self.config.cost_fit_floor)
         cost = cost.weighted(self.step_weights())
         return LocalFit(LDSParams(F=F, Q=Q, mu0=mu0, P0=P0), cost, local)
 

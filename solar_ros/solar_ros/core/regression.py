@@ -21,7 +21,7 @@ def _quadratic_features(z: Tensor) -> Tensor:
 
 def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
                        action_cost: Optional[Tensor] = None, ridge: float = 1e-6,
-                       psd: bool = True) -> QuadraticCost:
+                       psd: bool = True, floor: float = 0.0) -> QuadraticCost:
     """Fit one quadratic cost over x = [s; a], shared by all steps, to cost samples.
 
     The cost c_{n,t} is taken to be c(s_{n,t}, a_{n,t}). With ``action_cost`` R (du, du) known,
@@ -42,6 +42,13 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
     already PSD (as for a convex true cost and enough data) the projection changes nothing;
     otherwise the linear and constant terms are refitted with the projected Hessian fixed.
 
+    With ``floor`` > 0 the squares are weighted by 1 / (c' + floor), c' the (state) cost
+    target clipped at 0: the residual is then measured relative to the cost, as if its
+    noise grew with it. Where a cost is not exactly quadratic in the states, the plain fit
+    spends its accuracy on the large costs far from the goal and may place the minimum a
+    little off; the weighted one fits the low costs near the goal closely, where the task
+    is decided. For an exactly quadratic cost both give the same answer.
+
     Args:
         states: (N, T, dx) states (smoothed latent means for image observations).
         actions: (N, T, du) actions.
@@ -49,9 +56,13 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
         action_cost: known (du, du) action Hessian R, or None to fit it.
         ridge: ridge added to the normal equations.
         psd: project the fitted Hessian onto the PSD cone.
+        floor: weight floor in cost units (0: every sample weighs the same).
 
     Returns:
         :class:`QuadraticCost` with T steps, the fitted constant included.
+
+    Raises:
+        ValueError: shapes disagree, or ``floor`` is negative or not finite.
 
     """
     states = torch.as_tensor(states, dtype=torch.float64)
@@ -61,6 +72,8 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
     if tuple(costs.shape) != tuple(states.shape[:2]):
         raise ValueError(f'costs: expected shape {tuple(states.shape[:2])},'
                          f' got {tuple(costs.shape)}')
+    if not 0.0 <= floor < float('inf'):
+        raise ValueError(f'floor: expected a finite value >= 0, got {floor}')
     n, horizon, dx = states.shape
     du = actions.shape[2]
     target = costs.reshape(-1)
@@ -79,9 +92,12 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
     centre = z.mean(dim=0)
     scale = z.std(dim=0).clamp(min=1e-8) if z.shape[0] > 1 else torch.ones(m, dtype=z.dtype)
     u = (z - centre) / scale
+    sample_weight = 1.0 / (target.clamp(min=0.0) + floor) if floor > 0 else \
+        torch.ones_like(target)
     phi = _quadratic_features(u)
-    gram = phi.T @ phi + ridge * torch.eye(phi.shape[1], dtype=torch.float64)
-    weights = torch.linalg.solve(gram, phi.T @ target)
+    weighted = phi * sample_weight[:, None]
+    gram = weighted.T @ phi + ridge * torch.eye(phi.shape[1], dtype=torch.float64)
+    weights = torch.linalg.solve(gram, weighted.T @ target)
     rows, cols = torch.triu_indices(m, m)
     quad = torch.zeros(m, m, dtype=torch.float64)
     quad[rows, cols] = weights[:rows.shape[0]]
@@ -96,9 +112,10 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
         # costs with the projected curvature held fixed.
         rest = target - 0.5 * torch.einsum('mi,ij,mj->m', u, hessian_u, u)
         affine = torch.cat([u, torch.ones(u.shape[0], 1, dtype=torch.float64)], dim=1)
+        weighted = affine * sample_weight[:, None]
         solved = torch.linalg.solve(
-            affine.T @ affine + ridge * torch.eye(m + 1, dtype=torch.float64),
-            affine.T @ rest)
+            weighted.T @ affine + ridge * torch.eye(m + 1, dtype=torch.float64),
+            weighted.T @ rest)
         linear_u, const_u = solved[:m], solved[m]
     # Back to z: u = D^-1 (z - centre) with D = diag(scale).
     hessian = symmetrize(hessian_u / scale[:, None] / scale[None, :])
@@ -112,7 +129,7 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
 
 def fit_segmented_cost(states: Tensor, actions: Tensor, costs: Tensor, segments: int,
                        action_cost: Optional[Tensor] = None, ridge: float = 1e-6,
-                       psd: bool = True) -> QuadraticCost:
+                       psd: bool = True, floor: float = 0.0) -> QuadraticCost:
     """Fit one quadratic cost per contiguous segment of the horizon, a time-varying cost.
 
     The T steps are split into ``segments`` runs of near-equal length (the first ones one
@@ -126,7 +143,7 @@ def fit_segmented_cost(states: Tensor, actions: Tensor, costs: Tensor, segments:
         actions: (N, T, du) actions.
         costs: (N, T) costs.
         segments: number of segments, 1 <= segments <= T (1 is :func:`fit_quadratic_cost`).
-        action_cost, ridge, psd: as for :func:`fit_quadratic_cost`.
+        action_cost, ridge, psd, floor: as for :func:`fit_quadratic_cost`.
 
     Returns:
         :class:`QuadraticCost` with T steps.
@@ -140,7 +157,7 @@ def fit_segmented_cost(states: Tensor, actions: Tensor, costs: Tensor, segments:
     if not 1 <= segments <= horizon:
         raise ValueError(f'segments: expected 1 <= segments <= T = {horizon}, got {segments}')
     fits = [fit_quadratic_cost(states[:, run], actions[:, run], costs[:, run], action_cost,
-                               ridge, psd)
+                               ridge, psd, floor)
             for run in torch.arange(horizon).tensor_split(segments)]
     return QuadraticCost(C=torch.cat([f.C for f in fits]), c=torch.cat([f.c for f in fits]),
                          const=torch.cat([f.const for f in fits]))
