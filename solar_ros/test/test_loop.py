@@ -14,7 +14,9 @@ from solar_ros.learn import run
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
 from solar_ros.learn.learner import METRICS, SolarLearner
+from solar_ros.learn.loop import SolarLoop
 from solar_ros.learn.metrics import MetricsLog
+from solar_ros.sim.environments import make_env
 import torch
 import yaml
 
@@ -163,6 +165,21 @@ def test_pretraining_noise_apart_from_the_lqr_flm_initial_policy(tmp_path):
     assert torch.equal(default.gains.policy.cov, default.lqr.policy.cov)
     with pytest.raises(ValueError, match='pretrain_std'):
         RunConfig.from_dict({'loop': {'pretrain_std': 0.0}})
+
+
+def test_rollout_noise_scales_the_published_policies_noise_only(tmp_path):
+    """loop.rollout_noise shrinks the rollouts' noise; LQR-FLM keeps its own policy."""
+    quiet = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], iterations=1,
+                                                     rollout_noise=0.5)))
+    loop = SolarLoop(make_env(quiet.env), quiet, tmp_path / 'quiet', log=lambda _: None)
+    loop.run()
+    published, planned = loop.learner.gains.policy, loop.learner.lqr.policy
+    assert loop.learner.policy_version == 1
+    torch.testing.assert_close(published.cov, 0.25 * planned.cov)
+    torch.testing.assert_close(published.chol, 0.5 * planned.chol)
+    assert torch.equal(published.K, planned.K) and torch.equal(published.k, planned.k)
+    with pytest.raises(ValueError, match='rollout_noise'):
+        RunConfig.from_dict({'loop': {'rollout_noise': 0.0}})
 
 
 @pytest.mark.slow

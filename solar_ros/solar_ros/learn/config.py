@@ -54,6 +54,11 @@ class LoopConfig:
             cost head are refitted), so the policy's coordinates stay fixed.
         buffer_episodes: the model refits on the latest this many episodes.
         smooth_noise: draw time-correlated exploration noise (the paper's option).
+        rollout_noise: scale of the exploration noise of the LQR-FLM policies' rollouts:
+            the published gains of policies 1, 2, ... carry LQR-FLM's action covariance
+            times its square (policy 0 keeps ``pretrain_std``). 1 samples the policy as
+            LQR-FLM wrote it; below 1 the rollouts stay nearer the mean trajectory, which is
+            what a trained policy runs without noise.
         method: 'solar' improves the policy by LQR-FLM; 'mpc' is the paper's MPC ablation:
             after the random policy 0, every episode plans with the cross-entropy method in
             the latent space of the current model (settings in the ``mpc`` section) and
@@ -72,6 +77,7 @@ class LoopConfig:
     refit_encoder: bool = True
     buffer_episodes: int = 200
     smooth_noise: bool = False
+    rollout_noise: float = 1.0
     method: str = 'solar'
 
     def __post_init__(self) -> None:
@@ -88,6 +94,8 @@ class LoopConfig:
                 raise ValueError(f'loop.{name} must be >= 0, got {getattr(self, name)}')
         if self.pretrain_std is not None and not self.pretrain_std > 0:
             raise ValueError(f'loop.pretrain_std must be > 0 or null, got {self.pretrain_std}')
+        if not 0 < self.rollout_noise < float('inf'):
+            raise ValueError(f'loop.rollout_noise must be finite and > 0, got {self.rollout_noise}')
         if self.method not in METHODS:
             raise ValueError(f'loop.method must be one of {METHODS}, got {self.method!r}')
         if self.pretrain_episodes < self.rollouts_per_iteration:
