@@ -95,7 +95,8 @@ class LoopConfig:
         if self.pretrain_std is not None and not self.pretrain_std > 0:
             raise ValueError(f'loop.pretrain_std must be > 0 or null, got {self.pretrain_std}')
         if not 0 < self.rollout_noise < float('inf'):
-            raise ValueError(f'loop.rollout_noise must be finite and > 0, got {self.rollout_noise}')
+            raise ValueError(f'loop.rollout_noise must be finite and > 0, '
+                             f'got {self.rollout_noise}')
         if self.method not in METHODS:
             raise ValueError(f'loop.method must be one of {METHODS}, got {self.method!r}')
         if self.pretrain_episodes < self.rollouts_per_iteration:
