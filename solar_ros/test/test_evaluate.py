@@ -33,10 +33,17 @@ def test_evaluation_of_the_random_policy_is_reproducible(tmp_path, capsys):
             evaluate.wilson_interval(successes, 3))
         assert float(row['final_distance']) == pytest.approx(
             sum(e.final_distance for e in runs) / 3)
+    with open(tmp_path / 'evaluation_policy_0000_episodes.csv') as table:
+        endings = list(csv.DictReader(table))
+    assert [(e['task'], e['seed']) for e in endings] == [
+        (task, str(evaluate.EVAL_SEED_BASE + i)) for task in ('1', '2') for i in range(3)]
+    assert [float(e['final_distance']) for e in endings[3:]] == pytest.approx(
+        [e.final_distance for e in runs])  # runs: task 2's, from the loop above
     assert evaluate.main([str(tmp_path), '--episodes', '3', '--tasks', '1', '2']) == 0
     with open(tmp_path / 'evaluation_policy_0000.csv') as table:
         assert list(csv.DictReader(table)) == first
-    assert 'policy 0 of' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'policy 0 of' in out and 'final_distance:' in out
 
 
 def test_a_directory_without_a_run_is_a_clear_error(tmp_path, capsys):

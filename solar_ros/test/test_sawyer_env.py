@@ -220,9 +220,15 @@ def test_greedy_line_fails_on_task_3_where_the_expert_succeeds(env):
 def test_hold_still_drops_the_block_and_reports_the_outcome(env):
     env.reset(task=1, seed=0)
     start_distance = env.distance_to_goal()
+    held, target = env.held_block_pose(), env.target_block_pose()
     for _ in range(env.horizon):
         _, cost, done, info = env.step(np.zeros(7))
     assert done and not info['success']
+    # Held still, the block is let go where it started.
+    assert info['release_horizontal'] == pytest.approx(
+        np.linalg.norm(held[:2] - target[:2]), abs=2e-3)
+    assert info['release_height'] == pytest.approx(
+        held[2] - target[2] - env.config.block_size, abs=2e-3)
     assert cost == pytest.approx(start_distance, abs=2e-3)
     assert info['vertical_gap'] == pytest.approx(-env.config.block_size, abs=2e-3)
     assert info['final_distance'] > 0.05

@@ -7,16 +7,19 @@ Loads the run's settings (``config.yaml``) and its newest policy (or ``--policy 
 runs it on seeds ``EVAL_SEED_BASE + i``, which no training episode uses. By default the
 exploration noise is off (the mean action K_t s_t + k_t); ``--noise`` keeps it. Success
 rates come with their 95% Wilson score interval (``success_low``, ``success_high``). The table
-is printed and written to ``evaluation_policy_NNNN.csv`` in ``--out`` (default: RUN_DIR);
-``--gifs`` also writes each episode there as a GIF, the camera beside a wide view, to watch
-the policy.
+is printed and written to ``evaluation_policy_NNNN.csv`` in ``--out`` (default: RUN_DIR),
+with one row per episode in ``evaluation_policy_NNNN_episodes.csv``: its seed, success,
+final distance and the environment's other numbers on how it ended (for the arm: where the
+block was let go and where it came to rest, :class:`~solar_ros.sim.sawyer_env.SawyerStackEnv`),
+whose medians and 90th percentiles are printed too. ``--gifs`` also writes each episode
+there as a GIF, the camera beside a wide view, to watch the policy.
 """
 
 import argparse
 import csv
 from pathlib import Path
 import sys
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint
@@ -94,6 +97,28 @@ def load_policy(run_dir: Path, version: Optional[int] = None
     return make_agent(config.loop.method, SolarModel.load(model_path), gains, config.mpc)
 
 
+class EndingRecorder:
+    """Wrap an environment and keep the numbers of each episode's last ``info``."""
+
+    def __init__(self, env: Any) -> None:
+        """Forward everything to ``env``; :attr:`endings` starts empty."""
+        self.env = env
+        self.endings: List[Dict[str, float]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        """Return the wrapped environment's attribute ``name``."""
+        return getattr(self.env, name)
+
+    def step(self, action: np.ndarray) -> Tuple[np.ndarray, float, bool, Dict[str, Any]]:
+        """Step the environment; at the episode's end keep its scalar ``info`` entries."""
+        image, cost, done, info = self.env.step(action)
+        if done:
+            self.endings.append({key: float(value) for key, value in info.items()
+                                 if isinstance(value, (bool, int, float, np.floating))
+                                 and key != 'step'})
+        return image, cost, done, info
+
+
 def evaluate(env, agent: Union[LatentAgent, MPCAgent], task: int, episodes: int,
              noise: bool, seed_base: int = EVAL_SEED_BASE
              ) -> Tuple[Dict[str, float], List[Episode]]:
@@ -144,7 +169,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OSError, ValueError, RuntimeError) as error:
         print(f'solar_ros.evaluate: cannot load {args.run_dir}: {error}', file=sys.stderr)
         return 2
-    env = make_env(config.env)
+    env = EndingRecorder(make_env(config.env))
     out = args.out or args.run_dir
     out.mkdir(parents=True, exist_ok=True)
     version = agent.policy_version
@@ -156,22 +181,34 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f'solar_ros.evaluate: task {task}: {error}', file=sys.stderr)
             return 2
         rows.append(row)
+        for episode, ending in zip(runs, env.endings[-len(runs):]):
+            ending.update(task=task, seed=episode.seed)
         for episode in runs if args.gifs else []:
             gif = out / f'policy_{version:04d}_task{task}_seed{episode.seed}.gif'
             write_gif(compose(episode, 4, wide_frames(env, episode)), gif)
             print(f'  task {task} seed {episode.seed}: success {episode.success}, final '
                   f'distance {episode.final_distance:.3f} -> {gif}')
-    path = RunDir(out).evaluation(version)
+    path, endings = RunDir(out).evaluation(version), RunDir(out).evaluation_episodes(version)
     with open(path, 'w', newline='') as out:
         writer = csv.DictWriter(out, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+    columns = ['task', 'seed', *[k for k in env.endings[0] if k not in ('task', 'seed')]]
+    with open(endings, 'w', newline='') as table:
+        writer = csv.DictWriter(table, columns)
+        writer.writeheader()
+        writer.writerows(env.endings)
     print(f'policy {version} of {args.run_dir}, '
           f'exploration noise {"on" if args.noise else "off"}:')
     for row in rows:
         print(f'  task {row["task"]}: success {format_rate(row)}, '
               f'final distance {row["final_distance"]:.3f}, cost {row["mean_cost"]:.3f}')
-    print(f'written to {path}')
+    print('  how the episodes ended (median, 90th percentile):')
+    for key in columns[2:]:
+        if key != 'success':
+            values = [e[key] for e in env.endings]
+            print(f'    {key}: {np.median(values):.3f}, {np.percentile(values, 90):.3f}')
+    print(f'written to {path} and {endings}')
     return 0
 
 

@@ -79,6 +79,10 @@ class RunDir:
         """Return the name of policy ``version``'s evaluation table, in this folder."""
         return self.root / f'evaluation_policy_{version:04d}.csv'
 
+    def evaluation_episodes(self, version: int) -> Path:
+        """Return the name of policy ``version``'s per-episode evaluation table."""
+        return self.root / f'evaluation_policy_{version:04d}_episodes.csv'
+
     def completed_policies(self) -> List[int]:
         """Return the versions whose learner checkpoint exists, in ascending order."""
         return sorted(int(path.stem.split('_')[1])

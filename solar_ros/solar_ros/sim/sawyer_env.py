@@ -63,7 +63,9 @@ class SawyerStackEnv:
     x, y, z, w, ``distance`` (m), ``step`` and ``action`` (7,) rad/s, the command after
     clipping to the velocity limits (what was applied); at the end also ``success`` (bool),
     ``final_distance`` (m), ``horizontal_offset`` (m), ``vertical_gap`` (m) and
-    ``tilt_deg``.
+    ``tilt_deg`` of the released block, and where it was let go: ``release_horizontal``
+    (m, horizontal offset of the block centres) and ``release_height`` (m, of the held
+    block's bottom above the target's top).
     """
 
     action_dim = 7
@@ -416,6 +418,9 @@ class SawyerStackEnv:
     def _release_and_judge(self) -> Dict[str, Any]:
         """Open the gripper, let the scene settle, and judge the stack."""
         c, cfg = self._client, self.config
+        held, target = self.held_block_pose(), self.target_block_pose()
+        release = {'release_horizontal': float(np.linalg.norm(held[:2] - target[:2])),
+                   'release_height': float(held[2] - target[2] - cfg.block_size)}
         c.removeConstraint(self._weld)
         self._set_fingers(FINGER_TRAVEL, reset=False)
         for _ in range(int(round(cfg.settle_time / self._dt))):
@@ -432,4 +437,4 @@ class SawyerStackEnv:
         return {'success': bool(success), 'final_distance': self.distance_to_goal(),
                 'horizontal_offset': horizontal, 'vertical_gap': gap, 'tilt_deg': tilt,
                 'held_block_pose': held, 'joint_positions': self.joint_positions(),
-                'joint_velocities': self.joint_velocities()}
+                'joint_velocities': self.joint_velocities(), **release}
