@@ -202,12 +202,13 @@ def main(argv: Optional[List[str]] = None) -> int:
           f'exploration noise {"on" if args.noise else "off"}:')
     for row in rows:
         print(f'  task {row["task"]}: success {format_rate(row)}, '
-              f'final distance {row["final_distance"]:.3f}, cost {row["mean_cost"]:.3f}')
-    print('  how the episodes ended (median, 90th percentile):')
-    for key in columns[2:]:
-        if key != 'success':
-            values = [e[key] for e in env.endings]
-            print(f'    {key}: {np.median(values):.3f}, {np.percentile(values, 90):.3f}')
+              f'final distance {row["final_distance"]:.3f}, cost {row["mean_cost"]:.3f}; '
+              'how the episodes ended (median, 90th percentile):')
+        ended = [e for e in env.endings if e['task'] == row['task']]
+        for key in columns[2:]:
+            if key != 'success':
+                values = [e[key] for e in ended]
+                print(f'    {key}: {np.median(values):.3f}, {np.percentile(values, 90):.3f}')
     print(f'written to {path} and {endings}')
     return 0
 
