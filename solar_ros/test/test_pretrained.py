@@ -29,7 +29,7 @@ def test_one_pretrained_policy_per_task():
 
 @pytest.mark.parametrize('run_dir', RUNS, ids=[run.name for run in RUNS])
 def test_pretrained_policy_reproduces_its_evaluation(run_dir, tmp_path):
-    shipped = sorted(run_dir.glob('evaluation_policy_*.csv'))
+    shipped = sorted(run_dir.glob('evaluation_policy_[0-9][0-9][0-9][0-9].csv'))
     assert len(shipped) == 1, shipped
     expected = read_table(shipped[0])
     assert evaluate.main([str(run_dir), '--out', str(tmp_path),
