@@ -201,6 +201,26 @@ def test_change_coordinates_keeps_the_mean_actions_of_the_same_states():
         old_policy.in_coordinates(A[:2], b)
 
 
+def test_noise_scale_scales_the_action_noise_and_keeps_the_mean():
+    gen = torch.Generator().manual_seed(5)
+    T, dx, du = 4, 3, 2
+    policy = LinearGaussianPolicy.from_cov(
+        torch.randn(T, du, dx, dtype=DT, generator=gen),
+        torch.randn(T, du, dtype=DT, generator=gen),
+        0.09 * torch.eye(du, dtype=DT).expand(T, du, du))
+    quieter = policy.with_noise_scale(0.5)
+    s, eps = torch.randn(dx, dtype=DT, generator=gen), torch.randn(du, dtype=DT, generator=gen)
+    for t in range(T):
+        mean = policy.act(t, s, torch.zeros(du, dtype=DT))
+        torch.testing.assert_close(quieter.act(t, s, torch.zeros(du, dtype=DT)), mean)
+        torch.testing.assert_close(quieter.act(t, s, eps) - mean,
+                                   0.5 * (policy.act(t, s, eps) - mean))
+    torch.testing.assert_close(quieter.cov, 0.25 * policy.cov)
+    for bad in (0.0, -1.0, float('nan')):
+        with pytest.raises(ValueError, match='scale'):
+            policy.with_noise_scale(bad)
+
+
 def test_final_cost_weight_brings_the_last_state_nearer_the_goal():
     """Weighting the last step trades a slower approach for ending closer to the goal."""
     system, cost, R = point_mass(horizon=10)

@@ -142,6 +142,17 @@ class LinearGaussianPolicy:
         return LinearGaussianPolicy(K=self.K @ A, k=self.k + self.K @ b, cov=self.cov.clone(),
                                     chol=self.chol.clone())
 
+    def with_noise_scale(self, scale: float) -> 'LinearGaussianPolicy':
+        """Return the same mean policy with its action noise scaled by ``scale`` (> 0).
+
+        The covariances become scale^2 cov_t (Cholesky factors scale chol_t); K and k are
+        shared, not copied.
+        """
+        if not 0 < scale < float('inf'):
+            raise ValueError(f'scale must be finite and > 0, got {scale}')
+        return LinearGaussianPolicy(K=self.K, k=self.k, cov=self.cov * scale ** 2,
+                                    chol=self.chol * scale)
+
     def precision(self) -> Tensor:
         """Return the inverse covariances cov_t^-1: (T, du, du)."""
         return symmetrize(torch.cholesky_inverse(self.chol))

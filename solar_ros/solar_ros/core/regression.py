@@ -95,9 +95,9 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
     sample_weight = 1.0 / (target.clamp(min=0.0) + floor) if floor > 0 else \
         torch.ones_like(target)
     phi = _quadratic_features(u)
-    weighted = phi * sample_weight[:, None]
-    gram = weighted.T @ phi + ridge * torch.eye(phi.shape[1], dtype=torch.float64)
-    weights = torch.linalg.solve(gram, weighted.T @ target)
+    weighted_phi = phi * sample_weight[:, None]
+    gram = weighted_phi.T @ phi + ridge * torch.eye(phi.shape[1], dtype=torch.float64)
+    weights = torch.linalg.solve(gram, weighted_phi.T @ target)
     rows, cols = torch.triu_indices(m, m)
     quad = torch.zeros(m, m, dtype=torch.float64)
     quad[rows, cols] = weights[:rows.shape[0]]
@@ -112,10 +112,10 @@ def fit_quadratic_cost(states: Tensor, actions: Tensor, costs: Tensor,
         # costs with the projected curvature held fixed.
         rest = target - 0.5 * torch.einsum('mi,ij,mj->m', u, hessian_u, u)
         affine = torch.cat([u, torch.ones(u.shape[0], 1, dtype=torch.float64)], dim=1)
-        weighted = affine * sample_weight[:, None]
+        weighted_affine = affine * sample_weight[:, None]
         solved = torch.linalg.solve(
-            weighted.T @ affine + ridge * torch.eye(m + 1, dtype=torch.float64),
-            weighted.T @ rest)
+            weighted_affine.T @ affine + ridge * torch.eye(m + 1, dtype=torch.float64),
+            weighted_affine.T @ rest)
         linear_u, const_u = solved[:m], solved[m]
     # Back to z: u = D^-1 (z - centre) with D = diag(scale).
     hessian = symmetrize(hessian_u / scale[:, None] / scale[None, :])

@@ -104,18 +104,24 @@ class EndingRecorder:
         """Forward everything to ``env``; :attr:`endings` starts empty."""
         self.env = env
         self.endings: List[Dict[str, float]] = []
+        self._episode: Dict[str, float] = {}
 
     def __getattr__(self, name: str) -> Any:
         """Return the wrapped environment's attribute ``name``."""
         return getattr(self.env, name)
 
+    def reset(self, task: int, seed: int) -> np.ndarray:
+        """Start an episode of the environment; its ending will carry ``task`` and ``seed``."""
+        self._episode = {'task': task, 'seed': seed}
+        return self.env.reset(task=task, seed=seed)
+
     def step(self, action: np.ndarray) -> Tuple[np.ndarray, float, bool, Dict[str, Any]]:
         """Step the environment; at the episode's end keep its scalar ``info`` entries."""
         image, cost, done, info = self.env.step(action)
         if done:
-            self.endings.append({key: float(value) for key, value in info.items()
-                                 if isinstance(value, (bool, int, float, np.floating))
-                                 and key != 'step'})
+            self.endings.append({**self._episode, **{
+                key: float(value) for key, value in info.items()
+                if isinstance(value, (bool, int, float, np.floating)) and key != 'step'}})
         return image, cost, done, info
 
 
@@ -181,8 +187,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f'solar_ros.evaluate: task {task}: {error}', file=sys.stderr)
             return 2
         rows.append(row)
-        for episode, ending in zip(runs, env.endings[-len(runs):]):
-            ending.update(task=task, seed=episode.seed)
         for episode in runs if args.gifs else []:
             gif = out / f'policy_{version:04d}_task{task}_seed{episode.seed}.gif'
             write_gif(compose(episode, 4, wide_frames(env, episode)), gif)
@@ -193,7 +197,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         writer = csv.DictWriter(out, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    columns = ['task', 'seed', *[k for k in env.endings[0] if k not in ('task', 'seed')]]
+    columns = list(env.endings[0])  # task, seed, then the environment's numbers
     with open(endings, 'w', newline='') as table:
         writer = csv.DictWriter(table, columns)
         writer.writeheader()

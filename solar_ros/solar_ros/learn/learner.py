@@ -207,7 +207,9 @@ class SolarLearner:
             batch = _batch(fresh[-loop.rollouts_per_iteration:])
             result = self.lqr.update(self.model.smoother(batch.images, batch.actions),
                                      batch.actions, batch.costs, prior=self.model.q)
-            gains = TimeVaryingGains(self._exploring(result.policy), result.fit.dynamics,
+            # LQR-FLM keeps its own policy; the rollouts may explore less.
+            gains = TimeVaryingGains(result.policy.with_noise_scale(loop.rollout_noise),
+                                     result.fit.dynamics,
                                      policy_version=self.policy_version + 1,
                                      model_version=self.model.num_updates)
             kl, step_mult = result.kl, result.step_mult
@@ -319,14 +321,6 @@ class SolarLearner:
             return self.lqr.policy
         c = self.model_config
         return LinearGaussianPolicy.initial(c.horizon, c.latent_dim, c.action_dim, std)
-
-    def _exploring(self, policy: LinearGaussianPolicy) -> LinearGaussianPolicy:
-        """Return LQR-FLM's ``policy`` with its noise scaled by ``loop.rollout_noise``."""
-        scale = self.config.loop.rollout_noise
-        if scale == 1.0:
-            return policy
-        return LinearGaussianPolicy(K=policy.K, k=policy.k, cov=policy.cov * scale ** 2,
-                                    chol=policy.chol * scale)
 
     def _new_lqr(self) -> LQRFLM:
         """Return a fresh LQR-FLM learner for this run's dims."""

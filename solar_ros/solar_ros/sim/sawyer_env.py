@@ -418,16 +418,13 @@ class SawyerStackEnv:
     def _release_and_judge(self) -> Dict[str, Any]:
         """Open the gripper, let the scene settle, and judge the stack."""
         c, cfg = self._client, self.config
-        held, target = self.held_block_pose(), self.target_block_pose()
-        release = {'release_horizontal': float(np.linalg.norm(held[:2] - target[:2])),
-                   'release_height': float(held[2] - target[2] - cfg.block_size)}
+        release_horizontal, release_height = self._offset_from_target()
         c.removeConstraint(self._weld)
         self._set_fingers(FINGER_TRAVEL, reset=False)
         for _ in range(int(round(cfg.settle_time / self._dt))):
             self._substep(np.zeros(7))
-        held, target = self.held_block_pose(), self.target_block_pose()
-        horizontal = float(np.linalg.norm(held[:2] - target[:2]))
-        gap = float(held[2] - target[2] - cfg.block_size)
+        horizontal, gap = self._offset_from_target()
+        held = self.held_block_pose()
         # Tilt: angle between the vertical and the block axis closest to it (a cube may
         # rest on any face).
         rotation = np.array(c.getMatrixFromQuaternion(held[3:])).reshape(3, 3)
@@ -437,4 +434,15 @@ class SawyerStackEnv:
         return {'success': bool(success), 'final_distance': self.distance_to_goal(),
                 'horizontal_offset': horizontal, 'vertical_gap': gap, 'tilt_deg': tilt,
                 'held_block_pose': held, 'joint_positions': self.joint_positions(),
-                'joint_velocities': self.joint_velocities(), **release}
+                'joint_velocities': self.joint_velocities(),
+                'release_horizontal': release_horizontal, 'release_height': release_height}
+
+    def _offset_from_target(self) -> Tuple[float, float]:
+        """Return the held block's offset from the target block now, (horizontal, gap) m.
+
+        horizontal: distance between the block centres in x, y; gap: height of the held
+        block's bottom above the target's top (0 when it rests on it).
+        """
+        held, target = self.held_block_pose(), self.target_block_pose()
+        return (float(np.linalg.norm(held[:2] - target[:2])),
+                float(held[2] - target[2] - self.config.block_size))
