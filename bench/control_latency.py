@@ -26,6 +26,7 @@ from typing import List, Optional
 
 import numpy as np
 import rclpy
+from rclpy.experimental import EventsExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from solar_ros.core.model import SolarModel
@@ -56,7 +57,7 @@ class Probe:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('latency_probe', context=self.context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor = EventsExecutor(context=self.context)  # as the nodes' own
         self.executor.add_node(self.node)
         self._image_stamp: Optional[float] = None
         self.latencies: List[float] = []

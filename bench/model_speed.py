@@ -10,9 +10,9 @@ Usage: python bench/model_speed.py [--threads 1] [--batch 8] [--horizon 20] [--l
 import argparse
 import time
 
-from solar_ros.core.lds import OnlineKalmanFilter
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
+from solar_ros.core.online_filter import OnlineKalmanFilter
 from solar_ros.core.sequences import EpisodeBatch
 from solar_ros.sim.point_mass import PointMassEnv, random_episodes
 import torch

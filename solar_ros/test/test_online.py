@@ -122,3 +122,25 @@ def test_episode_noise_is_a_function_of_the_seed():
     white = episode_noise(30, DU, 7)
     lag1 = [np.corrcoef(n[:-1, 0], n[1:, 0])[0, 1] for n in (smooth, white)]
     assert lag1[0] > 0.5 > lag1[1]
+
+
+@pytest.mark.parametrize('views', [1, 2])
+def test_keypoint_views_in_one_pass_equal_the_model_encoding(views):
+    model = SolarModel(ModelConfig(latent_dim=DX, action_dim=DU, horizon=T, image_size=SIZE,
+                                   channels=4, keypoints=5, views=views, seed=3))
+    generator = torch.Generator().manual_seed(4)
+    with torch.no_grad():  # the std heads start at zero: give every view its own stds
+        for encoder in model.view_encoders():
+            encoder.std_head.weight.normal_(generator=generator)
+            encoder.mean_head.bias.normal_(generator=generator)
+    online = OnlineStep(model, _gains(0, 1))
+    online.start()
+    frames = torch.randint(0, 256, (4, SIZE, SIZE, 3 * views), dtype=torch.uint8,
+                           generator=generator)
+    with torch.no_grad():
+        expected = model.encode(frames[None])
+    for t, frame in enumerate(frames.numpy()):
+        J, h = online.encode(frame)
+        np.testing.assert_allclose(J, expected.J[0, t].numpy(), rtol=1e-5)
+        np.testing.assert_allclose(h, expected.h[0, t].numpy(), rtol=1e-5, atol=1e-6)
+    assert len(set(np.round(expected.J[0, :, 0].numpy(), 6))) == len(frames)  # not constant

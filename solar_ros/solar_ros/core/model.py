@@ -116,13 +116,16 @@ class SolarModel(nn.Module):
         With V > 1 views, the product of the views' Gaussian potentials (their J and h add).
         """
         images = _as_float_images(images)
-        encoders = [self.encoder] if self.config.views == 1 else list(self.encoder)
         J = h = 0.0
-        for view, encoder in enumerate(encoders):
+        for view, encoder in enumerate(self.view_encoders()):
             mean, std = encoder(images[..., 3 * view:3 * view + 3])
             precision = std.to(torch.float64) ** -2
             J, h = J + precision, h + mean.to(torch.float64) * precision
         return GaussianPotentials(J=J, h=h)
+
+    def view_encoders(self) -> List[Encoder]:
+        """Return the encoder of each camera view, in view order."""
+        return [self.encoder] if self.config.views == 1 else list(self.encoder)
 
     def dynamics(self) -> LDSParams:
         """Return the posterior mean dynamics: F = E[F] = M, Q = E[Sigma], s_0 ~ N(0, I)."""

@@ -14,7 +14,7 @@ Its value is not a normalised density of continuous images, but it is one fixed 
 of the data, so ELBOs computed with it are comparable across models and training time.
 """
 
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import torch
 from torch import nn
@@ -88,6 +88,58 @@ class Encoder(nn.Module):
         mean = self.mean_head(x)
         std = functional.softplus(self.std_head(x)) + self.min_std
         return mean.reshape(*lead, self.latent_dim), std.reshape(*lead, self.latent_dim)
+
+
+class KeypointEncoderStack:
+    """The keypoint encoders of a model's camera views, run on one frame in one pass.
+
+    For inference on a running episode: each view's convolutions become one grouped
+    convolution over all views and their heads one batched product, so a two-view frame
+    pays the operator overhead of about one view (``bench/model_speed.py``). The weights are
+    copied when the stack is built (rebuild it after training). The result is the product
+    of the views' Gaussian potentials, as :meth:`solar_ros.core.model.SolarModel.encode`
+    computes it, equal up to float32 rounding.
+    """
+
+    def __init__(self, encoders: Sequence[Encoder]) -> None:
+        """Stack the weights of ``encoders`` (one per view, all keypoint encoders alike)."""
+        if not encoders or any(not e.keypoints for e in encoders):
+            raise ValueError('KeypointEncoderStack needs keypoint encoders (keypoints > 0)')
+        first = encoders[0]
+        self.views = len(encoders)
+        self.keypoints = first.keypoints
+        self.min_std = first.min_std
+        with torch.no_grad():
+            self.convs = [(torch.cat([e.convs[i].weight for e in encoders]).clone(),
+                           torch.cat([e.convs[i].bias for e in encoders]).clone())
+                          for i in range(len(first.convs))]
+            self.maps = (torch.cat([e.feature_maps.weight for e in encoders]).clone(),
+                         torch.cat([e.feature_maps.bias for e in encoders]).clone())
+            self.heads = [(torch.stack([getattr(e, head).weight for e in encoders]).clone(),
+                           torch.stack([getattr(e, head).bias for e in encoders])[..., None]
+                           .clone())
+                          for head in ('mean_head', 'std_head')]
+        self.grid = torch.stack([first.grid_x, first.grid_y], dim=1)  # (P, 2)
+
+    def __call__(self, frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Encode one frame (H, W, 3 V) uint8 to its potential J (dx,), h (dx,) float64."""
+        views = self.views
+        with torch.inference_mode():
+            x = frame.permute(2, 0, 1)[None].to(torch.float32) / 255.0
+            for weight, bias in self.convs:
+                x = functional.relu(functional.conv2d(x, weight, bias, stride=2, padding=1,
+                                                      groups=views))
+            attention = functional.softmax(
+                functional.conv2d(x, *self.maps, groups=views).flatten(2)[0], dim=-1)
+            # (V K, 2) image coordinates -> (V, 2 K) as Encoder.forward: all x, then all y
+            features = (attention @ self.grid).view(views, self.keypoints, 2) \
+                .transpose(1, 2).reshape(views, 2 * self.keypoints, 1)
+            (mean_w, mean_b), (std_w, std_b) = self.heads
+            mean = torch.baddbmm(mean_b, mean_w, features)[..., 0]
+            std = functional.softplus(torch.baddbmm(std_b, std_w, features)[..., 0]) \
+                + self.min_std
+            precision = std.to(torch.float64) ** -2
+            return precision.sum(0), (mean.to(torch.float64) * precision).sum(0)
 
 
 class Decoder(nn.Module):

@@ -23,8 +23,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 from solar_ros.core.gains import TimeVaryingGains
-from solar_ros.core.lds import OnlineKalmanFilter
 from solar_ros.core.model import SolarModel
+from solar_ros.core.networks import KeypointEncoderStack
+from solar_ros.core.online_filter import OnlineKalmanFilter
 from solar_ros.core.policy import smoothed_noise
 import torch
 
@@ -62,6 +63,7 @@ class OnlineStep:
         self._next_model = model
         self._next_gains = gains
         self._filter: Optional[OnlineKalmanFilter] = None
+        self._stack: Optional[KeypointEncoderStack] = None  # the model's views in one pass
         self._noise = np.zeros((0, 0))
         self.t = 0
 
@@ -82,6 +84,8 @@ class OnlineStep:
         """Switch to the model and gains offered last, if any (done by :meth:`start`)."""
         if self._next_model is not None:
             self.model, self._next_model = self._next_model, None
+            encoders = self.model.view_encoders()
+            self._stack = KeypointEncoderStack(encoders) if encoders[0].keypoints else None
         if self._next_gains is not None:
             self.gains, self._next_gains = self._next_gains, None
         if self.model is not None and self.gains is not None \
@@ -127,20 +131,23 @@ class OnlineStep:
         """
         if self.model is None:
             raise RuntimeError('no model adopted yet: offer a model, then start an episode')
-        with torch.no_grad():  # torch.tensor copies: frames from messages are read-only
-            potential = self.model.encode(torch.tensor(image)[None, None])
+        frame = torch.tensor(image)  # a copy: frames from messages are read-only
+        if self._stack is not None:
+            J, h = self._stack(frame)
+            return J.numpy(), h.numpy()
+        with torch.no_grad():
+            potential = self.model.encode(frame[None, None])
         return potential.J[0, 0].numpy(), potential.h[0, 0].numpy()
 
     def update(self, J: np.ndarray, h: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Multiply the belief of the current step by the potential; return (mean, cov)."""
         self._need_gains()
-        mean, cov = self._filter.update(J, h)
-        return mean.numpy(), cov.numpy()
+        return self._filter.update(J, h)
 
     def belief(self) -> Tuple[np.ndarray, np.ndarray]:
         """Return the current belief: mean (dx,) and covariance (dx, dx)."""
         self._need_gains()
-        return self._filter.mean.numpy(), self._filter.cov.numpy()
+        return self._filter.mean, self._filter.cov
 
     def act(self, mean: np.ndarray, t: Optional[int] = None) -> np.ndarray:
         """Return the action (du,) of the policy at step ``t`` (default: the current one).

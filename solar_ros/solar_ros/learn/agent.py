@@ -15,9 +15,9 @@ from typing import Optional, Union
 import numpy as np
 from solar_ros.core.cem import CEMConfig, plan
 from solar_ros.core.gains import TimeVaryingGains
-from solar_ros.core.lds import OnlineKalmanFilter
 from solar_ros.core.model import SolarModel
 from solar_ros.core.online import OnlineStep
+from solar_ros.core.online_filter import OnlineKalmanFilter
 import torch
 
 
@@ -102,15 +102,14 @@ class MPCAgent:
         if self._plan is not None and len(self._plan) > 1:
             start = torch.cat([self._plan[1:], self._plan[-1:]])[:steps]
         t = self.t
-        self._plan = plan(mean, self.dynamics.F[t:t + steps - 1], self.C[t:t + steps],
-                          self.c[t:t + steps], -self.high, self.high, self.config,
-                          self.generator, start)
+        self._plan = plan(torch.from_numpy(mean), self.dynamics.F[t:t + steps - 1],
+                          self.C[t:t + steps], self.c[t:t + steps], -self.high, self.high,
+                          self.config, self.generator, start)
         return self._plan[0].numpy()
 
     def observe_action(self, action: np.ndarray) -> None:
         """Predict the next latent state from the action (du,) actually applied."""
-        self.filter.predict(self.dynamics.F[self.t], self.dynamics.Q[self.t],
-                            torch.as_tensor(action, dtype=torch.float64))
+        self.filter.predict(self.dynamics.F[self.t], self.dynamics.Q[self.t], action)
         self.t += 1
 
 

@@ -4,12 +4,17 @@
     python -m solar_ros.nodes.bringup --learn false --policy-dir DIR [--policy K]
                                       [--episodes N] [--task N]
 
-Starts the same node classes as ``launch/sawyer_stack.launch.py`` (sim, encoder, latent
-filter, controller, episode runner, learner) in one single-threaded rclpy executor (the
-learner refits in a thread of its own) with the same parameter files (``sim.yaml``,
-then ``sawyer_stack.yaml``, then any ``--params``), and runs until the learner has
-produced ``loop.iterations`` policies, or Ctrl-C. Progress is the nodes' log; the run
+Starts the same node classes as ``launch/sawyer_stack.launch.py`` (encoder, latent filter,
+controller, sim, episode runner, learner; the policy node first in deploy mode) in one
+single-threaded rclpy executor with the same parameter files (``sim.yaml``, then
+``sawyer_stack.yaml``, then any ``--params``), and runs until the learner has produced
+``loop.iterations`` policies, or Ctrl-C. Progress is the nodes' log; the run
 directory collects episodes, checkpoints and metrics.
+
+The nodes are created in that order because a message reaches its subscribers in the
+order they were created: the encoder then sees a frame before the learner records it, and
+the filter predicts with a command before the sim steps on it (which takes milliseconds),
+so neither waits on the image-to-command path (``bench/control_latency.py``).
 
 Deploy mode (``--learn false``): the policy node serves policy K (default: the newest) of
 ``--policy-dir`` (a run directory or a ``solar_ros/pretrained`` folder) in place of the
@@ -69,15 +74,15 @@ class Bringup:
         self.nodes: List[Node] = []
         self.executor = EventsExecutor(context=self.context)  # as in spin.spin_node
         try:
-            if learn:
-                self.learner = self._add(LearnerNode(context=self.context))
-            else:
+            if not learn:  # first: a policy it cannot serve is the error to report
                 self.policy = self._add(PolicyNode(context=self.context))
-            self.sim = self._add(SimNode(context=self.context))
             self.encoder = self._add(EncoderNode(context=self.context))
             self.filter = self._add(LatentFilterNode(context=self.context))
             self.controller = self._add(ControllerNode(context=self.context))
+            self.sim = self._add(SimNode(context=self.context))
             self.runner = self._add(EpisodeRunnerNode(context=self.context))
+            if learn:
+                self.learner = self._add(LearnerNode(context=self.context))
         except BaseException:
             self.shutdown()  # a node that fails to start leaves nothing running
             raise

@@ -98,7 +98,7 @@ class LatentFilterNode(Node):
             J, h = potential_from_msg(msg)
             mean, cov = self._online.update(J, h)
         except (MessageValidationError, ValueError, RuntimeError) as error:
-            # LinAlgError is a RuntimeError. The step still gets a belief, the prediction
+            # numpy's LinAlgError is a ValueError. The step still gets a belief, the prediction
             # without this frame's evidence, so that a lockstep system never waits forever.
             self._error(f'potential not used ({error}): acting on the prediction')
             mean, cov = self._online.belief()

@@ -62,6 +62,7 @@ class SimNode(Node):
     def __init__(self, node_name: str = 'sim', **kwargs):
         """Declare parameters, build the environment, then wire publishers and services."""
         super().__init__(node_name, **kwargs)
+        self._env: Optional[SawyerStackEnv] = None  # first: destroy_node after a failed start
         self._mode = self._declare(
             'mode', 'lockstep', 'lockstep: one control step per command; realtime: a timer '
             'at the control rate')
@@ -275,7 +276,8 @@ class SimNode(Node):
 
     def destroy_node(self):
         """Close the simulator, then destroy the node."""
-        self._env.close()
+        if self._env is not None:
+            self._env.close()
         super().destroy_node()
 
 
