@@ -21,9 +21,9 @@ from sensor_msgs.msg import Image
 from solar_ros.core.checkpoint import CheckpointError
 from solar_ros.core.model import SolarModel
 from solar_ros.core.online import OnlineStep
-from solar_ros.images import frame_to_rgb, ImageFormatError, ViewAssembler
+from solar_ros.images import ViewAssembler
 from solar_ros.nodes import qos
-from solar_ros.nodes.cameras import subscribe_views
+from solar_ros.nodes.cameras import assemble_view, subscribe_views
 from solar_ros.nodes.conversions import potential_to_msg, stamp_ns
 from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeEvent, LatentPotential
@@ -89,16 +89,10 @@ class EncoderNode(Node):
             self.get_logger().warning('no model yet: frame skipped', throttle_duration_sec=2.0)
             return
         config = self._online.model.config
-        try:
-            rgb = frame_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                               config.image_size)
-        except ImageFormatError as error:
-            self.get_logger().error(f'frame of view {view} rejected: {error}',
-                                    throttle_duration_sec=1.0)
-            return
-        frame = self._views.add(view, stamp, rgb, config.views)
+        frame = assemble_view(self, self._views, msg, view, config.image_size, config.views,
+                              'rejected')
         if frame is None:
-            return  # another view of this step is still to come
+            return  # another view of this step is still to come, or a bad frame
         precision, h = self._online.encode(frame)
         self._publisher.publish(potential_to_msg(msg.header, self._episode_id, self._step,
                                                  h / precision, precision,

@@ -27,12 +27,12 @@ from typing import Optional
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from solar_ros.images import frame_to_rgb, ImageFormatError, ViewAssembler
+from solar_ros.images import ViewAssembler
 from solar_ros.learn.episodes import Episode
 from solar_ros.learn.learner import SolarLearner, UpdateStopped
 from solar_ros.learn.recorder import EpisodeRecorder
 from solar_ros.nodes import qos
-from solar_ros.nodes.cameras import IMAGE_TOPICS, subscribe_views
+from solar_ros.nodes.cameras import assemble_view, IMAGE_TOPICS, subscribe_views
 from solar_ros.nodes.conversions import gains_to_msg, stamp_ns
 from solar_ros.nodes.runnable import served_config
 from solar_ros.nodes.spin import spin_node
@@ -170,17 +170,10 @@ class LearnerNode(Node):
         self._take(self._recorder.on_policy(msg.episode_id, msg.policy_version))
 
     def _on_image(self, msg: Image, view: int) -> None:
-        try:
-            rgb = frame_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                               self._image_size)
-        except ImageFormatError as error:
-            self.get_logger().error(f'frame of view {view} not recorded: {error}',
-                                    throttle_duration_sec=1.0)
-            return
-        stamp = stamp_ns(msg.header)
-        frame = self._views.add(view, stamp, rgb, self.learner.model_config.views)
+        frame = assemble_view(self, self._views, msg, view, self._image_size,
+                              self.learner.model_config.views, 'not recorded')
         if frame is not None:
-            self._take(self._recorder.on_frame(frame, stamp))
+            self._take(self._recorder.on_frame(frame, stamp_ns(msg.header)))
 
     def _take(self, episode: Optional[Episode]) -> None:
         """Store a completed episode and start a refit when enough are recorded."""
