@@ -64,6 +64,8 @@ class OnlineStep:
         self._next_gains = gains
         self._filter: Optional[OnlineKalmanFilter] = None
         self._stack: Optional[KeypointEncoderStack] = None  # the model's views in one pass
+        # The adopted gains as numpy: K (T, du, dx), k (T, du), L (T, du, du); F, Q (T-1, ...)
+        self._arrays: Tuple[np.ndarray, ...] = ()
         self._noise = np.zeros((0, 0))
         self.t = 0
 
@@ -88,6 +90,9 @@ class OnlineStep:
             self._stack = KeypointEncoderStack(encoders) if encoders[0].keypoints else None
         if self._next_gains is not None:
             self.gains, self._next_gains = self._next_gains, None
+            policy, dynamics = self.gains.policy, self.gains.dynamics
+            self._arrays = tuple(np.asarray(a, dtype=np.float64) for a in (
+                policy.K, policy.k, policy.chol, dynamics.F, dynamics.Q))
         if self.model is not None and self.gains is not None \
                 and self.gains.state_dim != self.model.config.latent_dim:
             raise ValueError(f'gains act on dx={self.gains.state_dim}, the model has '
@@ -157,10 +162,17 @@ class OnlineStep:
         """
         gains = self._need_gains()
         t = self.t if t is None else int(t)
-        noise = self._noise[t] if t < len(self._noise) else np.zeros(gains.action_dim)
+        if not 0 <= t < gains.horizon:
+            raise ValueError(f't: expected 0 <= t < {gains.horizon}, got {t}')
+        mean = np.asarray(mean, dtype=np.float64)
+        if mean.shape != (gains.state_dim,):
+            raise ValueError(f'mean: expected shape ({gains.state_dim},), got {mean.shape}')
+        K, k, L = self._arrays[:3]
         with np.errstate(all='ignore'):
-            return gains.policy.act(t, np.asarray(mean, dtype=np.float64),
-                                    self.noise_scale * noise)
+            action = K[t] @ mean + k[t]
+            if t < len(self._noise) and self.noise_scale:
+                action += self.noise_scale * (L[t] @ self._noise[t])
+        return action
 
     def predict(self, action: np.ndarray) -> bool:
         """Move the belief to the next step with the action (du,) applied at this one.
@@ -172,9 +184,8 @@ class OnlineStep:
         gains = self._need_gains()
         if self.t + 1 >= gains.horizon:
             return False
-        dynamics = gains.dynamics
-        self._filter.predict(dynamics.F[self.t], dynamics.Q[self.t],
-                             np.asarray(action, dtype=np.float64))
+        F, Q = self._arrays[3:]
+        self._filter.predict(F[self.t], Q[self.t], action)
         self.t += 1
         return True
 
