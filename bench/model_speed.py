@@ -1,7 +1,9 @@
 """Print the speed of the SOLAR model's parts on this CPU.
 
-Figures: encoder time per frame (forward, no gradient), one step of the online Kalman
-filter (update + predict), and one training update (encoder, smoother, sample, decoder,
+Figures: encoder time per frame (forward, no gradient); a running episode's encoding of
+one two-camera frame by the keypoint encoders view by view (``SolarModel.encode``) and in
+one pass (``KeypointEncoderStack``); one step of the online Kalman filter (update +
+predict); and one training update (encoder, smoother, sample, decoder,
 backward, Adam and the MNIW natural-gradient step) for the stated batch and horizon.
 
 Usage: python bench/model_speed.py [--threads 1] [--batch 8] [--horizon 20] [--latent 4]
@@ -12,6 +14,7 @@ import time
 
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
+from solar_ros.core.networks import KeypointEncoderStack
 from solar_ros.core.online_filter import OnlineKalmanFilter
 from solar_ros.core.sequences import EpisodeBatch
 from solar_ros.sim.point_mass import PointMassEnv, random_episodes
@@ -51,6 +54,16 @@ def main() -> None:
         encode = best_time(lambda: model.encoder(frames.float() / 255.0), 5)
     print(f'encoder: {1e3 * encode / len(frames):.3f} ms per frame '
           f'(batches of {len(frames)} frames)')
+
+    views = SolarModel(ModelConfig(latent_dim=12, action_dim=7, horizon=args.horizon,
+                                   views=2, keypoints=16))
+    frame = torch.randint(0, 256, (64, 64, 6), dtype=torch.uint8)
+    stack = KeypointEncoderStack(views.view_encoders())
+    with torch.no_grad():
+        by_view = best_time(lambda: [views.encode(frame[None, None]) for _ in range(100)], 5)
+    in_one = best_time(lambda: [stack(frame) for _ in range(100)], 5)
+    print(f'two-camera frame (keypoint encoders, dx=12): {10 * by_view:.3f} ms view by '
+          f'view, {10 * in_one:.3f} ms in one pass ({by_view / in_one:.1f} x faster)')
 
     params = model.dynamics()
     filt = OnlineKalmanFilter(args.latent)
