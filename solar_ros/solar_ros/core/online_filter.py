@@ -6,7 +6,9 @@ evidence exp(-1/2 s^T J s + h^T s) per frame) and the same arithmetic as its bat
 per step. It runs on every control step of the encoder-filter-controller path, where a
 12-dimensional step in numpy takes a small fraction of the batched torch routine's time
 (``bench/model_speed.py``); the batched filter stays in torch for training, where it must be
-differentiable.
+differentiable. The predicted belief's information form is computed by :meth:`predict`
+(and :meth:`reset`), which run while the arm moves, so that :meth:`update`, which runs
+between a frame and the action, only adds the frame's potential and inverts once.
 """
 
 from typing import Tuple
@@ -58,6 +60,7 @@ class OnlineKalmanFilter:
         self.mean = np.zeros(state_dim)
         self.cov = np.eye(state_dim)
         self.log_normalizer = 0.0
+        self._info = self._information()  # the belief's J, h and log det cov
 
     def reset(self, mu0: object, P0: object) -> None:
         """Start from the prior belief s_0 ~ N(mu0 (dx,), P0 (dx, dx))."""
@@ -68,6 +71,12 @@ class OnlineKalmanFilter:
             raise ValueError(f'P0: expected shape ({dx}, {dx}), got {P0.shape}')
         self.mean, self.cov = mean, 0.5 * (P0 + P0.T)
         self.log_normalizer = 0.0
+        self._info = self._information()
+
+    def _information(self) -> Tuple[np.ndarray, np.ndarray, float]:
+        """Return the belief's precision J (dx, dx), h = J mean (dx,) and log det cov."""
+        J, logdet_cov = _inverse_cholesky(self.cov)
+        return J, J @ self.mean, logdet_cov
 
     def update(self, J: object, h: object) -> Tuple[np.ndarray, np.ndarray]:
         """Add the potential J ((dx,) diagonal or (dx, dx)), h (dx,); return (mean, cov).
@@ -84,8 +93,7 @@ class OnlineKalmanFilter:
         elif J.shape != (dx, dx):
             raise ValueError(f'J: expected shape ({dx},) or ({dx}, {dx}), got {J.shape}')
         h = _vector(h, 'h', dx)
-        J_pred, logdet_pred_cov = _inverse_cholesky(self.cov)
-        h_pred = J_pred @ self.mean
+        J_pred, h_pred, logdet_pred_cov = self._info
         J_post = J_pred + J
         cov, logdet_J_post = _inverse_cholesky(0.5 * (J_post + J_post.T))
         h_post = h_pred + h
@@ -94,6 +102,7 @@ class OnlineKalmanFilter:
         self.log_normalizer += 0.5 * (float(h_post @ mean) - float(h_pred @ self.mean)
                                       - logdet_pred_cov - logdet_J_post)
         self.mean, self.cov = mean, 0.5 * (cov + cov.T)
+        self._info = (J_post, h_post, -logdet_J_post)
         return self.mean, self.cov
 
     def predict(self, F: object, Q: object, action: object) -> Tuple[np.ndarray, np.ndarray]:
@@ -115,4 +124,5 @@ class OnlineKalmanFilter:
         A, B = F[:, :dx], F[:, dx:]
         cov = A @ self.cov @ A.T + Q
         self.mean, self.cov = A @ self.mean + B @ action, 0.5 * (cov + cov.T)
+        self._info = self._information()
         return self.mean, self.cov
