@@ -1,11 +1,17 @@
 """The linear probe of the held block's position: known answers and a real PyBullet run."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
+from solar_ros.core.online import episode_noise
+from solar_ros.learn.evaluate import load_gains, load_policy
+from solar_ros.learn.loop import run_episode
 from solar_ros.learn.probe import (
-    collect, linear_probe, main, probe_model, probe_true_state, ProbeData)
+    collect, linear_probe, main, NEAR_GOAL_FRAMES, probe_model, probe_true_state, ProbeData)
+from solar_ros.sim.environments import make_env
 from solar_ros.sim.point_mass import PointMassEnv
 from solar_ros.sim.sawyer_config import SawyerStackConfig
 from solar_ros.sim.sawyer_env import SawyerStackEnv
@@ -63,3 +69,22 @@ def test_probe_data_needs_two_episodes_and_a_probeable_env(tmp_path):
     with pytest.raises(ValueError, match='block'):
         collect(PointMassEnv(horizon=3), task=1, episodes=2, std=0.1)
     assert main([str(tmp_path)]) == 2
+
+
+def test_near_goal_probe_runs_the_policy_on_its_last_frames(capsys):
+    policy_dir = Path(__file__).resolve().parents[1] / 'pretrained' / 'sawyer_task1'
+    config, _, _ = load_gains(policy_dir)
+    agent = load_policy(policy_dir)
+    with make_env(config.env) as env:
+        data = collect(env, task=1, episodes=2, std=0.0, agent=agent)
+        seed = 700_000_001  # the second episode, as evaluate runs the policy from that seed
+        episode = run_episode(env, agent, 1, seed, episode_noise(env.horizon, 7, seed))
+    np.testing.assert_allclose(data.actions[1], episode.actions)
+    np.testing.assert_array_equal(data.images[1], episode.images[:-1])
+    # the policy brings the block within a few centimetres of the goal at the end
+    assert np.linalg.norm(data.offsets[:, -1], axis=-1).max() < 0.05
+    assert np.linalg.norm(data.offsets[:, 0], axis=-1).min() > 0.05
+    assert main([str(policy_dir), '--near-goal', '--episodes', '4']) == 0
+    out = capsys.readouterr().out
+    assert f'last {NEAR_GOAL_FRAMES} frames of 4 episodes' in out
+    assert sum(line.split()[0] in 'xyz' for line in out.splitlines()[2:]) == 3

@@ -14,6 +14,14 @@ policy update scores its model on the same frames (the ``probe_r2_*`` columns of
 ``metrics.csv``)::
 
     python -m solar_ros.learn.probe RUN_DIR [--policy K] [--episodes 20]
+
+Near the goal (``--near-goal``): the episodes are the policy's own, with its exploration
+noise on (the spread a regression needs; same reset seeds), and the regression uses only
+their last ``NEAR_GOAL_FRAMES`` frames, where the block is let go. Its RMSE says how
+precisely the latent holds the offset where success is decided (horizontally within about
+1.5 cm); these episodes are rendered on every call and not kept::
+
+    python -m solar_ros.learn.probe RUN_DIR --near-goal [--policy K] [--episodes 20]
 """
 
 import argparse
@@ -32,6 +40,7 @@ from solar_ros.sim.environments import make_env
 
 PROBE_SEED_BASE = 700_000_000
 AXES = ('x', 'y', 'z')
+NEAR_GOAL_FRAMES = 10  # the last frames of an episode, where the block is let go
 
 
 @dataclass
@@ -94,11 +103,14 @@ def can_probe(env: Any) -> bool:
                ('held_block_pose', 'goal_position', 'joint_positions', 'target_block_pose'))
 
 
-def collect(env: Any, task: int, episodes: int, std: float) -> ProbeData:
-    """Run ``episodes`` random-action episodes of ``task`` and record the true state.
+def collect(env: Any, task: int, episodes: int, std: float,
+            agent: Optional[Any] = None) -> ProbeData:
+    """Run ``episodes`` episodes of ``task`` and record the true state behind every frame.
 
-    Actions are ``std`` times standard-normal noise drawn from each episode's reset seed
-    (:func:`solar_ros.core.online.episode_noise`), as the random pretraining policy acts.
+    Without ``agent`` the actions are ``std`` times standard-normal noise drawn from each
+    episode's reset seed (:func:`solar_ros.core.online.episode_noise`), as the random
+    pretraining policy acts. With ``agent`` (a :class:`~solar_ros.learn.agent.LatentAgent`)
+    the policy acts, with that noise as its exploration noise (``std`` is not used).
 
     Raises:
         ValueError: ``env`` cannot be probed (:func:`can_probe`) or ``episodes`` < 2.
@@ -109,14 +121,19 @@ def collect(env: Any, task: int, episodes: int, std: float) -> ProbeData:
     for index in range(episodes):
         seed = PROBE_SEED_BASE + index
         image = env.reset(task=task, seed=seed)
-        noise = std * episode_noise(env.horizon, env.action_dim, seed)
+        noise = episode_noise(env.horizon, env.action_dim, seed)
+        if agent is not None:
+            agent.reset(noise)
         frames, applied, offset, state = [], [], [], []
         for t in range(env.horizon):
             frames.append(image)
             offset.append(env.held_block_pose()[:3] - env.goal_position())
             state.append(np.concatenate([env.joint_positions(), env.target_block_pose()[:2]]))
-            image, _, _, info = env.step(noise[t])
+            action = std * noise[t] if agent is None else agent.act(image)
+            image, _, _, info = env.step(action)
             applied.append(np.asarray(info['action'], dtype=np.float64))
+            if agent is not None and t + 1 < env.horizon:
+                agent.observe_action(applied[-1])
         images.append(np.stack(frames))
         actions.append(np.stack(applied))
         offsets.append(np.stack(offset))
@@ -162,15 +179,22 @@ def linear_probe(features: np.ndarray, targets: np.ndarray) -> ProbeScores:
                        rmse=np.sqrt((residual ** 2).mean(axis=0)))
 
 
-def probe_model(model: SolarModel, data: ProbeData) -> ProbeScores:
-    """Score the model's smoothed latent means on the probe episodes."""
+def probe_model(model: SolarModel, data: ProbeData, last: int = 0) -> ProbeScores:
+    """Score the model's smoothed latent means on the probe episodes.
+
+    ``last`` > 0 scores only each episode's last ``last`` frames (smoothed over the whole
+    episode).
+    """
     latents = model.infer(data.images, data.actions).means.numpy()
-    return linear_probe(latents, data.offsets)
+    return linear_probe(latents[:, -last:], data.offsets[:, -last:])
 
 
-def probe_true_state(data: ProbeData) -> ProbeScores:
-    """Score the arm's true state (joint angles and target x, y) on the probe episodes."""
-    return linear_probe(data.true_states, data.offsets)
+def probe_true_state(data: ProbeData, last: int = 0) -> ProbeScores:
+    """Score the arm's true state (joint angles, target x, y) on the probe episodes.
+
+    ``last`` as in :func:`probe_model`.
+    """
+    return linear_probe(data.true_states[:, -last:], data.offsets[:, -last:])
 
 
 def report(latent: ProbeScores, true_state: ProbeScores) -> List[str]:
@@ -190,6 +214,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='probe the model of policy K (default: the newest)')
     parser.add_argument('--episodes', type=int, default=20,
                         help='probe episodes rendered on first use (half fit, half scored)')
+    parser.add_argument('--near-goal', action='store_true',
+                        help=f"the policy's own episodes, exploration noise on, and only "
+                             f'their last {NEAR_GOAL_FRAMES} frames (module docstring)')
     args = parser.parse_args(argv)
     if args.episodes < 2:
         print('solar_ros.probe: --episodes must be at least 2', file=sys.stderr)
@@ -200,22 +227,35 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.policy is None:
             if not files.models():
                 raise ValueError(f'no model checkpoints in {files.checkpoints}')
-            path = files.model(files.models()[-1])
+            version = files.models()[-1]
         else:
-            path = files.model(args.policy)
-            if not path.exists():
-                raise ValueError(f'{path} does not exist')
+            version = args.policy
+            if not files.model(version).exists():
+                raise ValueError(f'{files.model(version)} does not exist')
+        path = files.model(version)
         model = SolarModel.load(path)
         env = make_env(config.env)
         if not can_probe(env):
             raise ValueError(f'env {config.env.get("name")!r} has no block state to probe')
+        if args.near_goal:
+            # Here, not at the top: evaluate imports the learner, which imports this module.
+            from solar_ros.learn.evaluate import load_policy
+            agent = load_policy(args.run_dir, version)
     except (OSError, ValueError) as error:
         print(f'solar_ros.probe: cannot probe {args.run_dir}: {error}', file=sys.stderr)
         return 2
-    data = load_or_collect(args.run_dir, env, config, args.episodes)
-    print(f'{path.name}: linear probe of the held block offset on {len(data.images)} '
-          f'random-action episodes (fitted on {len(data.images) // 2}, scored on the rest)')
-    for line in report(probe_model(model, data), probe_true_state(data)):
+    if args.near_goal:
+        data = collect(env, config.loop.task, args.episodes, 0.0, agent)
+        last = NEAR_GOAL_FRAMES
+        print(f'{path.name}: linear probe of the held block offset on the last {last} frames '
+              f'of {len(data.images)} episodes of the policy (exploration noise on; fitted on '
+              f'{len(data.images) // 2}, scored on the rest)')
+    else:
+        data = load_or_collect(args.run_dir, env, config, args.episodes)
+        last = 0
+        print(f'{path.name}: linear probe of the held block offset on {len(data.images)} '
+              f'random-action episodes (fitted on {len(data.images) // 2}, scored on the rest)')
+    for line in report(probe_model(model, data, last), probe_true_state(data, last)):
         print(line)
     return 0
 
