@@ -113,20 +113,6 @@ def test_expected_statistics_are_the_pairwise_moments():
     assert float(result.stats.count[t]) == 3.0
 
 
-def test_online_filter_reproduces_the_batch_filter_step_by_step():
-    params, potentials, actions = _problem(seed=5, batch=1)
-    batch = kalman_filter(params, potentials, actions)
-    online = OnlineKalmanFilter(3)
-    online.reset(params.mu0.numpy(), params.P0.numpy())
-    for t in range(5):
-        mean, cov = online.update(potentials.J[0, t].numpy(), potentials.h[0, t])
-        np.testing.assert_allclose(mean, batch.means[0, t].numpy(), rtol=0, atol=1e-10)
-        np.testing.assert_allclose(cov, batch.covs[0, t].numpy(), rtol=0, atol=1e-10)
-        if t < 4:
-            online.predict(params.F[t], params.Q[t], actions[0, t])
-    assert online.log_normalizer == pytest.approx(float(batch.log_normalizer[0]), abs=1e-10)
-
-
 def test_backward_samples_match_smoothed_moments():
     params, potentials, actions = _problem(seed=6, batch=1)
     smoothed = kalman_smoother(params, potentials, actions)
@@ -169,15 +155,6 @@ def test_bad_inputs_are_named(change, message):
         kalman_smoother(params, potentials, actions)
 
 
-def test_online_filter_rejects_wrong_sizes():
-    online = OnlineKalmanFilter(3)
-    online.reset(np.zeros(3), np.eye(3))
-    with pytest.raises(ValueError, match=r'h: expected shape \(3,\)'):
-        online.update(np.ones(3), np.ones(2))
-    with pytest.raises(ValueError, match='J: contains NaN'):
-        online.update(np.array([1.0, math.nan, 1.0]), np.ones(3))
-
-
 def test_frame_posteriors_read_each_potential_alone():
     gen = torch.Generator().manual_seed(5)
     J = 0.5 + torch.rand(2, 4, 3, dtype=torch.float64, generator=gen)
@@ -197,3 +174,51 @@ def test_frame_posteriors_read_each_potential_alone():
     torch.testing.assert_close(result.stats.yy[t], yy)
     with pytest.raises(ValueError, match='diagonal'):
         frame_posteriors(GaussianPotentials(J=torch.diag_embed(J), h=h), actions)
+
+
+def test_online_filter_reproduces_the_batch_filter_step_by_step():
+    params, potentials, actions = _problem(seed=5, batch=1)
+    batch = kalman_filter(params, potentials, actions)
+    online = OnlineKalmanFilter(3)
+    online.reset(params.mu0.numpy(), params.P0.numpy())
+    for t in range(5):
+        mean, cov = online.update(potentials.J[0, t].numpy(), potentials.h[0, t])
+        np.testing.assert_allclose(mean, batch.means[0, t].numpy(), rtol=0, atol=1e-10)
+        np.testing.assert_allclose(cov, batch.covs[0, t].numpy(), rtol=0, atol=1e-10)
+        if t < 4:
+            online.predict(params.F[t], params.Q[t], actions[0, t])
+    assert online.log_normalizer == pytest.approx(float(batch.log_normalizer[0]), abs=1e-10)
+
+
+def test_online_filter_rejects_wrong_sizes():
+    online = OnlineKalmanFilter(3)
+    online.reset(np.zeros(3), np.eye(3))
+    with pytest.raises(ValueError, match=r'h: expected shape \(3,\)'):
+        online.update(np.ones(3), np.ones(2))
+    with pytest.raises(ValueError, match='J: contains NaN'):
+        online.update(np.array([1.0, math.nan, 1.0]), np.ones(3))
+
+
+def test_online_filter_two_updates_multiply_and_a_failed_predict_changes_nothing():
+    params, potentials, actions = _problem(seed=9, batch=1)
+    J, h = potentials.J[0].numpy(), potentials.h[0].numpy()
+    twice, once = OnlineKalmanFilter(3), OnlineKalmanFilter(3)
+    for online in (twice, once):
+        online.reset(params.mu0, params.P0)
+    twice.update(J[0], h[0])
+    twice.update(J[1], h[1])  # two frames' evidence on one step: the product of both
+    once.update(J[0] + J[1], h[0] + h[1])
+    np.testing.assert_allclose(twice.mean, once.mean, atol=1e-12)
+    np.testing.assert_allclose(twice.cov, once.cov, atol=1e-12)
+    for online in (twice, once):  # and predicting twice is two steps of the dynamics
+        online.predict(params.F[0], params.Q[0], actions[0, 0])
+        online.predict(params.F[1], params.Q[1], actions[0, 1])
+    np.testing.assert_allclose(twice.mean, once.mean, atol=1e-12)
+    mean, cov = twice.mean.copy(), twice.cov.copy()
+    with pytest.raises(np.linalg.LinAlgError):  # a process noise that is not a covariance
+        twice.predict(params.F[2], -np.eye(3), actions[0, 2])
+    np.testing.assert_array_equal(twice.mean, mean)
+    np.testing.assert_array_equal(twice.cov, cov)
+    twice.update(J[2], h[2])
+    once.update(J[2], h[2])
+    np.testing.assert_allclose(twice.mean, once.mean, atol=1e-12)

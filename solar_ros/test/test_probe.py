@@ -78,7 +78,8 @@ def test_near_goal_probe_runs_the_policy_on_its_last_frames(capsys):
     with make_env(config.env) as env:
         data = collect(env, task=1, episodes=2, std=0.0, agent=agent)
         seed = 700_000_001  # the second episode, as evaluate runs the policy from that seed
-        episode = run_episode(env, agent, 1, seed, episode_noise(env.horizon, 7, seed))
+        noise = episode_noise(env.horizon, env.action_dim, seed)
+        episode = run_episode(env, agent, 1, seed, noise)
     np.testing.assert_allclose(data.actions[1], episode.actions)
     np.testing.assert_array_equal(data.images[1], episode.images[:-1])
     # the policy brings the block within a few centimetres of the goal at the end

@@ -27,14 +27,6 @@ from torch import Tensor
 ArrayLike = Union[Tensor, np.ndarray]
 
 
-def _f64(value: ArrayLike, name: str) -> Tensor:
-    """Return ``value`` as a float64 tensor, raising ValueError when it is not finite."""
-    tensor = torch.as_tensor(value, dtype=torch.float64)
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f'{name}: contains NaN or inf')
-    return tensor
-
-
 @dataclass
 class LDSParams:
     """Time-varying linear-Gaussian dynamics and initial state.

@@ -122,10 +122,16 @@ class KeypointEncoderStack:
         self.grid = torch.stack([first.grid_x, first.grid_y], dim=1)  # (P, 2)
 
     def __call__(self, frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Encode one frame (H, W, 3 V) uint8 to its potential J (dx,), h (dx,) float64."""
+        """Encode one frame (H, W, 3 V) to its potential J (dx,), h (dx,) float64.
+
+        The frame is uint8 (scaled to [0, 1] here) or float in [0, 1], as for
+        :meth:`solar_ros.core.model.SolarModel.encode`.
+        """
         views = self.views
         with torch.inference_mode():
-            x = frame.permute(2, 0, 1)[None].to(torch.float32) / 255.0
+            x = frame.permute(2, 0, 1)[None].to(torch.float32)
+            if frame.dtype == torch.uint8:
+                x = x / 255.0
             for weight, bias in self.convs:
                 x = functional.relu(functional.conv2d(x, weight, bias, stride=2, padding=1,
                                                       groups=views))

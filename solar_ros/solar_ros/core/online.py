@@ -19,7 +19,7 @@ exploration noise of an episode is drawn one way everywhere: :func:`episode_nois
 episode's seed. Arrays in and out are numpy float64 (images uint8); no ROS.
 """
 
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 from solar_ros.core.gains import TimeVaryingGains
@@ -39,6 +39,16 @@ def episode_noise(horizon: int, action_dim: int, seed: int, smooth: bool = False
     if smooth:
         return smoothed_noise(horizon, action_dim, generator=generator).numpy()
     return torch.randn(horizon, action_dim, generator=generator, dtype=torch.float64).numpy()
+
+
+class _GainArrays(NamedTuple):
+    """The adopted gains as numpy float64 copies, read on every step."""
+
+    K: np.ndarray  # (T, du, dx) feedback gains
+    k: np.ndarray  # (T, du) offsets
+    L: np.ndarray  # (T, du, du) noise factors
+    F: np.ndarray  # (T-1, dx, dx+du) filter dynamics [A B]
+    Q: np.ndarray  # (T-1, dx, dx) process noise
 
 
 class OnlineStep:
@@ -64,8 +74,7 @@ class OnlineStep:
         self._next_gains = gains
         self._filter: Optional[OnlineKalmanFilter] = None
         self._stack: Optional[KeypointEncoderStack] = None  # the model's views in one pass
-        # The adopted gains as numpy: K (T, du, dx), k (T, du), L (T, du, du); F, Q (T-1, ...)
-        self._arrays: Tuple[np.ndarray, ...] = ()
+        self._arrays: Optional[_GainArrays] = None
         self._noise = np.zeros((0, 0))
         self.t = 0
 
@@ -91,8 +100,8 @@ class OnlineStep:
         if self._next_gains is not None:
             self.gains, self._next_gains = self._next_gains, None
             policy, dynamics = self.gains.policy, self.gains.dynamics
-            self._arrays = tuple(np.asarray(a, dtype=np.float64) for a in (
-                policy.K, policy.k, policy.chol, dynamics.F, dynamics.Q))
+            self._arrays = _GainArrays(*(a.detach().numpy().astype(np.float64) for a in (
+                policy.K, policy.k, policy.chol, dynamics.F, dynamics.Q)))
         if self.model is not None and self.gains is not None \
                 and self.gains.state_dim != self.model.config.latent_dim:
             raise ValueError(f'gains act on dx={self.gains.state_dim}, the model has '
@@ -167,11 +176,11 @@ class OnlineStep:
         mean = np.asarray(mean, dtype=np.float64)
         if mean.shape != (gains.state_dim,):
             raise ValueError(f'mean: expected shape ({gains.state_dim},), got {mean.shape}')
-        K, k, L = self._arrays[:3]
+        arrays = self._arrays
         with np.errstate(all='ignore'):
-            action = K[t] @ mean + k[t]
+            action = arrays.K[t] @ mean + arrays.k[t]
             if t < len(self._noise) and self.noise_scale:
-                action += self.noise_scale * (L[t] @ self._noise[t])
+                action += self.noise_scale * (arrays.L[t] @ self._noise[t])
         return action
 
     def predict(self, action: np.ndarray) -> bool:
@@ -184,8 +193,7 @@ class OnlineStep:
         gains = self._need_gains()
         if self.t + 1 >= gains.horizon:
             return False
-        F, Q = self._arrays[3:]
-        self._filter.predict(F[self.t], Q[self.t], action)
+        self._filter.predict(self._arrays.F[self.t], self._arrays.Q[self.t], action)
         self.t += 1
         return True
 

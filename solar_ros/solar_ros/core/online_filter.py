@@ -60,23 +60,32 @@ class OnlineKalmanFilter:
         self.mean = np.zeros(state_dim)
         self.cov = np.eye(state_dim)
         self.log_normalizer = 0.0
-        self._info = self._information()  # the belief's J, h and log det cov
+        self._info = (np.eye(state_dim), self.mean, 0.0)  # the belief's J, h, log det cov
 
     def reset(self, mu0: object, P0: object) -> None:
-        """Start from the prior belief s_0 ~ N(mu0 (dx,), P0 (dx, dx))."""
+        """Start from the prior belief s_0 ~ N(mu0 (dx,), P0 (dx, dx)).
+
+        Raises:
+            ValueError: a wrong shape, a non-finite value, or P0 not positive definite.
+
+        """
         dx = self.state_dim
         mean = _vector(mu0, 'mu0', dx)
         P0 = _finite(P0, 'P0')
         if P0.shape != (dx, dx):
             raise ValueError(f'P0: expected shape ({dx}, {dx}), got {P0.shape}')
-        self.mean, self.cov = mean, 0.5 * (P0 + P0.T)
+        self._set(mean.copy(), 0.5 * (P0 + P0.T))
         self.log_normalizer = 0.0
-        self._info = self._information()
 
-    def _information(self) -> Tuple[np.ndarray, np.ndarray, float]:
-        """Return the belief's precision J (dx, dx), h = J mean (dx,) and log det cov."""
-        J, logdet_cov = _inverse_cholesky(self.cov)
-        return J, J @ self.mean, logdet_cov
+    def _set(self, mean: np.ndarray, cov: np.ndarray) -> None:
+        """Make N(mean, cov) the belief, with its information form; nothing changes on error.
+
+        Raises:
+            numpy.linalg.LinAlgError: ``cov`` is not positive definite.
+
+        """
+        J, logdet_cov = _inverse_cholesky(cov)
+        self.mean, self.cov, self._info = mean, cov, (J, J @ mean, logdet_cov)
 
     def update(self, J: object, h: object) -> Tuple[np.ndarray, np.ndarray]:
         """Add the potential J ((dx,) diagonal or (dx, dx)), h (dx,); return (mean, cov).
@@ -113,6 +122,11 @@ class OnlineKalmanFilter:
             Q: (dx, dx) process-noise covariance.
             action: (du,) the action applied.
 
+        Raises:
+            ValueError: a wrong shape or a non-finite value.
+            numpy.linalg.LinAlgError: the predicted covariance is not positive definite;
+                the belief is then left as it was.
+
         """
         dx = self.state_dim
         F, Q = _finite(F, 'F'), _finite(Q, 'Q')
@@ -123,6 +137,5 @@ class OnlineKalmanFilter:
         action = _vector(action, 'action', F.shape[1] - dx)
         A, B = F[:, :dx], F[:, dx:]
         cov = A @ self.cov @ A.T + Q
-        self.mean, self.cov = A @ self.mean + B @ action, 0.5 * (cov + cov.T)
-        self._info = self._information()
+        self._set(A @ self.mean + B @ action, 0.5 * (cov + cov.T))
         return self.mean, self.cov

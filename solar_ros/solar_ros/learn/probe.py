@@ -16,7 +16,8 @@ policy update scores its model on the same frames (the ``probe_r2_*`` columns of
     python -m solar_ros.learn.probe RUN_DIR [--policy K] [--episodes 20]
 
 Near the goal (``--near-goal``): the episodes are the policy's own, with its exploration
-noise on (the spread a regression needs; same reset seeds), and the regression uses only
+noise on (the spread a regression needs; same reset seeds; the MPC ablation's planner has
+none), and the regression uses only
 their last ``NEAR_GOAL_FRAMES`` frames, where the block is let go. Its RMSE says how
 precisely the latent holds the offset where success is decided (horizontally within about
 1.5 cm); these episodes are rendered on every call and not kept::
@@ -104,13 +105,14 @@ def can_probe(env: Any) -> bool:
 
 
 def collect(env: Any, task: int, episodes: int, std: float,
-            agent: Optional[Any] = None) -> ProbeData:
+            agent: Optional[Any] = None, smooth: bool = False) -> ProbeData:
     """Run ``episodes`` episodes of ``task`` and record the true state behind every frame.
 
     Without ``agent`` the actions are ``std`` times standard-normal noise drawn from each
     episode's reset seed (:func:`solar_ros.core.online.episode_noise`), as the random
     pretraining policy acts. With ``agent`` (a :class:`~solar_ros.learn.agent.LatentAgent`)
-    the policy acts, with that noise as its exploration noise (``std`` is not used).
+    the policy acts, with that noise as its exploration noise (``std`` is not used;
+    ``smooth`` draws it time-correlated, as ``loop.smooth_noise``; an MPC agent ignores it).
 
     Raises:
         ValueError: ``env`` cannot be probed (:func:`can_probe`) or ``episodes`` < 2.
@@ -121,7 +123,7 @@ def collect(env: Any, task: int, episodes: int, std: float,
     for index in range(episodes):
         seed = PROBE_SEED_BASE + index
         image = env.reset(task=task, seed=seed)
-        noise = episode_noise(env.horizon, env.action_dim, seed)
+        noise = episode_noise(env.horizon, env.action_dim, seed, smooth)
         if agent is not None:
             agent.reset(noise)
         frames, applied, offset, state = [], [], [], []
@@ -225,9 +227,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         config = RunConfig.from_yaml(files.config)
         if args.policy is None:
-            if not files.models():
-                raise ValueError(f'no model checkpoints in {files.checkpoints}')
-            version = files.models()[-1]
+            # the newest model, or for --near-goal the newest policy (its learner checkpoint too)
+            versions = files.completed_policies() if args.near_goal else files.models()
+            if not versions:
+                raise ValueError(f'no checkpoints in {files.checkpoints}')
+            version = versions[-1]
         else:
             version = args.policy
             if not files.model(version).exists():
@@ -245,7 +249,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'solar_ros.probe: cannot probe {args.run_dir}: {error}', file=sys.stderr)
         return 2
     if args.near_goal:
-        data = collect(env, config.loop.task, args.episodes, 0.0, agent)
+        data = collect(env, config.loop.task, args.episodes, 0.0, agent,
+                       config.loop.smooth_noise)
         last = NEAR_GOAL_FRAMES
         print(f'{path.name}: linear probe of the held block offset on the last {last} frames '
               f'of {len(data.images)} episodes of the policy (exploration noise on; fitted on '

@@ -11,10 +11,11 @@ single-threaded rclpy executor with the same parameter files (``sim.yaml``, then
 ``loop.iterations`` policies, or Ctrl-C. Progress is the nodes' log; the run
 directory collects episodes, checkpoints and metrics.
 
-The nodes are created in that order because a message reaches its subscribers in the
-order they were created: the encoder then sees a frame before the learner records it, and
-the filter predicts with a command before the sim steps on it (which takes milliseconds),
-so neither waits on the image-to-command path (``bench/control_latency.py``).
+The nodes are created in that order because, with Fast DDS and the events executor (as
+measured, not promised by any API), a message reaches the subscribers of one process in
+the order they were created: the encoder then sees a frame before the learner records it,
+and the filter predicts with a command before the sim steps on it (which takes
+milliseconds), so neither waits on the image-to-command path (``bench/control_latency.py``).
 
 Deploy mode (``--learn false``): the policy node serves policy K (default: the newest) of
 ``--policy-dir`` (a run directory or a ``solar_ros/pretrained`` folder) in place of the
