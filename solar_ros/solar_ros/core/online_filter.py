@@ -57,10 +57,8 @@ class OnlineKalmanFilter:
         if state_dim < 1:
             raise ValueError(f'state_dim must be >= 1, got {state_dim}')
         self.state_dim = state_dim
-        self.mean = np.zeros(state_dim)
-        self.cov = np.eye(state_dim)
         self.log_normalizer = 0.0
-        self._info = (np.eye(state_dim), self.mean, 0.0)  # the belief's J, h, log det cov
+        self._set(np.zeros(state_dim), np.eye(state_dim))  # mean, cov, information form
 
     def reset(self, mu0: object, P0: object) -> None:
         """Start from the prior belief s_0 ~ N(mu0 (dx,), P0 (dx, dx)).
