@@ -114,11 +114,19 @@ def measure(separate: bool, samples: int, image_size: int) -> np.ndarray:
         else:
             commands = [[sys.executable, '-m', 'solar_ros.nodes.bringup',
                          '--params', *files[2:]]]
-        processes = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL) for c in commands]
+        logs = [Path(tmp) / f'{c[2].rsplit(".", 1)[-1]}.log' for c in commands]
+        processes = []
+        for command, log in zip(commands, logs):
+            with open(log, 'w') as stderr:
+                processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                                  stderr=stderr))
         probe = Probe()
         try:
             return probe.collect(samples, timeout=120.0 + samples)
+        except RuntimeError as error:  # name the nodes that stopped, with their last words
+            stopped = [f'{log.stem} exited {p.returncode}:\n{log.read_text()[-2000:]}'
+                       for p, log in zip(processes, logs) if p.poll() is not None]
+            raise RuntimeError('\n'.join([str(error), *stopped])) from None
         finally:
             probe.close()
             for process in processes:
@@ -161,8 +169,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+    mode = os.environ.get('RMW_FASTRTPS_PUBLICATION_MODE', 'the default')
     print(f'image {args.image_size}x{args.image_size} rgb8, lockstep, {args.samples} '
-          f'commands after {WARMUP} warm-up ones, OMP_NUM_THREADS=1 per process')
+          f'commands after {WARMUP} warm-up ones, OMP_NUM_THREADS=1 per process, '
+          f'{os.environ.get("RMW_IMPLEMENTATION")} publication mode {mode}')
     compute = 1e3 * np.median(step_compute(args.samples))
     print(f'{"step compute":>20}: median {compute:6.2f} ms (encode, filter, act; no ROS)')
     figures = {}

@@ -14,6 +14,9 @@ export SOLAR_VENV
 # Loopback-only DDS; callers may pick their own domain id.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export PYTHONDONTWRITEBYTECODE=1
+# Fast DDS sends each message in the publishing thread instead of handing it to a sender
+# thread: the image-to-command path's tail is shorter (README, "Speed on this 2-core CPU").
+export RMW_FASTRTPS_PUBLICATION_MODE="${RMW_FASTRTPS_PUBLICATION_MODE:-SYNCHRONOUS}"
 
 if [ -d "$SOLAR_VENV" ]; then
   # shellcheck disable=SC1091

@@ -28,6 +28,8 @@ from solar_ros_msgs.msg import EpisodeEvent
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 import yaml
 
+pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
+
 HORIZON = 5
 RUN_CONFIG = {
     'model': {'latent_dim': 3, 'channels': 4, 'hidden': 16, 'batch_size': 2,
@@ -301,7 +303,6 @@ from launch import LaunchService
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 
-pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
 service = LaunchService(argv=[])
 service.include_launch_description(IncludeLaunchDescription(
     PythonLaunchDescriptionSource(sys.argv[1]),
