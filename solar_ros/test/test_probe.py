@@ -8,9 +8,9 @@ from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.online import episode_noise
 from solar_ros.learn.evaluate import load_gains, load_policy
-from solar_ros.learn.loop import run_episode
 from solar_ros.learn.probe import (
     collect, linear_probe, main, NEAR_GOAL_FRAMES, probe_model, probe_true_state, ProbeData)
+from solar_ros.learn.rollout import run_episode
 from solar_ros.sim.environments import make_env
 from solar_ros.sim.point_mass import PointMassEnv
 from solar_ros.sim.sawyer_config import SawyerStackConfig

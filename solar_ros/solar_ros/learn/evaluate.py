@@ -30,7 +30,7 @@ from solar_ros.learn.agent import LatentAgent, make_agent, MPCAgent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode
 from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION
-from solar_ros.learn.loop import run_episode
+from solar_ros.learn.rollout import run_episode
 from solar_ros.learn.run_dir import RunDir
 from solar_ros.learn.video import compose, wide_frames, write_gif
 from solar_ros.sim.environments import make_env

@@ -36,6 +36,7 @@ from solar_ros.core.model import SolarModel
 from solar_ros.core.online import episode_noise
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import write_npz
+from solar_ros.learn.rollout import NoiseAgent, run_episode
 from solar_ros.learn.run_dir import RunDir
 from solar_ros.sim.environments import make_env
 
@@ -119,25 +120,20 @@ def collect(env: Any, task: int, episodes: int, std: float,
     """
     if not can_probe(env):
         raise ValueError(f'{type(env).__name__} does not expose the block and arm state')
+    agent = NoiseAgent(std) if agent is None else agent
     images, actions, offsets, states = [], [], [], []
     for index in range(episodes):
         seed = PROBE_SEED_BASE + index
-        image = env.reset(task=task, seed=seed)
-        noise = episode_noise(env.horizon, env.action_dim, seed, smooth)
-        if agent is not None:
-            agent.reset(noise)
-        frames, applied, offset, state = [], [], [], []
-        for t in range(env.horizon):
-            frames.append(image)
+        offset, state = [], []
+
+        def record_true_state() -> None:
             offset.append(env.held_block_pose()[:3] - env.goal_position())
             state.append(np.concatenate([env.joint_positions(), env.target_block_pose()[:2]]))
-            action = std * noise[t] if agent is None else agent.act(image)
-            image, _, _, info = env.step(action)
-            applied.append(np.asarray(info['action'], dtype=np.float64))
-            if agent is not None and t + 1 < env.horizon:
-                agent.observe_action(applied[-1])
-        images.append(np.stack(frames))
-        actions.append(np.stack(applied))
+
+        noise = episode_noise(env.horizon, env.action_dim, seed, smooth)
+        episode = run_episode(env, agent, task, seed, noise, record_true_state)
+        images.append(episode.images[:-1])
+        actions.append(episode.actions)
         offsets.append(np.stack(offset))
         states.append(np.stack(state))
     return ProbeData(np.stack(images), np.stack(actions), np.stack(offsets), np.stack(states))
