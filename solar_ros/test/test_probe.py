@@ -8,8 +8,10 @@ from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.online import episode_noise
 from solar_ros.learn.evaluate import load_gains, load_policy
+from solar_ros.learn.pixel_probe import pixel_regression
 from solar_ros.learn.probe import (
-    collect, linear_probe, main, NEAR_GOAL_FRAMES, probe_model, probe_true_state, ProbeData)
+    collect, linear_probe, main, NEAR_GOAL_FRAMES, probe_encoder, probe_model, probe_true_state,
+    ProbeData, score)
 from solar_ros.learn.rollout import run_episode
 from solar_ros.sim.environments import make_env
 from solar_ros.sim.point_mass import PointMassEnv
@@ -60,6 +62,7 @@ def test_collect_records_the_block_offset_and_true_state_on_the_arm(tmp_path):
     model = SolarModel(ModelConfig(latent_dim=3, action_dim=7, horizon=8, image_size=16,
                                    keypoints=4))
     assert probe_model(model, data).r2.shape == (3,)
+    assert probe_encoder(model, data, last=3).rmse.shape == (3,)
 
 
 def test_probe_data_needs_two_episodes_and_a_probeable_env(tmp_path):
@@ -85,7 +88,37 @@ def test_near_goal_probe_runs_the_policy_on_its_last_frames(capsys):
     # the policy brings the block within a few centimetres of the goal at the end
     assert np.linalg.norm(data.offsets[:, -1], axis=-1).max() < 0.05
     assert np.linalg.norm(data.offsets[:, 0], axis=-1).min() > 0.05
-    assert main([str(policy_dir), '--near-goal', '--episodes', '4']) == 0
+    assert main([str(policy_dir), '--near-goal', '--episodes', '4', '--pixels', '2',
+                 '--epochs', '1']) == 0
     out = capsys.readouterr().out
     assert f'last {NEAR_GOAL_FRAMES} frames of 4 episodes' in out
-    assert sum(line.split()[0] in 'xyz' for line in out.splitlines()[2:]) == 3
+    rows = [line for line in out.splitlines() if line.startswith(
+        ('latent', 'encoders', 'CNN from the frames (2 episodes)', 'true state'))]
+    assert len(rows) == 4 and all(len(row.split(')')[-1].split()) == 6 for row in rows)
+
+
+def _square_frames(offsets: np.ndarray) -> np.ndarray:
+    """(N, T, 16, 16, 3) frames with a white 3x3 square where offsets (N, T, 3) put it."""
+    frames = np.zeros(offsets.shape[:2] + (16, 16, 3), np.uint8)
+    rows = np.rint(6.5 + 250 * offsets[..., 0]).astype(int)  # 2 cm -> 5 pixels
+    cols = np.rint(6.5 + 250 * offsets[..., 1]).astype(int)
+    for index in np.ndindex(*offsets.shape[:2]):
+        r, c = rows[index], cols[index]
+        frames[index][r:r + 3, c:c + 3] = 255
+    return frames
+
+
+def test_pixel_regression_reads_what_the_frames_show_and_only_that():
+    rng = np.random.default_rng(0)
+    offsets = rng.uniform(-0.02, 0.02, size=(48, 6, 3))
+    offsets[..., 2] = offsets[..., 0] + offsets[..., 1]
+    frames = _square_frames(offsets)
+    train, test = slice(0, 40), slice(40, None)
+    predicted = pixel_regression(frames[train], offsets[train], frames[test], epochs=40)
+    seen = score(offsets[test].reshape(-1, 3), predicted)
+    assert np.all(seen.r2 > 0.8), seen
+    hidden = rng.uniform(-0.02, 0.02, size=offsets.shape)  # nothing in the frames shows it
+    predicted = pixel_regression(frames[train], hidden[train], frames[test], epochs=40)
+    assert np.all(score(hidden[test].reshape(-1, 3), predicted).r2 < 0.3)
+    with pytest.raises(ValueError, match='differ'):
+        pixel_regression(frames[train], offsets[train], frames[test, :, :8], epochs=1)

@@ -179,6 +179,12 @@ class RunConfig:
         check_env_section(self.env)
         check_model_section(self.model)
 
+    @property
+    def pretrain_std(self) -> float:
+        """Return the random policy 0's joint-velocity std, rad/s (``loop`` or ``lqr``)."""
+        std = self.loop.pretrain_std
+        return self.lqr.init_std if std is None else std
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> 'RunConfig':
         """Build from a mapping with the sections of :data:`SECTIONS`."""

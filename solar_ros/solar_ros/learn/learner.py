@@ -316,11 +316,11 @@ class SolarLearner:
 
     def _random_policy(self) -> LinearGaussianPolicy:
         """Return policy 0, the random policy of the pretraining episodes."""
-        std = self.config.loop.pretrain_std
-        if std is None:
+        if self.config.loop.pretrain_std is None:
             return self.lqr.policy
         c = self.model_config
-        return LinearGaussianPolicy.initial(c.horizon, c.latent_dim, c.action_dim, std)
+        return LinearGaussianPolicy.initial(c.horizon, c.latent_dim, c.action_dim,
+                                            self.config.pretrain_std)
 
     def _new_lqr(self) -> LQRFLM:
         """Return a fresh LQR-FLM learner for this run's dims."""

@@ -7,13 +7,16 @@ are regressed by least squares, with an intercept, onto the held block's offset 
 goal point (x, y, z, metres). The regression is fitted on the frames of the first half of
 the episodes and scored on the frames of the other half: per-axis R^2 and RMSE (m). The
 same regression from the arm's true state (7 joint angles and the target block's x, y,
-9 numbers) says what a perfect state estimate would give.
+9 numbers) says what a perfect state estimate would give, and the same regression from the
+means of the encoders' product of experts (no dynamics) says whether the filter's fusion
+loses what the encoders hold. ``--pixels N`` adds a CNN trained on the true offsets of N
+other such episodes (:mod:`solar_ros.learn.pixel_probe`): what the cameras' frames hold.
 
 The probe episodes are rendered once per run and kept in ``RUN_DIR/probe.npz``, so every
 policy update scores its model on the same frames (the ``probe_r2_*`` columns of
 ``metrics.csv``)::
 
-    python -m solar_ros.learn.probe RUN_DIR [--policy K] [--episodes 20]
+    python -m solar_ros.learn.probe RUN_DIR [--policy K] [--episodes 20] [--pixels N]
 
 Near the goal (``--near-goal``): the episodes are the policy's own, with its exploration
 noise on (the spread a regression needs; same reset seeds; the MPC ablation's planner has
@@ -22,25 +25,28 @@ their last ``NEAR_GOAL_FRAMES`` frames, where the block is let go. Its RMSE says
 precisely the latent holds the offset where success is decided (horizontally within about
 1.5 cm); these episodes are rendered on every call and not kept::
 
-    python -m solar_ros.learn.probe RUN_DIR --near-goal [--policy K] [--episodes 20]
+    python -m solar_ros.learn.probe RUN_DIR --near-goal [--policy K] [--episodes 20] [--pixels N]
 """
 
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
 import sys
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from solar_ros.core.model import SolarModel
 from solar_ros.core.online import episode_noise
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import write_npz
+from solar_ros.learn.pixel_probe import pixel_regression
 from solar_ros.learn.rollout import NoiseAgent, run_episode
 from solar_ros.learn.run_dir import RunDir
 from solar_ros.sim.environments import make_env
+import torch
 
 PROBE_SEED_BASE = 700_000_000
+PIXEL_SEED_BASE = 710_000_000  # the episodes the CNN of --pixels is trained on
 AXES = ('x', 'y', 'z')
 NEAR_GOAL_FRAMES = 10  # the last frames of an episode, where the block is let go
 
@@ -106,7 +112,8 @@ def can_probe(env: Any) -> bool:
 
 
 def collect(env: Any, task: int, episodes: int, std: float,
-            agent: Optional[Any] = None, smooth: bool = False) -> ProbeData:
+            agent: Optional[Any] = None, smooth: bool = False,
+            seed_base: int = PROBE_SEED_BASE) -> ProbeData:
     """Run ``episodes`` episodes of ``task`` and record the true state behind every frame.
 
     Without ``agent`` the actions are ``std`` times standard-normal noise drawn from each
@@ -114,6 +121,7 @@ def collect(env: Any, task: int, episodes: int, std: float,
     pretraining policy acts. With ``agent`` (a :class:`~solar_ros.learn.agent.LatentAgent`)
     the policy acts, with that noise as its exploration noise (``std`` is not used;
     ``smooth`` draws it time-correlated, as ``loop.smooth_noise``; an MPC agent ignores it).
+    Episode i resets with seed ``seed_base + i``.
 
     Raises:
         ValueError: ``env`` cannot be probed (:func:`can_probe`) or ``episodes`` < 2.
@@ -123,7 +131,7 @@ def collect(env: Any, task: int, episodes: int, std: float,
     agent = NoiseAgent(std) if agent is None else agent
     images, actions, offsets, states = [], [], [], []
     for index in range(episodes):
-        seed = PROBE_SEED_BASE + index
+        seed = seed_base + index
         offset, state = [], []
 
         def record_true_state() -> None:
@@ -145,10 +153,7 @@ def load_or_collect(run_dir: Path, env: Any, config: RunConfig,
     path = RunDir(run_dir).probe
     if path.exists():
         return ProbeData.load(path)
-    std = config.loop.pretrain_std  # as the learner's random policy 0 acts
-    if std is None:
-        std = config.lqr.init_std
-    data = collect(env, config.loop.task, episodes, std)
+    data = collect(env, config.loop.task, episodes, config.pretrain_std)
     data.save(path)
     return data
 
@@ -171,8 +176,13 @@ def linear_probe(features: np.ndarray, targets: np.ndarray) -> ProbeScores:
         design[split:].reshape(-1, design.shape[-1])
     train_y, test_y = targets[:split].reshape(-1, 3), targets[split:].reshape(-1, 3)
     weights, *_ = np.linalg.lstsq(train_x, train_y, rcond=None)
-    residual = test_y - test_x @ weights
-    variance = np.maximum(test_y.var(axis=0), 1e-12)
+    return score(test_y, test_x @ weights)
+
+
+def score(truth: np.ndarray, predicted: np.ndarray) -> ProbeScores:
+    """Return per-axis R^2 and RMSE of ``predicted`` against ``truth``, both (M, 3) m."""
+    residual = truth - predicted
+    variance = np.maximum(truth.var(axis=0), 1e-12)
     return ProbeScores(r2=1.0 - (residual ** 2).mean(axis=0) / variance,
                        rmse=np.sqrt((residual ** 2).mean(axis=0)))
 
@@ -187,6 +197,28 @@ def probe_model(model: SolarModel, data: ProbeData, last: int = 0) -> ProbeScore
     return linear_probe(latents[:, -last:], data.offsets[:, -last:])
 
 
+def probe_encoder(model: SolarModel, data: ProbeData, last: int = 0) -> ProbeScores:
+    """Score the means of the encoders' product of experts (h / J, no dynamics) likewise."""
+    with torch.no_grad():
+        potentials = model.encode(torch.as_tensor(data.images))
+    means = (potentials.h / potentials.J).numpy()
+    return linear_probe(means[:, -last:], data.offsets[:, -last:])
+
+
+def probe_pixels(train: ProbeData, data: ProbeData, last: int = 0, epochs: int = 30,
+                 progress: Optional[Callable[[int, float], None]] = None) -> ProbeScores:
+    """Score a CNN trained from ``train``'s frames to their offsets on ``data``'s frames.
+
+    The frames scored are those :func:`linear_probe` scores (the last N - N // 2 episodes;
+    with ``last`` > 0 their last ``last`` frames); see :mod:`solar_ros.learn.pixel_probe`.
+    """
+    scored = slice(len(data.images) // 2, None)
+    frames = slice(-last, None) if last else slice(None)
+    predicted = pixel_regression(train.images, train.offsets,
+                                 data.images[scored, frames], epochs, progress=progress)
+    return score(data.offsets[scored, frames].reshape(-1, 3), predicted)
+
+
 def probe_true_state(data: ProbeData, last: int = 0) -> ProbeScores:
     """Score the arm's true state (joint angles, target x, y) on the probe episodes.
 
@@ -195,12 +227,14 @@ def probe_true_state(data: ProbeData, last: int = 0) -> ProbeScores:
     return linear_probe(data.true_states[:, -last:], data.offsets[:, -last:])
 
 
-def report(latent: ProbeScores, true_state: ProbeScores) -> List[str]:
-    """Return the table lines: per axis R^2 and RMSE (cm) of the latent and the true state."""
-    lines = ['axis  latent R^2  latent RMSE  true-state R^2  true-state RMSE']
-    for i, axis in enumerate(AXES):
-        lines.append(f'{axis:>4}  {latent.r2[i]:10.3f}  {100 * latent.rmse[i]:8.2f} cm'
-                     f'  {true_state.r2[i]:14.3f}  {100 * true_state.rmse[i]:12.2f} cm')
+def report(rows: Sequence[Tuple[str, ProbeScores]]) -> List[str]:
+    """Return the table lines: per representation, R^2 and RMSE (cm) of x, y and z."""
+    width = max(len(label) for label, _ in rows)
+    lines = [f'{"":{width}}  {"R^2 x":>6} {"y":>6} {"z":>6}  {"RMSE x":>7} {"y":>5} {"z":>5} cm']
+    for label, scores in rows:
+        r2 = ' '.join(f'{v:6.2f}' for v in scores.r2)
+        rmse = ' '.join(f'{100 * v:5.2f}' for v in scores.rmse)
+        lines.append(f'{label:{width}}  {r2}    {rmse}')
     return lines
 
 
@@ -215,9 +249,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--near-goal', action='store_true',
                         help=f"the policy's own episodes, exploration noise on, and only "
                              f'their last {NEAR_GOAL_FRAMES} frames (module docstring)')
+    parser.add_argument('--pixels', type=int, default=0, metavar='N',
+                        help='also train a CNN from the frames of N other such episodes to '
+                             'the offset: what the cameras hold (0: off)')
+    parser.add_argument('--epochs', type=int, default=30, help='--pixels: training epochs')
     args = parser.parse_args(argv)
     if args.episodes < 2:
         print('solar_ros.probe: --episodes must be at least 2', file=sys.stderr)
+        return 2
+    if args.pixels < 0 or args.epochs < 1:
+        print('solar_ros.probe: --pixels must be >= 0 and --epochs >= 1', file=sys.stderr)
         return 2
     files = RunDir(args.run_dir)
     try:
@@ -245,20 +286,42 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'solar_ros.probe: cannot probe {args.run_dir}: {error}', file=sys.stderr)
         return 2
     if args.near_goal:
-        data = collect(env, config.loop.task, args.episodes, 0.0, agent,
-                       config.loop.smooth_noise)
+        def episodes(count: int, seed_base: int) -> ProbeData:
+            return collect(env, config.loop.task, count, 0.0, agent, config.loop.smooth_noise,
+                           seed_base)
+
+        data = episodes(args.episodes, PROBE_SEED_BASE)
         last = NEAR_GOAL_FRAMES
         print(f'{path.name}: linear probe of the held block offset on the last {last} frames '
               f'of {len(data.images)} episodes of the policy (exploration noise on; fitted on '
               f'{len(data.images) // 2}, scored on the rest)')
     else:
+        def episodes(count: int, seed_base: int) -> ProbeData:
+            return collect(env, config.loop.task, count, config.pretrain_std,
+                           seed_base=seed_base)
+
         data = load_or_collect(args.run_dir, env, config, args.episodes)
         last = 0
         print(f'{path.name}: linear probe of the held block offset on {len(data.images)} '
               f'random-action episodes (fitted on {len(data.images) // 2}, scored on the rest)')
-    for line in report(probe_model(model, data, last), probe_true_state(data, last)):
+    rows = [('latent (smoothed means)', probe_model(model, data, last)),
+            ('encoders (their product, no dynamics)', probe_encoder(model, data, last))]
+    if args.pixels:
+        print(f'training a CNN on the frames of {args.pixels} other episodes '
+              f'({args.epochs} epochs)', flush=True)
+        train = episodes(args.pixels, PIXEL_SEED_BASE)
+        rows.append((f'CNN from the frames ({args.pixels} episodes)',
+                     probe_pixels(train, data, last, args.epochs, _epoch_line)))
+    rows.append(('true state (joint angles, target x, y)', probe_true_state(data, last)))
+    for line in report(rows):
         print(line)
     return 0
+
+
+def _epoch_line(epoch: int, error: float) -> None:
+    """Print the CNN's training progress every 10 epochs."""
+    if epoch % 10 == 0:
+        print(f'  epoch {epoch}: squared error {error:.3f} cm^2', flush=True)
 
 
 if __name__ == '__main__':
