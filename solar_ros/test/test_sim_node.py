@@ -1,7 +1,8 @@
 """The sim node over real DDS: resets, lockstep steps, images, events and bad input.
 
 The node runs in a process of its own (``python -m solar_ros.nodes.sim_node``); the
-test talks to it through its topics and service only.
+test talks to it through its topics and service only. The last test builds the node in
+this process, to make its first episode fail after the simulator opened.
 """
 
 import os
@@ -15,6 +16,8 @@ import pytest
 import rclpy
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from solar_ros.nodes.sim_node import SimNode
+from solar_ros.sim.sawyer_env import SawyerStackEnv
 from solar_ros_msgs.msg import EpisodeEvent
 from solar_ros_msgs.srv import ResetEpisode
 from std_msgs.msg import Float64MultiArray
@@ -200,3 +203,27 @@ def test_realtime_mode_steps_on_its_own_with_zero_velocity(peer):
         assert np.allclose(peer.joints[HORIZON].position, start, atol=2e-3)
     finally:
         _stop(process)
+
+
+def test_a_start_that_fails_after_the_simulator_opened_closes_it(monkeypatch):
+    closed = []
+    real_close = SawyerStackEnv.close
+
+    def close(env):
+        closed.append(env)
+        real_close(env)
+
+    def fail(node, task, seed):  # the fault: the first episode cannot start
+        raise RuntimeError('first episode failed')
+
+    monkeypatch.setattr(SawyerStackEnv, 'close', close)
+    monkeypatch.setattr(SimNode, '_start_episode', fail)
+    context = rclpy.Context()
+    rclpy.init(args=['--ros-args', '-p', f'horizon:={HORIZON}'], context=context)
+    try:
+        with pytest.raises(RuntimeError, match='first episode failed'):
+            SimNode(context=context)
+        # disconnected at once, not only when the context shuts down and destroys its nodes
+        assert len(closed) == 1 and closed[0]._client is None
+    finally:
+        rclpy.try_shutdown(context=context)

@@ -103,6 +103,14 @@ class SimNode(Node):
         if overrides:
             self.get_logger().info(f'environment settings {sorted(overrides)} from {source}')
         self._env = SawyerStackEnv(SawyerStackConfig.from_dict(values))
+        try:
+            self._start(start_task, start_seed)
+        except BaseException:  # the caller gets no node to destroy: close PyBullet here
+            self.destroy_node()
+            raise
+
+    def _start(self, start_task: int, start_seed: int) -> None:
+        """Create the publishers, subscription, service and timer; start the first episode."""
         self._period = self._env.config.control_period
         views = range(self._env.views)
         self._camera_infos = [self._make_camera_info(view) for view in views]
