@@ -10,7 +10,7 @@ from solar_ros.core.checkpoint import CheckpointError
 from solar_ros.core.lds import LDSParams
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
-from solar_ros.core.networks import Encoder
+from solar_ros.core.networks import Encoder, QuadraticCostHead
 from solar_ros.core.sequences import EpisodeBatch, ModelInputError
 from solar_ros.sim.point_mass import PointMassEnv, random_episodes
 import torch
@@ -234,3 +234,18 @@ def test_fit_without_the_encoder_keeps_the_representation():
     model.fit(batch, 3)
     assert any(not torch.equal(value, encoder[key])
                for key, value in model.encoder.state_dict().items())
+
+
+@pytest.mark.parametrize('rel', [0.0, 0.5])
+def test_cost_likelihood_is_gaussian_with_a_std_that_grows_with_the_cost(rel):
+    head = QuadraticCostHead(2, cost_std=0.1, cost_rel_std=rel)
+    with torch.no_grad():
+        head.factor.copy_(torch.eye(2))  # predicted cost 1/2 |s|^2 + 0.3
+        head.const.fill_(0.3)
+    latents = torch.tensor([[0.0, 0.0], [1.0, 2.0], [3.0, -1.0]])
+    costs = torch.tensor([0.25, 2.0, 6.0])
+    predicted = torch.tensor([0.3, 2.8, 5.3])
+    expected = torch.distributions.Normal(predicted, 0.1 + rel * costs).log_prob(costs)
+    torch.testing.assert_close(head.log_likelihood(latents, costs), expected)
+    with pytest.raises(ValueError, match='cost_rel_std'):
+        ModelConfig(latent_dim=2, action_dim=1, horizon=4, cost_rel_std=-1.0)

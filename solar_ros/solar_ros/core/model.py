@@ -4,7 +4,8 @@ Generative model (SOLAR paper; the SVAE of Johnson et al., 2016), for one sequen
 
     s_0 ~ N(0, I),  s_{t+1} | s_t, a_t ~ N(F_t [s_t; a_t], Sigma_t)   (t = 0..T-2),
     (F_t, Sigma_t) ~ MNIW prior (M0 = [I 0], V0 = I, S0 = prior_scale I, nu0 = dx + 2),
-    o_t | s_t ~ Bernoulli(sigmoid(decoder(s_t))),   c_t | s_t ~ N(cost_head(s_t), cost_std^2).
+    o_t | s_t ~ Bernoulli(sigmoid(decoder(s_t))),   c_t | s_t ~ N(cost_head(s_t), sigma_t^2),
+    sigma_t = cost_std + cost_rel_std |c_t|.
 
 Variational family: q(F, Sigma) q(s | o, a) with q(F, Sigma) a time-varying MNIW and
 q(s) proportional to exp(E_q(F,Sigma)[log p(s | a, F, Sigma)]) times the encoder potentials
@@ -94,7 +95,8 @@ class SolarModel(nn.Module):
                         for _ in range(config.views)]
             self.encoder = encoders[0] if config.views == 1 else nn.ModuleList(encoders)
             self.decoder = Decoder(dx, config.image_size, config.channels, 3 * config.views)
-            self.cost_head = QuadraticCostHead(dx, config.cost_std)
+            self.cost_head = QuadraticCostHead(dx, config.cost_std,
+                                               cost_rel_std=config.cost_rel_std)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
         self.prior = MNIW.prior(dx, du, config.horizon, scale=config.prior_scale)
         noise = config.init_noise * torch.randn(

@@ -24,7 +24,10 @@ class ModelConfig:
         keypoints: K > 0 makes the encoder a spatial soft-argmax over K feature maps
             (see :class:`~solar_ros.core.networks.Encoder`); 0 keeps the dense encoder.
         min_std: floor added to the encoder's softplus standard deviation.
-        cost_std: standard deviation of the cost likelihood N(c_t; cost_head(s_t), cost_std^2).
+        cost_std: standard deviation of the cost likelihood N(c_t; cost_head(s_t), std_t^2)
+            for a zero cost.
+        cost_rel_std: growth of that std per unit of observed cost: std_t = cost_std +
+            cost_rel_std |c_t| (0: the same std for every cost).
         action_cost_weight: w of the known action penalty w ||a||^2; it is subtracted from
             the observed costs before the cost head fits them, and cost_params() puts
             R = 2 w I in the action block.
@@ -53,6 +56,7 @@ class ModelConfig:
     keypoints: int = 0
     min_std: float = 0.01
     cost_std: float = 1.0
+    cost_rel_std: float = 0.0
     action_cost_weight: float = 0.0
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -83,7 +87,8 @@ class ModelConfig:
         for name in ('min_std', 'cost_std', 'learning_rate', 'grad_clip', 'prior_scale'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'ModelConfig.{name} must be > 0, got {getattr(self, name)}')
-        for name in ('action_cost_weight', 'beta_start', 'beta_increment', 'init_noise'):
+        for name in ('action_cost_weight', 'beta_start', 'beta_increment', 'init_noise',
+                     'cost_rel_std'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'ModelConfig.{name} must be >= 0, got {getattr(self, name)}')
         if not self.beta_max >= self.beta_start:

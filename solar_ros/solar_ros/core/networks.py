@@ -201,17 +201,20 @@ class QuadraticCostHead(nn.Module):
 
     C = L L^T is positive semi-definite by construction (L a free dx x dx matrix): the
     costs SOLAR targets are distances to a goal, and LQR on the learned cost is only
-    well posed with a PSD state cost. The likelihood of an observed cost is
-    N(cost; prediction, cost_std^2).
+    well posed with a PSD state cost. The likelihood of an observed cost c is
+    N(c; prediction, (cost_std + cost_rel_std |c|)^2): with ``cost_rel_std`` > 0 small
+    costs, near the goal, are to be predicted more tightly than large ones.
     """
 
-    def __init__(self, latent_dim: int, cost_std: float = 1.0, init_scale: float = 0.1) -> None:
+    def __init__(self, latent_dim: int, cost_std: float = 1.0, init_scale: float = 0.1,
+                 cost_rel_std: float = 0.0) -> None:
         """Initialise L ~ init_scale * N(0, 1) (torch's global generator), c = 0, const = 0."""
         super().__init__()
         self.factor = nn.Parameter(init_scale * torch.randn(latent_dim, latent_dim))
         self.linear = nn.Parameter(torch.zeros(latent_dim))
         self.const = nn.Parameter(torch.zeros(()))
         self.cost_std = cost_std
+        self.cost_rel_std = cost_rel_std
 
     def matrix(self) -> torch.Tensor:
         """Return C = L L^T, (dx, dx)."""
@@ -231,8 +234,10 @@ class QuadraticCostHead(nn.Module):
 
     def log_likelihood(self, latents: torch.Tensor, costs: torch.Tensor,
                        detach_params: bool = False) -> torch.Tensor:
-        """Return log N(costs; forward(latents), cost_std^2), shape (...) like ``costs``."""
-        var = self.cost_std ** 2
+        """Return log N(costs; forward(latents), std^2), shape (...) like ``costs``.
+
+        std = cost_std + cost_rel_std * |costs| (class docstring).
+        """
+        var = (self.cost_std + self.cost_rel_std * costs.abs()) ** 2
         residual = costs - self(latents, detach_params)
-        return -0.5 * residual ** 2 / var - 0.5 * torch.log(
-            torch.tensor(2.0 * torch.pi * var, dtype=residual.dtype))
+        return -0.5 * residual ** 2 / var - 0.5 * torch.log(2.0 * torch.pi * var)
