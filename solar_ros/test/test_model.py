@@ -10,7 +10,7 @@ from solar_ros.core.checkpoint import CheckpointError
 from solar_ros.core.lds import LDSParams
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
-from solar_ros.core.networks import Encoder, QuadraticCostHead
+from solar_ros.core.networks import bernoulli_log_likelihood, Encoder, QuadraticCostHead
 from solar_ros.core.sequences import EpisodeBatch, ModelInputError
 from solar_ros.sim.point_mass import PointMassEnv, random_episodes
 import torch
@@ -249,3 +249,20 @@ def test_cost_likelihood_is_gaussian_with_a_std_that_grows_with_the_cost(rel):
     torch.testing.assert_close(head.log_likelihood(latents, costs), expected)
     with pytest.raises(ValueError, match='cost_rel_std'):
         ModelConfig(latent_dim=2, action_dim=1, horizon=4, cost_rel_std=-1.0)
+
+
+def test_reconstruction_weights_count_the_pixels_that_differ_from_the_mean_frame():
+    logits = torch.randn(2, 3, 4, 4, 3)
+    images = torch.rand(2, 3, 4, 4, 3)
+    plain = bernoulli_log_likelihood(logits, images)
+    torch.testing.assert_close(bernoulli_log_likelihood(logits, images, torch.full_like(
+        images, 2.0)), 2.0 * plain)
+    config = {'latent_dim': 2, 'action_dim': 1, 'horizon': 3, 'image_size': 16}
+    assert SolarModel(ModelConfig(**config))._recon_weights(images) is None
+    focused = SolarModel(ModelConfig(**config, recon_focus=4.0))
+    frames = torch.zeros(2, 3, 16, 16, 3)
+    frames[0, 0, 5, 7] = 1.0  # a pixel lit in one frame of six: 1 - 1/6 from the mean
+    weights = focused._recon_weights(frames)
+    torch.testing.assert_close(weights[0, 0, 5, 7], torch.full((3,), 1.0 + 4.0 * 5 / 6))
+    torch.testing.assert_close(weights[1, 2, 5, 7], torch.full((3,), 1.0 + 4.0 / 6))
+    torch.testing.assert_close(weights[0, 0, 0, 0], torch.ones(3))

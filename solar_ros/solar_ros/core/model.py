@@ -212,7 +212,8 @@ class SolarModel(nn.Module):
         potentials = self.encode(images)
         smoothed, local_kl, samples = self._local_terms(potentials, actions)
         latents = samples[0].to(torch.float32)
-        recon = bernoulli_log_likelihood(self.decoder(latents), float_images).sum(-1)
+        recon = bernoulli_log_likelihood(self.decoder(latents), float_images,
+                                         self._recon_weights(float_images)).sum(-1)
         target = (costs - self.config.action_cost_weight * (actions ** 2).sum(-1)).float()
         cost_ll = self.cost_head.log_likelihood(latents, target, detach_params=True).sum(-1)
         head_ll = self.cost_head.log_likelihood(latents.detach(), target).sum(-1)
@@ -224,6 +225,17 @@ class SolarModel(nn.Module):
                  'cost_ll': cost_ll.mean(), 'local_kl': local_kl.mean(),
                  'global_kl': global_kl, 'beta': torch.tensor(beta)}
         return loss, terms, smoothed
+
+    def _recon_weights(self, images: torch.Tensor) -> Optional[torch.Tensor]:
+        """Return per-pixel weights 1 + recon_focus |o - minibatch mean frame|, or None.
+
+        ``images``: (B, T, H, W, 3 V) in [0, 1]. The pixels that differ from the mean frame
+        of the minibatch are those of the arm and the blocks.
+        """
+        if not self.config.recon_focus:
+            return None
+        mean_frame = images.mean(dim=(0, 1), keepdim=True)
+        return 1.0 + self.config.recon_focus * (images - mean_frame).abs()
 
     def elbo(self, batch: EpisodeBatch, beta: float = 1.0,
              num_data: Optional[int] = None) -> Dict[str, float]:

@@ -28,6 +28,9 @@ class ModelConfig:
             for a zero cost.
         cost_rel_std: growth of that std per unit of observed cost: std_t = cost_std +
             cost_rel_std |c_t| (0: the same std for every cost).
+        recon_focus: f > 0 weighs each pixel's reconstruction term by 1 + f |o - m|, m the
+            minibatch's mean frame: the moving arm and blocks count more than the static
+            scene (0: the plain likelihood).
         action_cost_weight: w of the known action penalty w ||a||^2; it is subtracted from
             the observed costs before the cost head fits them, and cost_params() puts
             R = 2 w I in the action block.
@@ -57,6 +60,7 @@ class ModelConfig:
     min_std: float = 0.01
     cost_std: float = 1.0
     cost_rel_std: float = 0.0
+    recon_focus: float = 0.0
     action_cost_weight: float = 0.0
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -88,7 +92,7 @@ class ModelConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f'ModelConfig.{name} must be > 0, got {getattr(self, name)}')
         for name in ('action_cost_weight', 'beta_start', 'beta_increment', 'init_noise',
-                     'cost_rel_std'):
+                     'cost_rel_std', 'recon_focus'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'ModelConfig.{name} must be >= 0, got {getattr(self, name)}')
         if not self.beta_max >= self.beta_start:

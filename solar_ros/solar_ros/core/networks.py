@@ -14,7 +14,7 @@ Its value is not a normalised density of continuous images, but it is one fixed 
 of the data, so ELBOs computed with it are comparable across models and training time.
 """
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -181,19 +181,23 @@ class Decoder(nn.Module):
         return x.permute(0, 2, 3, 1).reshape(*lead, *x.shape[-2:], x.shape[1])
 
 
-def bernoulli_log_likelihood(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """Return sum over pixels of x log sigmoid(l) + (1 - x) log sigmoid(-l).
+def bernoulli_log_likelihood(logits: torch.Tensor, images: torch.Tensor,
+                             weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Return sum over pixels of w (x log sigmoid(l) + (1 - x) log sigmoid(-l)).
 
     Args:
         logits: (..., H, W, 3) decoder output.
         images: (..., H, W, 3) intensities in [0, 1].
+        weights: per-pixel weights w broadcastable to ``images``; None: 1 everywhere.
 
     Returns:
         (...) log-likelihood per image (module docstring on the choice).
 
     """
-    return -functional.binary_cross_entropy_with_logits(
-        logits, images, reduction='none').sum(dim=(-3, -2, -1))
+    terms = functional.binary_cross_entropy_with_logits(logits, images, reduction='none')
+    if weights is not None:
+        terms = terms * weights
+    return -terms.sum(dim=(-3, -2, -1))
 
 
 class QuadraticCostHead(nn.Module):
