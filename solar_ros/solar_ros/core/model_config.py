@@ -24,9 +24,9 @@ class ModelConfig:
         keypoints: K > 0 makes the encoder a spatial soft-argmax over K feature maps
             (see :class:`~solar_ros.core.networks.Encoder`); 0 keeps the dense encoder.
         min_std: floor added to the encoder's softplus standard deviation.
-        cost_std: standard deviation of the cost likelihood N(c_t; cost_head(s_t), std_t^2)
+        cost_std: standard deviation of the cost likelihood N(c_t; cost_head(s_t), sigma_t^2)
             for a zero cost.
-        cost_rel_std: growth of that std per unit of observed cost: std_t = cost_std +
+        cost_rel_std: growth of that std per unit of observed cost: sigma_t = cost_std +
             cost_rel_std |c_t| (0: the same std for every cost).
         recon_focus: f > 0 weighs each pixel's reconstruction term by 1 + f |o - m|, m the
             minibatch's mean frame: the moving arm and blocks count more than the static

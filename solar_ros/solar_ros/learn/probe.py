@@ -35,6 +35,7 @@ import sys
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
+from solar_ros.core.lds import frame_posteriors
 from solar_ros.core.model import SolarModel
 from solar_ros.core.online import episode_noise
 from solar_ros.learn.config import RunConfig
@@ -198,10 +199,13 @@ def probe_model(model: SolarModel, data: ProbeData, last: int = 0) -> ProbeScore
 
 
 def probe_encoder(model: SolarModel, data: ProbeData, last: int = 0) -> ProbeScores:
-    """Score the means of the encoders' product of experts (h / J, no dynamics) likewise."""
+    """Score the means of the encoders' product of experts (h / J, no dynamics) likewise.
+
+    These are the per-frame posteriors of the VAE ablation (:func:`frame_posteriors`).
+    """
     with torch.no_grad():
         potentials = model.encode(torch.as_tensor(data.images))
-    means = (potentials.h / potentials.J).numpy()
+    means = frame_posteriors(potentials, data.actions).means.numpy()
     return linear_probe(means[:, -last:], data.offsets[:, -last:])
 
 
@@ -278,6 +282,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         env = make_env(config.env)
         if not can_probe(env):
             raise ValueError(f'env {config.env.get("name")!r} has no block state to probe')
+        agent = None  # the random policy, as the learner's policy 0 acts
         if args.near_goal:
             # Here, not at the top: evaluate imports the learner, which imports this module.
             from solar_ros.learn.evaluate import load_policy
@@ -285,21 +290,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OSError, ValueError) as error:
         print(f'solar_ros.probe: cannot probe {args.run_dir}: {error}', file=sys.stderr)
         return 2
-    if args.near_goal:
-        def episodes(count: int, seed_base: int) -> ProbeData:
-            return collect(env, config.loop.task, count, 0.0, agent, config.loop.smooth_noise,
-                           seed_base)
+    smooth = args.near_goal and config.loop.smooth_noise
 
+    def episodes(count: int, seed_base: int) -> ProbeData:
+        return collect(env, config.loop.task, count, config.pretrain_std, agent, smooth,
+                       seed_base)
+
+    if args.near_goal:
         data = episodes(args.episodes, PROBE_SEED_BASE)
         last = NEAR_GOAL_FRAMES
         print(f'{path.name}: linear probe of the held block offset on the last {last} frames '
               f'of {len(data.images)} episodes of the policy (exploration noise on; fitted on '
               f'{len(data.images) // 2}, scored on the rest)')
     else:
-        def episodes(count: int, seed_base: int) -> ProbeData:
-            return collect(env, config.loop.task, count, config.pretrain_std,
-                           seed_base=seed_base)
-
         data = load_or_collect(args.run_dir, env, config, args.episodes)
         last = 0
         print(f'{path.name}: linear probe of the held block offset on {len(data.images)} '
