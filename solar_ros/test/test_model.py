@@ -10,7 +10,8 @@ from solar_ros.core.checkpoint import CheckpointError
 from solar_ros.core.lds import LDSParams
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
-from solar_ros.core.networks import bernoulli_log_likelihood, Encoder, QuadraticCostHead
+from solar_ros.core.networks import (bernoulli_log_likelihood, Encoder, LogCostHead,
+                                     QuadraticCostHead)
 from solar_ros.core.sequences import EpisodeBatch, ModelInputError
 from solar_ros.sim.point_mass import PointMassEnv, random_episodes
 import torch
@@ -266,3 +267,42 @@ def test_reconstruction_weights_count_the_pixels_that_differ_from_the_mean_frame
     torch.testing.assert_close(weights[0, 0, 5, 7], torch.full((3,), 1.0 + 4.0 * 5 / 6))
     torch.testing.assert_close(weights[1, 2, 5, 7], torch.full((3,), 1.0 + 4.0 / 6))
     torch.testing.assert_close(weights[0, 0, 0, 0], torch.ones(3))
+
+
+def test_log_cost_likelihood_is_gaussian_in_log_cost_and_moves_only_what_it_should():
+    torch.manual_seed(0)
+    head = LogCostHead(2, eps=0.01, std=0.2)
+    latents = torch.tensor([[0.0, 0.0], [1.0, 2.0], [3.0, -1.0]], requires_grad=True)
+    costs = torch.tensor([0.0, 0.04, -1e-9])  # a rounding-negative cost reads as 0
+    predicted = head(latents)
+    assert predicted.shape == (3,)
+    expected = torch.distributions.Normal(predicted, 0.2).log_prob(
+        torch.log(torch.tensor([0.01, 0.05, 0.01])))
+    torch.testing.assert_close(head.log_likelihood(latents, costs), expected)
+    head.log_likelihood(latents, costs, detach_params=True).sum().backward()
+    assert latents.grad.abs().sum() > 0
+    assert all(p.grad is None for p in head.parameters())
+    # the log target separates 1 cm from 2 cm (squared distance / 0.1 m) far more than the cost
+    near = torch.log(torch.tensor([0.01, 0.04]) + 0.01)
+    assert near[1] - near[0] > 0.8 > 0.03
+    with pytest.raises(ValueError, match='log_cost_std'):
+        ModelConfig(latent_dim=2, action_dim=1, horizon=4, log_cost_std=0.0)
+    with pytest.raises(ValueError, match='log_cost_weight'):
+        ModelConfig(latent_dim=2, action_dim=1, horizon=4, log_cost_weight=-1.0)
+
+
+def test_log_cost_head_is_trained_with_the_model_and_kept_in_its_checkpoint(tmp_path):
+    torch.set_num_threads(1)
+    assert SolarModel(make_config()).log_cost_head is None
+    model = SolarModel(make_config(log_cost_weight=1.0))
+    batch = make_batch(8, seed=6)
+    before = {k: v.clone() for k, v in model.log_cost_head.state_dict().items()}
+    plain = SolarModel(make_config()).fit(batch, 2)
+    history = model.fit(batch, 2)
+    assert history[0]['cost_ll'] != plain[0]['cost_ll']  # the log term is in the objective
+    assert any(not torch.equal(value, before[key])
+               for key, value in model.log_cost_head.state_dict().items())
+    model.save(tmp_path / 'model.pt')
+    loaded = SolarModel.load(tmp_path / 'model.pt')
+    latents = torch.randn(5, 4)
+    torch.testing.assert_close(loaded.log_cost_head(latents), model.log_cost_head(latents))

@@ -7,6 +7,9 @@ Generative model (SOLAR paper; the SVAE of Johnson et al., 2016), for one sequen
     o_t | s_t ~ Bernoulli(sigmoid(decoder(s_t))),   c_t | s_t ~ N(cost_head(s_t), sigma_t^2),
     sigma_t = cost_std + cost_rel_std |c_t|.
 
+With ``log_cost_weight`` w > 0 an MLP g adds w beta sum_t log N(log(c_t + eps); g(s~_t), std^2)
+to L below: a training signal only, steepest where the squared cost is flat (at the goal).
+
 Variational family: q(F, Sigma) q(s | o, a) with q(F, Sigma) a time-varying MNIW and
 q(s) proportional to exp(E_q(F,Sigma)[log p(s | a, F, Sigma)]) times the encoder potentials
 psi_t(s_t) = exp(-1/2 s_t^T J_t s_t + h_t^T s_t), J_t = diag(std_t^-2), h_t = mean_t / std_t^2.
@@ -55,7 +58,7 @@ from .lds import (frame_posteriors, GaussianPotentials, kalman_smoother, LDSPara
                   sample_backward, SmootherResult)
 from .mniw import MNIW, mniw_natural_step
 from .model_config import ModelConfig
-from .networks import bernoulli_log_likelihood, Decoder, Encoder, QuadraticCostHead
+from .networks import bernoulli_log_likelihood, Decoder, Encoder, LogCostHead, QuadraticCostHead
 from .sequences import ArrayLike, check_sequences, EpisodeBatch, ModelInputError
 from .tensors import symmetrize
 
@@ -76,6 +79,7 @@ class SolarModel(nn.Module):
         config: the ModelConfig.
         encoder, decoder, cost_head: the float32 networks; with V > 1 views ``encoder`` is
             a ModuleList of V encoders, one per camera.
+        log_cost_head: the LogCostHead when config.log_cost_weight > 0, else None.
         prior, q: the MNIW prior and variational posterior over (F_t, Sigma_t), leading dim
             T - 1, float64, outside autograd.
         num_updates: number of training updates done (drives beta).
@@ -97,6 +101,8 @@ class SolarModel(nn.Module):
             self.decoder = Decoder(dx, config.image_size, config.channels, 3 * config.views)
             self.cost_head = QuadraticCostHead(dx, config.cost_std,
                                                cost_rel_std=config.cost_rel_std)
+            self.log_cost_head = (LogCostHead(dx, config.log_cost_eps, config.log_cost_std)
+                                  if config.log_cost_weight else None)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
         self.prior = MNIW.prior(dx, du, config.horizon, scale=config.prior_scale)
         noise = config.init_noise * torch.randn(
@@ -217,6 +223,12 @@ class SolarModel(nn.Module):
         target = (costs - self.config.action_cost_weight * (actions ** 2).sum(-1)).float()
         cost_ll = self.cost_head.log_likelihood(latents, target, detach_params=True).sum(-1)
         head_ll = self.cost_head.log_likelihood(latents.detach(), target).sum(-1)
+        if self.log_cost_head is not None:
+            weight = self.config.log_cost_weight
+            cost_ll = cost_ll + weight * self.log_cost_head.log_likelihood(
+                latents, target, detach_params=True).sum(-1)
+            head_ll = head_ll + weight * self.log_cost_head.log_likelihood(
+                latents.detach(), target).sum(-1)
         with torch.no_grad():
             global_kl = self.q.kl(self.prior).sum()
         local = recon + beta * (cost_ll.double() - local_kl)

@@ -31,6 +31,12 @@ class ModelConfig:
         recon_focus: f > 0 weighs each pixel's reconstruction term by 1 + f |o - m|, m the
             minibatch's mean frame: the moving arm and blocks count more than the static
             scene (0: the plain likelihood).
+        log_cost_weight: w > 0 adds w beta sum_t log N(log(c_t + eps); g(s~_t), std^2) to
+            the objective, g a small MLP (:class:`~solar_ros.core.networks.LogCostHead`): a
+            training signal that is steepest at the goal, where the squared cost is flat
+            (0: no such head). LQR-FLM never reads g.
+        log_cost_eps: eps of that target, in cost units.
+        log_cost_std: std of that likelihood, in log units.
         action_cost_weight: w of the known action penalty w ||a||^2; it is subtracted from
             the observed costs before the cost head fits them, and cost_params() puts
             R = 2 w I in the action block.
@@ -61,6 +67,9 @@ class ModelConfig:
     cost_std: float = 1.0
     cost_rel_std: float = 0.0
     recon_focus: float = 0.0
+    log_cost_weight: float = 0.0
+    log_cost_eps: float = 0.01
+    log_cost_std: float = 0.2
     action_cost_weight: float = 0.0
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -88,11 +97,12 @@ class ModelConfig:
         if self.image_size < 16 or self.image_size % 16:
             raise ValueError(
                 f'ModelConfig.image_size must be a multiple of 16, got {self.image_size}')
-        for name in ('min_std', 'cost_std', 'learning_rate', 'grad_clip', 'prior_scale'):
+        for name in ('min_std', 'cost_std', 'learning_rate', 'grad_clip', 'prior_scale',
+                     'log_cost_eps', 'log_cost_std'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'ModelConfig.{name} must be > 0, got {getattr(self, name)}')
         for name in ('action_cost_weight', 'beta_start', 'beta_increment', 'init_noise',
-                     'cost_rel_std', 'recon_focus'):
+                     'cost_rel_std', 'recon_focus', 'log_cost_weight'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'ModelConfig.{name} must be >= 0, got {getattr(self, name)}')
         if not self.beta_max >= self.beta_start:

@@ -1,6 +1,6 @@
-"""Neural parts of the SOLAR model: image encoder, image decoder and quadratic cost head.
+"""Neural parts of the SOLAR model: image encoder, image decoder and the cost heads.
 
-All three are float32 torch modules. Images are (..., H, W, 3) with intensities in [0, 1]
+All are float32 torch modules. Images are (..., H, W, 3) with intensities in [0, 1]
 (channels last, as rendered); the networks move the channels first internally.
 
 Image likelihood: an element-wise Bernoulli on the [0, 1] intensities with logits from the
@@ -245,3 +245,42 @@ class QuadraticCostHead(nn.Module):
         var = (self.cost_std + self.cost_rel_std * costs.abs()) ** 2
         residual = costs - self(latents, detach_params)
         return -0.5 * residual ** 2 / var - 0.5 * torch.log(2.0 * torch.pi * var)
+
+
+class LogCostHead(nn.Module):
+    """Predict log(c + eps) from the latent state with a small MLP: a training signal only.
+
+    The squared distance that the quadratic head fits is flat at the goal, so it says little
+    about the last centimetres. Its logarithm is steepest there: with the distance term
+    (d / 0.1 m)^2 and eps = 0.01, d = 1 cm and 2 cm differ by 0.9 in log(c + eps) but by
+    0.03 in c. Fitting it asks the encoder to resolve the offset near the goal. LQR-FLM
+    never reads this head; it only shapes the representation.
+    """
+
+    def __init__(self, latent_dim: int, eps: float, std: float, hidden: int = 64) -> None:
+        """Build the MLP dx -> hidden -> hidden -> 1 (ELU), torch's global generator."""
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ELU(),
+                                 nn.Linear(hidden, hidden), nn.ELU(), nn.Linear(hidden, 1))
+        self.eps = eps
+        self.std = std
+
+    def forward(self, latents: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """Return the predicted log(c + eps), (...), of latent states (..., dx).
+
+        With ``detach_params`` the head's parameters are constants (gradients reach only
+        ``latents``).
+        """
+        if detach_params:
+            params = {name: value.detach() for name, value in self.named_parameters()}
+            return torch.func.functional_call(self, params, (latents,)).squeeze(-1)
+        return self.net(latents).squeeze(-1)
+
+    def log_likelihood(self, latents: torch.Tensor, costs: torch.Tensor,
+                       detach_params: bool = False) -> torch.Tensor:
+        """Return log N(log(max(c, 0) + eps); forward(latents), std^2), shape of ``costs``."""
+        target = torch.log(costs.clamp(min=0.0) + self.eps)
+        residual = target - self(latents, detach_params)
+        var = self.std ** 2
+        return -0.5 * residual ** 2 / var - 0.5 * torch.log(
+            torch.tensor(2.0 * torch.pi * var))
