@@ -183,6 +183,26 @@ def test_rollout_noise_scales_the_published_policies_noise_only(tmp_path):
 
 
 @pytest.mark.slow
+def test_lqr_cost_from_the_model_is_the_cost_head_the_policy_minimises(tmp_path):
+    """loop.lqr_cost=model hands LQR-FLM the model's cost head instead of a fresh fit."""
+    policies = {}
+    for source in ('rollouts', 'model'):
+        config = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], iterations=1,
+                                                          lqr_cost=source)))
+        loop = SolarLoop(make_env(config.env), config, tmp_path / source, log=lambda _: None)
+        loop.run()
+        policies[source] = loop.learner.lqr.policy
+    C, c, const = loop.learner.model.cost_params()
+    cost = loop.learner.lqr.known_cost
+    torch.testing.assert_close(cost.C, C.expand_as(cost.C))
+    torch.testing.assert_close(cost.c, c.expand_as(cost.c))
+    torch.testing.assert_close(cost.const, const.expand_as(cost.const))
+    assert not torch.allclose(policies['model'].k, policies['rollouts'].k)
+    with pytest.raises(ValueError, match='lqr_cost'):
+        RunConfig.from_dict({'loop': {'lqr_cost': 'head'}})
+
+
+@pytest.mark.slow
 def test_a_run_reproduces_bit_for_bit_with_the_same_seed_and_threads(tmp_path):
     """Same config, seed and --threads 1 on one machine: identical episodes and metrics."""
     config = tmp_path / 'tiny.yaml'

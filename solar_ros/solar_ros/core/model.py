@@ -259,8 +259,9 @@ class SolarModel(nn.Module):
             num_data: N dividing the global KL; defaults to len(batch).
 
         Returns:
-            dict of floats: 'elbo', 'recon', 'cost_ll', 'local_kl' (means per sequence),
-            'global_kl' and 'beta'.
+            dict of floats: 'elbo', 'recon', 'cost_ll' (with the weighted log-cost term
+            when config.log_cost_weight > 0), 'local_kl' (means per sequence), 'global_kl'
+            and 'beta'.
 
         """
         self._check_batch(batch)

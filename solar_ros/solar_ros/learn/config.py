@@ -28,6 +28,7 @@ Section = TypeVar('Section')
 
 SECTIONS = ('env', 'model', 'lqr', 'loop', 'mpc')
 METHODS = ('solar', 'mpc')
+LQR_COSTS = ('rollouts', 'model')
 
 
 @dataclass
@@ -63,6 +64,10 @@ class LoopConfig:
             after the random policy 0, every episode plans with the cross-entropy method in
             the latent space of the current model (settings in the ``mpc`` section) and
             each "policy update" only refits the model.
+        lqr_cost: the quadratic cost LQR-FLM minimises: 'rollouts' fits it afresh to the
+            latest rollouts' smoothed latents and costs at each update (the authors');
+            'model' takes the model's own cost head (:meth:`SolarModel.cost_params`),
+            trained on every frame of the buffer together with the representation.
 
     """
 
@@ -79,6 +84,7 @@ class LoopConfig:
     smooth_noise: bool = False
     rollout_noise: float = 1.0
     method: str = 'solar'
+    lqr_cost: str = 'rollouts'
 
     def __post_init__(self) -> None:
         """Check types and ranges; raise ValueError naming the bad setting."""
@@ -99,6 +105,9 @@ class LoopConfig:
                              f'got {self.rollout_noise}')
         if self.method not in METHODS:
             raise ValueError(f'loop.method must be one of {METHODS}, got {self.method!r}')
+        if self.lqr_cost not in LQR_COSTS:
+            raise ValueError(f'loop.lqr_cost must be one of {LQR_COSTS}, '
+                             f'got {self.lqr_cost!r}')
         if self.pretrain_episodes < self.rollouts_per_iteration:
             raise ValueError(f'loop.pretrain_episodes ({self.pretrain_episodes}) must be >= '
                              f'loop.rollouts_per_iteration ({self.rollouts_per_iteration})')

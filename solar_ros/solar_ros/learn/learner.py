@@ -30,6 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint, save_checkpoint
+from solar_ros.core.cost import QuadraticCost
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.lqr_flm import LQRFLM
 from solar_ros.core.model import SolarModel
@@ -205,6 +206,9 @@ class SolarLearner:
             kl, step_mult, cost_gains = 0.0, 0.0, (float('nan'), float('nan'))
         else:
             batch = _batch(fresh[-loop.rollouts_per_iteration:])
+            if loop.lqr_cost == 'model':
+                self.lqr.known_cost = QuadraticCost.tiled(*self.model.cost_params(),
+                                                          self.model.config.horizon)
             result = self.lqr.update(self.model.smoother(batch.images, batch.actions),
                                      batch.actions, batch.costs, prior=self.model.q)
             # LQR-FLM keeps its own policy; the rollouts may explore less.
