@@ -257,6 +257,27 @@ def test_goal_clearance_moves_the_cost_aim_above_the_resting_point():
         SawyerStackConfig(goal_clearance=-0.01)
 
 
+def test_approach_clearance_raises_the_aim_for_the_first_steps_only():
+    config = SawyerStackConfig(goal_clearance=0.01, approach_clearance=0.05, approach_steps=2,
+                               render=False)
+    with SawyerStackEnv(config) as env:
+        env.reset(task=3, seed=0)
+        costs, lifts = [], []
+        for _ in range(3):
+            lifts.append(env.aim_position()[2] - env.goal_position()[2])
+            held = env.held_block_pose()[:3]
+            distance = float(np.linalg.norm(held - env.aim_position()))
+            _, cost, _, _ = env.step(np.zeros(7))
+            costs.append((cost, distance))
+    np.testing.assert_allclose(lifts, [0.06, 0.06, 0.01])
+    for cost, distance in costs:
+        assert cost == pytest.approx(distance, rel=1e-9)
+    for bad, name in (({'approach_clearance': -0.01}, 'approach_clearance'),
+                      ({'approach_steps': -1}, 'approach_steps')):
+        with pytest.raises(ValueError, match=name):
+            SawyerStackConfig(**bad)
+
+
 def test_squared_distance_cost_is_the_scaled_square_of_the_distance():
     config = SawyerStackConfig(distance_cost='squared', distance_scale=0.05, render=False)
     with SawyerStackEnv(config) as squared:

@@ -41,6 +41,12 @@ class SawyerStackConfig:
         'height of the aim point above the goal point (the held block resting on the'
         ' target): the cost measures the distance to the aim point, so that a policy'
         ' releases the block just above the target instead of pressing it into it, m', 0.0)
+    approach_clearance: float = _doc(
+        'extra height of the aim point during the first approach_steps steps: a via-point'
+        ' above the target, so that a block starting beside it is lifted over it rather'
+        ' than pushed into its side, m', 0.0)
+    approach_steps: int = _doc(
+        'steps at the start of an episode whose cost aims approach_clearance higher', 0)
     target_position: Tuple[float, ...] = _doc(
         'x, y of the target block centre on the table, m', (0.65, 0.0))
     task1_offset: Tuple[float, ...] = _doc(
@@ -90,9 +96,12 @@ class SawyerStackConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
         for name in ('held_position_noise', 'target_position_noise', 'yaw_noise',
-                     'block_friction', 'settle_time', 'goal_clearance'):
+                     'block_friction', 'settle_time', 'goal_clearance',
+                     'approach_clearance'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
+        if int(self.approach_steps) < 0:
+            raise ValueError(f'approach_steps must be >= 0, got {self.approach_steps}')
         if self.views not in VIEWS:
             raise ValueError(f'views must be one of {VIEWS}, got {self.views!r}')
         lengths = {'action_cost': 7, 'target_position': 2, 'task1_offset': 3,

@@ -205,9 +205,13 @@ class SawyerStackEnv:
     def aim_position(self) -> np.ndarray:
         """Return the point the cost measures the held block's centre from, (3,) m.
 
-        It is ``goal_clearance`` above :meth:`goal_position`.
+        It is ``goal_clearance`` above :meth:`goal_position`, and ``approach_clearance``
+        higher still while fewer than ``approach_steps`` steps have been taken.
         """
-        return self.goal_position() + np.array([0.0, 0.0, self.config.goal_clearance])
+        height = self.config.goal_clearance
+        if self._step < self.config.approach_steps:
+            height += self.config.approach_clearance
+        return self.goal_position() + np.array([0.0, 0.0, height])
 
     def distance_to_aim(self) -> float:
         """Return the distance from the held block's centre to the aim point, m."""
