@@ -14,6 +14,7 @@ Its value is not a normalised density of continuous images, but it is one fixed 
 of the data, so ELBOs computed with it are comparable across models and training time.
 """
 
+import math
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -282,5 +283,4 @@ class LogCostHead(nn.Module):
         target = torch.log(costs.clamp(min=0.0) + self.eps)
         residual = target - self(latents, detach_params)
         var = self.std ** 2
-        return -0.5 * residual ** 2 / var - 0.5 * torch.log(
-            torch.tensor(2.0 * torch.pi * var))
+        return -0.5 * residual ** 2 / var - 0.5 * math.log(2.0 * math.pi * var)
