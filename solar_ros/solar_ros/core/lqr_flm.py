@@ -180,7 +180,9 @@ class LQRFLM:
         config: settings.
         action_cost: known (du, du) action Hessian R of the cost, or None to fit it.
         known_cost: the whole cost over x = [s; a], (T, dx + du) blocks, when it is known
-            (an oracle on the true state); None fits it to the rollouts' costs.
+            (an oracle on the true state, or the model's cost head, which the learner sets
+            before each update with ``loop.lqr_cost: model``); None fits it to the
+            rollouts' costs.
         policy: the current policy (initially the random policy of ``config.init_std``).
         step_mult: current KL step multiplier.
 
