@@ -8,7 +8,7 @@ from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.online import episode_noise
 from solar_ros.learn.evaluate import load_gains, load_policy
-from solar_ros.learn.pixel_probe import pixel_regression
+from solar_ros.learn.pixel_probe import encoder_network, pixel_regression
 from solar_ros.learn.probe import (
     collect, linear_probe, main, NEAR_GOAL_FRAMES, probe_encoder, probe_model, probe_true_state,
     ProbeData, score)
@@ -93,8 +93,9 @@ def test_near_goal_probe_runs_the_policy_on_its_last_frames(capsys):
     out = capsys.readouterr().out
     assert f'last {NEAR_GOAL_FRAMES} frames of 4 episodes' in out
     rows = [line for line in out.splitlines() if line.startswith(
-        ('latent', 'encoders', 'CNN from the frames (2 episodes)', 'true state'))]
-    assert len(rows) == 4 and all(len(row.split(')')[-1].split()) == 6 for row in rows)
+        ('latent', 'encoders', 'CNN from the frames (2 episodes)',
+         "the model's encoder design", 'true state'))]
+    assert len(rows) == 5 and all(len(row.split(')')[-1].split()) == 6 for row in rows)
 
 
 def _square_frames(offsets: np.ndarray) -> np.ndarray:
@@ -122,3 +123,20 @@ def test_pixel_regression_reads_what_the_frames_show_and_only_that():
     assert np.all(score(hidden[test].reshape(-1, 3), predicted).r2 < 0.3)
     with pytest.raises(ValueError, match='differ'):
         pixel_regression(frames[train], offsets[train], frames[test, :, :8], epochs=1)
+
+
+def test_encoder_design_reads_the_square_through_a_linear_readout():
+    rng = np.random.default_rng(1)
+    offsets = rng.uniform(-0.02, 0.02, size=(48, 6, 3))
+    offsets[..., 2] = offsets[..., 0] - offsets[..., 1]
+    square = _square_frames(offsets).repeat(2, axis=2).repeat(2, axis=3)  # 32x32 frames
+    frames = np.concatenate([square] * 2, axis=-1)  # two views alike
+    config = ModelConfig(latent_dim=4, action_dim=1, horizon=2, image_size=32, views=2,
+                         channels=8, hidden=32, keypoints=4)
+    network = encoder_network(config)
+    assert len(network.encoders) == 2 and network.readout.in_features == 8
+    train, test = slice(0, 40), slice(40, None)
+    predicted = pixel_regression(frames[train], offsets[train], frames[test], epochs=120,
+                                 build=lambda: encoder_network(config))
+    seen = score(offsets[test].reshape(-1, 3), predicted)
+    assert np.all(seen.r2 > 0.8), seen

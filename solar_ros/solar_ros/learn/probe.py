@@ -10,7 +10,9 @@ same regression from the arm's true state (7 joint angles and the target block's
 9 numbers) says what a perfect state estimate would give, and the same regression from the
 means of the encoders' product of experts (no dynamics) says whether the filter's fusion
 loses what the encoders hold. ``--pixels N`` adds a CNN trained on the true offsets of N
-other such episodes (:mod:`solar_ros.learn.pixel_probe`): what the cameras' frames hold.
+other such episodes (:mod:`solar_ros.learn.pixel_probe`): what the cameras' frames hold;
+and the model's own encoder design (new weights, linear read-out) trained the same way:
+what that design can hold when the objective asks for the offset.
 
 The probe episodes are rendered once per run and kept in ``RUN_DIR/probe.npz``, so every
 policy update scores its model on the same frames (the ``probe_r2_*`` columns of
@@ -40,7 +42,7 @@ from solar_ros.core.model import SolarModel
 from solar_ros.core.online import episode_noise
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import write_npz
-from solar_ros.learn.pixel_probe import pixel_regression
+from solar_ros.learn.pixel_probe import encoder_network, pixel_regression
 from solar_ros.learn.rollout import NoiseAgent, run_episode
 from solar_ros.learn.run_dir import RunDir
 from solar_ros.sim.environments import make_env
@@ -210,16 +212,18 @@ def probe_encoder(model: SolarModel, data: ProbeData, last: int = 0) -> ProbeSco
 
 
 def probe_pixels(train: ProbeData, data: ProbeData, last: int = 0, epochs: int = 30,
-                 progress: Optional[Callable[[int, float], None]] = None) -> ProbeScores:
-    """Score a CNN trained from ``train``'s frames to their offsets on ``data``'s frames.
+                 progress: Optional[Callable[[int, float], None]] = None,
+                 build: Optional[Callable[[], torch.nn.Module]] = None) -> ProbeScores:
+    """Score a network trained from ``train``'s frames to their offsets on ``data``'s frames.
 
     The frames scored are those :func:`linear_probe` scores (the last N - N // 2 episodes;
-    with ``last`` > 0 their last ``last`` frames); see :mod:`solar_ros.learn.pixel_probe`.
+    with ``last`` > 0 their last ``last`` frames); ``build`` returns the network (default:
+    the CNN); see :mod:`solar_ros.learn.pixel_probe`.
     """
     scored = slice(len(data.images) // 2, None)
     frames = slice(-last, None) if last else slice(None)
-    predicted = pixel_regression(train.images, train.offsets,
-                                 data.images[scored, frames], epochs, progress=progress)
+    predicted = pixel_regression(train.images, train.offsets, data.images[scored, frames],
+                                 epochs, progress=progress, build=build)
     return score(data.offsets[scored, frames].reshape(-1, 3), predicted)
 
 
@@ -254,8 +258,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help=f"the policy's own episodes, exploration noise on, and only "
                              f'their last {NEAR_GOAL_FRAMES} frames (module docstring)')
     parser.add_argument('--pixels', type=int, default=0, metavar='N',
-                        help='also train a CNN from the frames of N other such episodes to '
-                             'the offset: what the cameras hold (0: off)')
+                        help="also train a CNN, and the model's encoder design, from the "
+                             'frames of N other such episodes to the offset: what the cameras '
+                             'hold, and what the encoders could (0: off)')
     parser.add_argument('--epochs', type=int, default=30, help='--pixels: training epochs')
     args = parser.parse_args(argv)
     if args.episodes < 2:
@@ -315,6 +320,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         train = episodes(args.pixels, PIXEL_SEED_BASE)
         rows.append((f'CNN from the frames ({args.pixels} episodes)',
                      probe_pixels(train, data, last, args.epochs, _epoch_line)))
+        print("training the model's encoder design on the same frames", flush=True)
+        rows.append(("the model's encoder design (trained on the offsets)",
+                     probe_pixels(train, data, last, args.epochs, _epoch_line,
+                                  lambda: encoder_network(model.config))))
     rows.append(('true state (joint angles, target x, y)', probe_true_state(data, last)))
     for line in report(rows):
         print(line)
