@@ -72,6 +72,16 @@ def _as_float_images(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32)
 
 
+def build_encoders(config: ModelConfig) -> List[Encoder]:
+    """Return new encoders of the design ``config`` sets, one per camera view, in view order.
+
+    They draw their initial weights from torch's global generator (seed it first).
+    """
+    return [Encoder(config.latent_dim, config.image_size, config.channels, config.hidden,
+                    config.min_std, config.keypoints)
+            for _ in range(config.views)]
+
+
 class SolarModel(nn.Module):
     """The SOLAR latent state-space model (module docstring for the math).
 
@@ -94,9 +104,7 @@ class SolarModel(nn.Module):
         dx, du = config.latent_dim, config.action_dim
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            encoders = [Encoder(dx, config.image_size, config.channels, config.hidden,
-                                config.min_std, config.keypoints)
-                        for _ in range(config.views)]
+            encoders = build_encoders(config)
             self.encoder = encoders[0] if config.views == 1 else nn.ModuleList(encoders)
             self.decoder = Decoder(dx, config.image_size, config.channels, 3 * config.views)
             self.cost_head = QuadraticCostHead(dx, config.cost_std,

@@ -15,6 +15,7 @@ can hold the offset, and so whether SOLAR's objective or the encoder's design lo
 from typing import Callable, List, Optional
 
 import numpy as np
+from solar_ros.core.model import build_encoders
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.networks import Encoder
 import torch
@@ -62,9 +63,7 @@ class EncoderReadout(torch.nn.Module):
 
 def encoder_network(config: ModelConfig) -> EncoderReadout:
     """Return the encoders of a model with ``config`` (new weights) under a linear read-out."""
-    return EncoderReadout([Encoder(config.latent_dim, config.image_size, config.channels,
-                                   config.hidden, config.min_std, config.keypoints)
-                           for _ in range(config.views)])
+    return EncoderReadout(build_encoders(config))
 
 
 def _frames(images: np.ndarray) -> torch.Tensor:
