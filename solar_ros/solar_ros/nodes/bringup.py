@@ -24,7 +24,6 @@ learner, with the exploration noise off, for ``--episodes`` episodes (0: until C
 
 import argparse
 from pathlib import Path
-import signal
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from solar_ros.nodes.latent_filter_node import LatentFilterNode
 from solar_ros.nodes.learner_node import LearnerNode
 from solar_ros.nodes.policy_node import PolicyNode
 from solar_ros.nodes.sim_node import SimNode
+from solar_ros.nodes.spin import ignore_stop_signals, stop_on_first_signal
 from solar_ros.sim.sawyer_config import TASKS
 import yaml
 
@@ -146,12 +146,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not learn:
         overrides.update(policy_dir=str(args.policy_dir.resolve()), policy=args.policy,
                          noise_scale=0.0, episodes=args.episodes, paced=False)
+    stop_on_first_signal()  # SIGTERM stops as Ctrl-C does: a clean exit, status 0
     try:
         bringup = Bringup([*default_params(), *args.params], overrides, learn)
     except (ValueError, ParameterException) as error:
         print(f'solar_ros.bringup: {error}', file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: a clean exit, status 0
     try:
         if learn:
             learner = bringup.learner.learner
@@ -168,13 +168,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        ignore_stop_signals()
         bringup.shutdown()
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    """Raise KeyboardInterrupt (the SIGTERM handler)."""
-    raise KeyboardInterrupt
 
 
 if __name__ == '__main__':

@@ -2,6 +2,7 @@
 
 import signal
 import sys
+from types import FrameType
 from typing import Callable, List, Optional
 
 import rclpy
@@ -18,18 +19,20 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
     middleware to its callback in a fraction of the default executor's time; see
     ``bench/control_latency.py``), spun a step at a time so that a signal ends the loop.
 
-    Exit status 0 on SIGINT or SIGTERM, also when the signal comes twice: once stopping has
-    begun, further SIGINTs and SIGTERMs are ignored, so the node's cleanup (a learner
-    finishing its checkpoint) is not cut short by a traceback. A SIGINT can land while the
+    Exit status 0 on SIGINT or SIGTERM, also when the signal comes twice: the first one
+    shuts the context down and raises KeyboardInterrupt, later ones are ignored (see
+    :func:`stop_on_first_signal`), so the node's cleanup (a learner finishing its
+    checkpoint) is not cut short by a traceback. A SIGINT can land while the
     executor converts a message; the error that raises once shutdown has begun is part of
     stopping, not a fault. A node that cannot start (a bad parameter: ValueError, or a
     value outside its declared range) logs one line naming the problem and exits with
     status 1.
     """
-    rclpy.init(args=args)
+    stop_on_first_signal()  # before rclpy.init: rclpy's handlers then call this one
     node = None
     status = 0
     try:
+        rclpy.init(args=args)
         node = make_node()
         executor = EventsExecutor()
         executor.add_node(node)
@@ -46,10 +49,35 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
         if rclpy.ok():
             raise
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
+        ignore_stop_signals()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
     if status:
         sys.exit(status)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def stop_on_first_signal() -> None:
+    """Make the first SIGINT or SIGTERM raise KeyboardInterrupt and ignore every later one.
+
+    A second Ctrl-C (or a supervisor's SIGTERM after a SIGINT) can otherwise land while the
+    first one's KeyboardInterrupt is being handled, escape the cleanup and kill the process
+    with a traceback. rclpy's own handlers, installed by ``rclpy.init`` after this, shut
+    the context down and then call this handler.
+    """
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt_once)
+
+
+def ignore_stop_signals() -> None:
+    """Ignore SIGINT and SIGTERM from now on (cleanup has begun)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _interrupt_once(signum: int, frame: Optional[FrameType]) -> None:
+    ignore_stop_signals()
+    raise KeyboardInterrupt
