@@ -124,15 +124,19 @@ def test_episode_noise_is_a_function_of_the_seed():
     assert lag1[0] > 0.5 > lag1[1]
 
 
-@pytest.mark.parametrize('views', [1, 2])
-def test_keypoint_views_in_one_pass_equal_the_model_encoding(views):
+@pytest.mark.parametrize('views, branch', [(1, 0), (2, 0), (2, 6)])
+def test_keypoint_views_in_one_pass_equal_the_model_encoding(views, branch):
+    """With a dense branch the views are encoded one by one, to the same potentials."""
     model = SolarModel(ModelConfig(latent_dim=DX, action_dim=DU, horizon=T, image_size=SIZE,
-                                   channels=4, keypoints=5, views=views, seed=3))
+                                   channels=4, keypoints=5, dense_branch=branch, views=views,
+                                   seed=3))
     generator = torch.Generator().manual_seed(4)
     with torch.no_grad():  # the std heads start at zero: give every view its own stds
         for encoder in model.view_encoders():
             encoder.std_head.weight.normal_(generator=generator)
             encoder.mean_head.bias.normal_(generator=generator)
+            if branch:  # and the branch, which starts at zero, its own share of the mean
+                encoder.branch_head.weight.normal_(generator=generator)
     online = OnlineStep(model, _gains(0, 1))
     online.start()
     frames = torch.randint(0, 256, (4, SIZE, SIZE, 3 * views), dtype=torch.uint8,

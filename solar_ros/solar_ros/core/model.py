@@ -78,7 +78,7 @@ def build_encoders(config: ModelConfig) -> List[Encoder]:
     They draw their initial weights from torch's global generator (seed it first).
     """
     return [Encoder(config.latent_dim, config.image_size, config.channels, config.hidden,
-                    config.min_std, config.keypoints)
+                    config.min_std, config.keypoints, config.dense_branch)
             for _ in range(config.views)]
 
 

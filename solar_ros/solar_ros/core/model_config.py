@@ -23,6 +23,8 @@ class ModelConfig:
         hidden: units of the encoder's dense layer.
         keypoints: K > 0 makes the encoder a spatial soft-argmax over K feature maps
             (see :class:`~solar_ros.core.networks.Encoder`); 0 keeps the dense encoder.
+        dense_branch: B > 0 adds a dense branch of B units to each keypoint encoder's mean
+            (zero at the start of training; see the Encoder); 0: none.
         min_std: floor added to the encoder's softplus standard deviation.
         cost_std: standard deviation of the cost likelihood N(c_t; cost_head(s_t), sigma_t^2)
             for a zero cost.
@@ -63,6 +65,7 @@ class ModelConfig:
     channels: int = 16
     hidden: int = 128
     keypoints: int = 0
+    dense_branch: int = 0
     min_std: float = 0.01
     cost_std: float = 1.0
     cost_rel_std: float = 0.0
@@ -90,8 +93,11 @@ class ModelConfig:
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f'ModelConfig.{name} must be >= 1, got {getattr(self, name)}')
-        if int(self.keypoints) < 0:
-            raise ValueError(f'ModelConfig.keypoints must be >= 0, got {self.keypoints}')
+        for name in ('keypoints', 'dense_branch'):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f'ModelConfig.{name} must be >= 0, got {getattr(self, name)}')
+        if self.dense_branch and not self.keypoints:
+            raise ValueError('ModelConfig.dense_branch needs keypoints > 0')
         if self.horizon < 2:
             raise ValueError(f'ModelConfig.horizon must be >= 2, got {self.horizon}')
         if self.image_size < 16 or self.image_size % 16:

@@ -37,7 +37,8 @@ class Encoder(nn.Module):
     """
 
     def __init__(self, latent_dim: int, image_size: int = 64, channels: int = 16,
-                 hidden: int = 128, min_std: float = 0.01, keypoints: int = 0) -> None:
+                 hidden: int = 128, min_std: float = 0.01, keypoints: int = 0,
+                 dense_branch: int = 0) -> None:
         """Build the layers (sizes as in the class docstring; ``keypoints``: see below).
 
         With ``keypoints`` K > 0 the encoder is a spatial soft-argmax instead: two 4x4
@@ -47,6 +48,13 @@ class Encoder(nn.Module):
         then nearly linear in the positions of the objects the maps track, which is what
         linear latent dynamics need; with the dense head the first few hundred updates
         give a latent that is a bent image of the position.
+
+        ``dense_branch`` B > 0 (keypoints only) adds a dense branch to the mean: two more
+        4x4 stride-2 convolutions (2c) on the H/4 x W/4 features, a ReLU layer of B units
+        and a linear map to dx whose weights start at zero, so training begins from the
+        keypoint mean. Soft-argmax coordinates alone read a block's position to about a
+        centimetre; the branch can refine it to millimetres (README, "What the latent
+        knows near the goal"). The std head reads the keypoints only.
         """
         super().__init__()
         _check_size(image_size)
@@ -61,6 +69,8 @@ class Encoder(nn.Module):
             self.register_buffer('grid_x', grid.repeat(side), persistent=False)
             self.register_buffer('grid_y', grid.repeat_interleave(side), persistent=False)
             features = 2 * keypoints
+        elif dense_branch:
+            raise ValueError('Encoder: dense_branch needs a keypoint encoder (keypoints > 0)')
         else:
             widths = [3, channels, 2 * channels, 2 * channels, 2 * channels]
             self.convs = nn.ModuleList(
@@ -72,6 +82,18 @@ class Encoder(nn.Module):
         self.std_head = nn.Linear(features, latent_dim)
         nn.init.zeros_(self.std_head.weight)
         nn.init.zeros_(self.std_head.bias)
+        # Built last, so that without it the other layers draw the same initial weights.
+        self.branch: Optional[nn.Module] = None
+        self.branch_head: Optional[nn.Linear] = None
+        if dense_branch:
+            self.branch = nn.Sequential(
+                nn.Conv2d(2 * channels, 2 * channels, 4, stride=2, padding=1), nn.ReLU(),
+                nn.Conv2d(2 * channels, 2 * channels, 4, stride=2, padding=1), nn.ReLU(),
+                nn.Flatten(), nn.Linear(2 * channels * (image_size // 16) ** 2, dense_branch),
+                nn.ReLU())
+            self.branch_head = nn.Linear(dense_branch, latent_dim)
+            nn.init.zeros_(self.branch_head.weight)
+            nn.init.zeros_(self.branch_head.bias)
         self.latent_dim = latent_dim
         self.min_std = min_std
 
@@ -81,12 +103,15 @@ class Encoder(nn.Module):
         x = images.reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2)
         for conv in self.convs:
             x = functional.relu(conv(x))
+        refinement = 0.0
         if self.keypoints:
+            if self.branch is not None:
+                refinement = self.branch_head(self.branch(x))
             attention = functional.softmax(self.feature_maps(x).flatten(2), dim=-1)
             x = torch.cat([attention @ self.grid_x, attention @ self.grid_y], dim=-1)
         else:
             x = functional.relu(self.dense(x.flatten(1)))
-        mean = self.mean_head(x)
+        mean = self.mean_head(x) + refinement
         std = functional.softplus(self.std_head(x)) + self.min_std
         return mean.reshape(*lead, self.latent_dim), std.reshape(*lead, self.latent_dim)
 
@@ -104,8 +129,9 @@ class KeypointEncoderStack:
 
     def __init__(self, encoders: Sequence[Encoder]) -> None:
         """Stack the weights of ``encoders`` (one per view, all keypoint encoders alike)."""
-        if not encoders or any(not e.keypoints for e in encoders):
-            raise ValueError('KeypointEncoderStack needs keypoint encoders (keypoints > 0)')
+        if not encoders or any(not e.keypoints or e.branch is not None for e in encoders):
+            raise ValueError('KeypointEncoderStack needs keypoint encoders (keypoints > 0) '
+                             'without a dense branch')
         first = encoders[0]
         self.views = len(encoders)
         self.keypoints = first.keypoints
