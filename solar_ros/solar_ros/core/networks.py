@@ -53,8 +53,8 @@ class Encoder(nn.Module):
         4x4 stride-2 convolutions (2c) on the H/4 x W/4 features, a ReLU layer of B units
         and a linear map to dx whose weights start at zero, so training begins from the
         keypoint mean. Soft-argmax coordinates alone read a block's position to about a
-        centimetre; the branch can refine it to millimetres (README, "What the latent
-        knows near the goal"). The std head reads the keypoints only.
+        centimetre; the branch can refine it to millimetres (README, "Tried on the seeds
+        that do not stack"). The std head reads the keypoints only.
         """
         super().__init__()
         _check_size(image_size)
@@ -129,7 +129,7 @@ class KeypointEncoderStack:
 
     def __init__(self, encoders: Sequence[Encoder]) -> None:
         """Stack the weights of ``encoders`` (one per view, all keypoint encoders alike)."""
-        if not encoders or any(not e.keypoints or e.branch is not None for e in encoders):
+        if not self.can_stack(encoders):
             raise ValueError('KeypointEncoderStack needs keypoint encoders (keypoints > 0) '
                              'without a dense branch')
         first = encoders[0]
@@ -147,6 +147,11 @@ class KeypointEncoderStack:
                            .clone())
                           for head in ('mean_head', 'std_head')]
         self.grid = torch.stack([first.grid_x, first.grid_y], dim=1)  # (P, 2)
+
+    @staticmethod
+    def can_stack(encoders: Sequence[Encoder]) -> bool:
+        """Return whether ``encoders`` can be stacked: keypoint encoders, no dense branch."""
+        return bool(encoders) and all(e.keypoints and e.branch is None for e in encoders)
 
     def __call__(self, frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encode one frame (H, W, 3 V) to its potential J (dx,), h (dx,) float64.

@@ -96,8 +96,8 @@ class OnlineStep:
         if self._next_model is not None:
             self.model, self._next_model = self._next_model, None
             encoders = self.model.view_encoders()
-            stackable = encoders[0].keypoints and encoders[0].branch is None
-            self._stack = KeypointEncoderStack(encoders) if stackable else None
+            self._stack = (KeypointEncoderStack(encoders)
+                           if KeypointEncoderStack.can_stack(encoders) else None)
         if self._next_gains is not None:
             self.gains, self._next_gains = self._next_gains, None
             policy, dynamics = self.gains.policy, self.gains.dynamics
