@@ -2,9 +2,10 @@
 
 Figures: encoder time per frame (forward, no gradient); a running episode's encoding of
 one two-camera frame by the keypoint encoders view by view (``SolarModel.encode``) and in
-one pass (``KeypointEncoderStack``); one step of the online Kalman filter (update +
-predict); and one training update (encoder, smoother, sample, decoder,
-backward, Adam and the MNIW natural-gradient step) for the stated batch and horizon.
+one pass (``KeypointEncoderStack``), without and with a 64-unit dense branch; one step of
+the online Kalman filter (update + predict); and one training update (encoder, smoother,
+sample, decoder, backward, Adam and the MNIW natural-gradient step) for the stated batch
+and horizon.
 
 Usage: python bench/model_speed.py [--threads 1] [--batch 8] [--horizon 20] [--latent 4]
 """
@@ -55,15 +56,18 @@ def main() -> None:
     print(f'encoder: {1e3 * encode / len(frames):.3f} ms per frame '
           f'(batches of {len(frames)} frames)')
 
-    views = SolarModel(ModelConfig(latent_dim=12, action_dim=7, horizon=args.horizon,
-                                   views=2, keypoints=16))
     frame = torch.randint(0, 256, (64, 64, 6), dtype=torch.uint8)
-    stack = KeypointEncoderStack(views.view_encoders())
-    with torch.no_grad():
-        by_view = best_time(lambda: [views.encode(frame[None, None]) for _ in range(100)], 5)
-    in_one = best_time(lambda: [stack(frame) for _ in range(100)], 5)
-    print(f'two-camera frame (keypoint encoders, dx=12): {10 * by_view:.3f} ms view by '
-          f'view, {10 * in_one:.3f} ms in one pass ({by_view / in_one:.1f} x faster)')
+    for branch in (0, 64):
+        views = SolarModel(ModelConfig(latent_dim=12, action_dim=7, horizon=args.horizon,
+                                       views=2, keypoints=16, dense_branch=branch))
+        stack = KeypointEncoderStack(views.view_encoders())
+        with torch.no_grad():
+            by_view = best_time(
+                lambda: [views.encode(frame[None, None]) for _ in range(100)], 5)
+        in_one = best_time(lambda: [stack(frame) for _ in range(100)], 5)
+        print(f'two-camera frame (keypoint encoders, dx=12, dense branch {branch}): '
+              f'{10 * by_view:.3f} ms view by view, {10 * in_one:.3f} ms in one pass '
+              f'({by_view / in_one:.1f} x faster)')
 
     params = model.dynamics()
     filt = OnlineKalmanFilter(args.latent)

@@ -6,6 +6,7 @@ from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.lds import LDSParams
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
+from solar_ros.core.networks import KeypointEncoderStack
 from solar_ros.core.online import episode_noise, OnlineStep
 from solar_ros.core.policy import LinearGaussianPolicy
 import torch
@@ -126,7 +127,7 @@ def test_episode_noise_is_a_function_of_the_seed():
 
 @pytest.mark.parametrize('views, branch', [(1, 0), (2, 0), (2, 6)])
 def test_keypoint_views_in_one_pass_equal_the_model_encoding(views, branch):
-    """With a dense branch the views are encoded one by one, to the same potentials."""
+    """All views, with or without a dense branch, encode in one pass to the model's potentials."""
     model = SolarModel(ModelConfig(latent_dim=DX, action_dim=DU, horizon=T, image_size=SIZE,
                                    channels=4, keypoints=5, dense_branch=branch, views=views,
                                    seed=3))
@@ -137,6 +138,7 @@ def test_keypoint_views_in_one_pass_equal_the_model_encoding(views, branch):
             encoder.mean_head.bias.normal_(generator=generator)
             if branch:  # and the branch, which starts at zero, its own share of the mean
                 encoder.branch_head.weight.normal_(generator=generator)
+    assert KeypointEncoderStack.can_stack(model.view_encoders())
     online = OnlineStep(model, _gains(0, 1))
     online.start()
     frames = torch.randint(0, 256, (4, SIZE, SIZE, 3 * views), dtype=torch.uint8,

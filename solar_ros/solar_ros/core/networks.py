@@ -15,7 +15,7 @@ of the data, so ELBOs computed with it are comparable across models and training
 """
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -121,7 +121,8 @@ class KeypointEncoderStack:
 
     For inference on a running episode: each view's convolutions become one grouped
     convolution over all views and their heads one batched product, so a two-view frame
-    pays the operator overhead of about one view (``bench/model_speed.py``). The weights are
+    pays the operator overhead of about one view (``bench/model_speed.py``); dense branches
+    (``Encoder(dense_branch=B)``) are stacked the same way. The weights are
     copied when the stack is built (rebuild it after training). The result is the product
     of the views' Gaussian potentials, as :meth:`solar_ros.core.model.SolarModel.encode`
     computes it, equal up to float32 rounding.
@@ -130,8 +131,8 @@ class KeypointEncoderStack:
     def __init__(self, encoders: Sequence[Encoder]) -> None:
         """Stack the weights of ``encoders`` (one per view, all keypoint encoders alike)."""
         if not self.can_stack(encoders):
-            raise ValueError('KeypointEncoderStack needs keypoint encoders (keypoints > 0) '
-                             'without a dense branch')
+            raise ValueError('KeypointEncoderStack needs keypoint encoders (keypoints > 0), '
+                             'all with a dense branch of one size or all without')
         first = encoders[0]
         self.views = len(encoders)
         self.keypoints = first.keypoints
@@ -146,12 +147,32 @@ class KeypointEncoderStack:
                            torch.stack([getattr(e, head).bias for e in encoders])[..., None]
                            .clone())
                           for head in ('mean_head', 'std_head')]
+            self.branch = None if first.branch is None else self._stack_branch(encoders)
         self.grid = torch.stack([first.grid_x, first.grid_y], dim=1)  # (P, 2)
 
     @staticmethod
     def can_stack(encoders: Sequence[Encoder]) -> bool:
-        """Return whether ``encoders`` can be stacked: keypoint encoders, no dense branch."""
-        return bool(encoders) and all(e.keypoints and e.branch is None for e in encoders)
+        """Return whether ``encoders`` can be stacked: keypoint encoders, branches alike."""
+        if not encoders or not all(e.keypoints for e in encoders):
+            return False
+        units = {None if e.branch is None else e.branch_head.in_features for e in encoders}
+        return len(units) == 1
+
+    @staticmethod
+    def _stack_branch(encoders: Sequence[Encoder]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Return the dense branches' layers as (weight, bias) pairs, all views in each.
+
+        The two convolutions' weights are concatenated (a grouped convolution); the dense
+        layer and the head are stacked, (V, B, F) and (V, dx, B), for batched products.
+        """
+        layers = [[m for m in e.branch if isinstance(m, (nn.Conv2d, nn.Linear))]
+                  + [e.branch_head] for e in encoders]
+        convs = [(torch.cat([view[i].weight for view in layers]).clone(),
+                  torch.cat([view[i].bias for view in layers]).clone()) for i in (0, 1)]
+        dense = [(torch.stack([view[i].weight for view in layers]).clone(),
+                  torch.stack([view[i].bias for view in layers])[..., None].clone())
+                 for i in (2, 3)]
+        return convs + dense
 
     def __call__(self, frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encode one frame (H, W, 3 V) to its potential J (dx,), h (dx,) float64.
@@ -167,13 +188,22 @@ class KeypointEncoderStack:
             for weight, bias in self.convs:
                 x = functional.relu(functional.conv2d(x, weight, bias, stride=2, padding=1,
                                                       groups=views))
+            refinement = 0.0
+            if self.branch is not None:
+                (w1, b1), (w2, b2), (dense_w, dense_b), (head_w, head_b) = self.branch
+                y = functional.relu(functional.conv2d(x, w1, b1, stride=2, padding=1,
+                                                      groups=views))
+                y = functional.relu(functional.conv2d(y, w2, b2, stride=2, padding=1,
+                                                      groups=views))
+                y = functional.relu(torch.baddbmm(dense_b, dense_w, y.view(views, -1, 1)))
+                refinement = torch.baddbmm(head_b, head_w, y)[..., 0]
             attention = functional.softmax(
                 functional.conv2d(x, *self.maps, groups=views).flatten(2)[0], dim=-1)
             # (V K, 2) image coordinates -> (V, 2 K) as Encoder.forward: all x, then all y
             features = (attention @ self.grid).view(views, self.keypoints, 2) \
                 .transpose(1, 2).reshape(views, 2 * self.keypoints, 1)
             (mean_w, mean_b), (std_w, std_b) = self.heads
-            mean = torch.baddbmm(mean_b, mean_w, features)[..., 0]
+            mean = torch.baddbmm(mean_b, mean_w, features)[..., 0] + refinement
             std = functional.softplus(torch.baddbmm(std_b, std_w, features)[..., 0]) \
                 + self.min_std
             precision = std.to(torch.float64) ** -2
