@@ -116,6 +116,18 @@ class Encoder(nn.Module):
         return mean.reshape(*lead, self.latent_dim), std.reshape(*lead, self.latent_dim)
 
 
+def _grouped(layers: Sequence[nn.Module]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Return one layer per view as one grouped convolution's (weight, bias), copied."""
+    return (torch.cat([layer.weight for layer in layers]).clone(),
+            torch.cat([layer.bias for layer in layers]).clone())
+
+
+def _batched(layers: Sequence[nn.Linear]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Return one linear layer per view as (V, out, in) weights and (V, out, 1) biases, copied."""
+    return (torch.stack([layer.weight for layer in layers]).clone(),
+            torch.stack([layer.bias for layer in layers])[..., None].clone())
+
+
 class KeypointEncoderStack:
     """The keypoint encoders of a model's camera views, run on one frame in one pass.
 
@@ -138,16 +150,19 @@ class KeypointEncoderStack:
         self.keypoints = first.keypoints
         self.min_std = first.min_std
         with torch.no_grad():
-            self.convs = [(torch.cat([e.convs[i].weight for e in encoders]).clone(),
-                           torch.cat([e.convs[i].bias for e in encoders]).clone())
+            self.convs = [_grouped([e.convs[i] for e in encoders])
                           for i in range(len(first.convs))]
-            self.maps = (torch.cat([e.feature_maps.weight for e in encoders]).clone(),
-                         torch.cat([e.feature_maps.bias for e in encoders]).clone())
-            self.heads = [(torch.stack([getattr(e, head).weight for e in encoders]).clone(),
-                           torch.stack([getattr(e, head).bias for e in encoders])[..., None]
-                           .clone())
+            self.maps = _grouped([e.feature_maps for e in encoders])
+            self.heads = [_batched([getattr(e, head) for e in encoders])
                           for head in ('mean_head', 'std_head')]
-            self.branch = None if first.branch is None else self._stack_branch(encoders)
+            # The branch: two convolutions, grouped, then its dense layer and head, batched.
+            self.branch_convs: List[Tuple[torch.Tensor, torch.Tensor]] = []
+            self.branch_dense: List[Tuple[torch.Tensor, torch.Tensor]] = []
+            if first.branch is not None:
+                layers = [[m for m in e.branch if isinstance(m, (nn.Conv2d, nn.Linear))]
+                          + [e.branch_head] for e in encoders]
+                self.branch_convs = [_grouped([view[i] for view in layers]) for i in (0, 1)]
+                self.branch_dense = [_batched([view[i] for view in layers]) for i in (2, 3)]
         self.grid = torch.stack([first.grid_x, first.grid_y], dim=1)  # (P, 2)
 
     @staticmethod
@@ -158,21 +173,13 @@ class KeypointEncoderStack:
         units = {None if e.branch is None else e.branch_head.in_features for e in encoders}
         return len(units) == 1
 
-    @staticmethod
-    def _stack_branch(encoders: Sequence[Encoder]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        """Return the dense branches' layers as (weight, bias) pairs, all views in each.
-
-        The two convolutions' weights are concatenated (a grouped convolution); the dense
-        layer and the head are stacked, (V, B, F) and (V, dx, B), for batched products.
-        """
-        layers = [[m for m in e.branch if isinstance(m, (nn.Conv2d, nn.Linear))]
-                  + [e.branch_head] for e in encoders]
-        convs = [(torch.cat([view[i].weight for view in layers]).clone(),
-                  torch.cat([view[i].bias for view in layers]).clone()) for i in (0, 1)]
-        dense = [(torch.stack([view[i].weight for view in layers]).clone(),
-                  torch.stack([view[i].bias for view in layers])[..., None].clone())
-                 for i in (2, 3)]
-        return convs + dense
+    def _convolve(self, x: torch.Tensor,
+                  layers: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Apply grouped 4x4 stride-2 convolutions with ReLU, each view on its own channels."""
+        for weight, bias in layers:
+            x = functional.relu(functional.conv2d(x, weight, bias, stride=2, padding=1,
+                                                  groups=self.views))
+        return x
 
     def __call__(self, frame: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encode one frame (H, W, 3 V) to its potential J (dx,), h (dx,) float64.
@@ -185,17 +192,12 @@ class KeypointEncoderStack:
             x = frame.permute(2, 0, 1)[None].to(torch.float32)
             if frame.dtype == torch.uint8:
                 x = x / 255.0
-            for weight, bias in self.convs:
-                x = functional.relu(functional.conv2d(x, weight, bias, stride=2, padding=1,
-                                                      groups=views))
+            x = self._convolve(x, self.convs)
             refinement = 0.0
-            if self.branch is not None:
-                (w1, b1), (w2, b2), (dense_w, dense_b), (head_w, head_b) = self.branch
-                y = functional.relu(functional.conv2d(x, w1, b1, stride=2, padding=1,
-                                                      groups=views))
-                y = functional.relu(functional.conv2d(y, w2, b2, stride=2, padding=1,
-                                                      groups=views))
-                y = functional.relu(torch.baddbmm(dense_b, dense_w, y.view(views, -1, 1)))
+            if self.branch_convs:
+                (dense_w, dense_b), (head_w, head_b) = self.branch_dense
+                y = self._convolve(x, self.branch_convs).view(views, -1, 1)
+                y = functional.relu(torch.baddbmm(dense_b, dense_w, y))
                 refinement = torch.baddbmm(head_b, head_w, y)[..., 0]
             attention = functional.softmax(
                 functional.conv2d(x, *self.maps, groups=views).flatten(2)[0], dim=-1)
