@@ -321,6 +321,8 @@ def test_log_cost_likelihood_is_gaussian_in_log_cost_and_moves_only_what_it_shou
     assert near[1] - near[0] > 0.8 > 0.03
     with pytest.raises(ValueError, match='log_cost_std'):
         ModelConfig(latent_dim=2, action_dim=1, horizon=4, log_cost_std=0.0)
+    with pytest.raises(ValueError, match='log_cost_eps'):
+        ModelConfig(latent_dim=2, action_dim=1, horizon=4, log_cost_eps=0.0)
     with pytest.raises(ValueError, match='log_cost_weight'):
         ModelConfig(latent_dim=2, action_dim=1, horizon=4, log_cost_weight=-1.0)
 
