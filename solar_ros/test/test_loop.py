@@ -183,6 +183,26 @@ def test_rollout_noise_scales_the_published_policies_noise_only(tmp_path):
 
 
 @pytest.mark.slow
+def test_cost_fit_episodes_add_the_earlier_lqr_flm_rollouts_not_the_random_ones(tmp_path):
+    """loop.cost_fit_episodes: the cost fit also sees policy 1's rollouts, smoothed anew."""
+    config = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], cost_fit_episodes=6)))
+    loop = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lambda _: None)
+    loop.run()
+    learner = loop.learner
+    assert learner.policy_version == 2 and learner.episodes_used == 12
+    states, actions, costs = learner._cost_samples()  # for policy 3: episodes 6-11
+    earlier = learner.store.load(8, 12)  # 6 and 7 are the random policy's
+    assert [e.policy_version for e in earlier] == [1] * 4
+    np.testing.assert_allclose(costs.numpy(), np.stack([e.costs for e in earlier]))
+    np.testing.assert_allclose(actions.numpy(), np.stack([e.actions for e in earlier]))
+    assert states.shape == (4, 6, 2)
+    none = RunConfig.from_dict(TINY)
+    assert SolarLearner(none, 6, 2, tmp_path / 'run', log=lambda _: None)._cost_samples() is None
+    with pytest.raises(ValueError, match='cost_fit_episodes'):
+        RunConfig.from_dict({'loop': {'cost_fit_episodes': -1}})
+
+
+@pytest.mark.slow
 def test_lqr_cost_from_the_model_is_the_cost_head_the_policy_minimises(tmp_path):
     """loop.lqr_cost=model hands LQR-FLM the model's cost head instead of a fresh fit."""
     policies = {}

@@ -268,3 +268,24 @@ def test_known_cost_is_used_instead_of_the_fit():
 def test_cost_segments_must_be_positive():
     with pytest.raises(ValueError, match='cost_segments'):
         LQRFLM(2, 1, 6, LQRFLMConfig(cost_segments=0))
+
+
+def test_cost_samples_of_earlier_rollouts_complete_the_cost_fit():
+    """Two rollouts cannot pin a quadratic per 5-step segment; 30 earlier ones can."""
+    system, cost, R = point_mass()
+    gen = torch.Generator().manual_seed(3)
+    random = LinearGaussianPolicy.initial(20, 4, 2, std=0.5)
+    prior = MNIW.prior(4, 2, 20).posterior(transition_stats(*rollouts(system, random, 50,
+                                                                      gen)[:2]))
+    learner = LQRFLM(4, 2, 20, LQRFLMConfig(cost_segments=4), action_cost=R)
+    states, actions, costs = rollouts(system, random, 2, gen, cost)
+    earlier = rollouts(system, random, 30, gen, cost)
+    fits = {name: learner.fit(observed_trajectories(states, actions), actions, costs, prior,
+                              samples).cost
+            for name, samples in (('alone', None), ('with earlier', earlier))}
+    torch.testing.assert_close(fits['with earlier'].C, cost.C, atol=1e-4, rtol=0)
+    torch.testing.assert_close(fits['with earlier'].c, cost.c, atol=1e-4, rtol=0)
+    assert (fits['alone'].C - cost.C).abs().max() > 0.05
+    result = learner.update(observed_trajectories(states, actions), actions, costs, prior,
+                            earlier)
+    torch.testing.assert_close(result.fit.cost.C, fits['with earlier'].C)

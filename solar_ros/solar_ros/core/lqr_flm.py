@@ -22,7 +22,7 @@ Trajectories are smoothed (or observed) state sequences or a smoother, as descri
 """
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from solar_ros.core.cost import QuadraticCost
 from solar_ros.core.lds import LDSParams
@@ -34,6 +34,9 @@ from solar_ros.core.policy import LinearGaussianPolicy
 from solar_ros.core.regression import fit_affine_map, fit_segmented_cost
 import torch
 from torch import Tensor
+
+CostSamples = Tuple[Tensor, Tensor, Tensor]
+"""States (M, T, dx), actions (M, T, du) and costs (M, T) of more episodes for the cost fit."""
 
 
 @dataclass
@@ -213,7 +216,8 @@ class LQRFLM:
                                                        self.action_dim, self.config.init_std)
 
     def fit(self, trajectories: Union[SmoothedTrajectories, Smoother], actions: Tensor,
-            costs: Tensor, prior: MNIW) -> LocalFit:
+            costs: Tensor, prior: MNIW, cost_samples: Optional[CostSamples] = None
+            ) -> LocalFit:
         """Fit local dynamics, cost and initial state to the latest rollouts.
 
         Args:
@@ -221,6 +225,11 @@ class LQRFLM:
             actions: (N, T, du) actions taken.
             costs: (N, T) costs, c_{n,t} = c(s_{n,t}, a_{n,t}).
             prior: global dynamics model, leading dim T-1.
+            cost_samples: more (states (M, T, dx), actions (M, T, du), costs (M, T)) that
+                the cost is fitted on together with the rollouts' smoothed states (earlier
+                rollouts: the cost does not depend on the policy, and a quadratic in dx
+                dimensions has (dx + 1)(dx + 2) / 2 coefficients per segment); None: the
+                rollouts alone.
 
         Returns:
             :class:`LocalFit`.
@@ -234,14 +243,23 @@ class LQRFLM:
                              f' {self.state_dim}), got {tuple(means.shape)}')
         F, Q = local.posterior.mean_dynamics()
         mu0, P0 = initial_state_estimate(means[:, 0], covs[:, 0], self.config.initial_var_floor)
-        cost = self.known_cost if self.known_cost is not None else fit_segmented_cost(
-            means, actions, costs, self.config.cost_segments, self.action_cost,
-            self.config.cost_ridge, self.config.psd_cost, self.config.cost_fit_floor)
+        if self.known_cost is not None:
+            cost = self.known_cost
+        else:
+            samples = (means, torch.as_tensor(actions, dtype=torch.float64),
+                       torch.as_tensor(costs, dtype=torch.float64))
+            if cost_samples is not None:
+                samples = tuple(torch.cat([mine, torch.as_tensor(more, dtype=torch.float64)])
+                                for mine, more in zip(samples, cost_samples))
+            cost = fit_segmented_cost(*samples, self.config.cost_segments, self.action_cost,
+                                      self.config.cost_ridge, self.config.psd_cost,
+                                      self.config.cost_fit_floor)
         cost = cost.weighted(self.step_weights())
         return LocalFit(LDSParams(F=F, Q=Q, mu0=mu0, P0=P0), cost, local)
 
     def update(self, trajectories: Union[SmoothedTrajectories, Smoother], actions: Tensor,
-               costs: Tensor, prior: MNIW) -> UpdateResult:
+               costs: Tensor, prior: MNIW, cost_samples: Optional[CostSamples] = None
+               ) -> UpdateResult:
         """Fit the local model to rollouts of the current policy and take one KL step.
 
         The step multiplier is first adapted from the last update's predicted improvement
@@ -254,12 +272,13 @@ class LQRFLM:
             actions: (N, T, du) actions taken.
             costs: (N, T) costs.
             prior: global dynamics model, leading dim T-1.
+            cost_samples: more samples for the cost fit, as for :meth:`fit`.
 
         Returns:
             :class:`UpdateResult` with the new policy and diagnostics.
 
         """
-        fit = self.fit(trajectories, actions, costs, prior)
+        fit = self.fit(trajectories, actions, costs, prior, cost_samples)
         previous_cost = policy_cost(fit.dynamics, fit.cost, self.policy)
         sample_cost = float((torch.as_tensor(costs, dtype=torch.float64)
                              * self.step_weights()).sum(-1).mean())

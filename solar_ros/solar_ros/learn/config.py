@@ -68,6 +68,11 @@ class LoopConfig:
             latest rollouts' smoothed latents and costs at each update (the authors');
             'model' takes the model's own cost head (:meth:`SolarModel.cost_params`),
             trained on every frame of the buffer together with the representation.
+        cost_fit_episodes: with 'rollouts', the cost is also fitted on up to this many
+            earlier episodes of LQR-FLM's policies (the latest ones before the current
+            rollouts; the random policy 0's are not used), smoothed by the refitted model:
+            the cost does not depend on the policy, and more samples steady the fit of the
+            last steps, where the block is let go. 0 fits the current rollouts alone.
 
     """
 
@@ -85,6 +90,7 @@ class LoopConfig:
     rollout_noise: float = 1.0
     method: str = 'solar'
     lqr_cost: str = 'rollouts'
+    cost_fit_episodes: int = 0
 
     def __post_init__(self) -> None:
         """Check types and ranges; raise ValueError naming the bad setting."""
@@ -95,7 +101,7 @@ class LoopConfig:
         for name in ('pretrain_episodes', 'rollouts_per_iteration', 'buffer_episodes'):
             if getattr(self, name) < 1:
                 raise ValueError(f'loop.{name} must be >= 1, got {getattr(self, name)}')
-        for name in ('pretrain_updates', 'iterations', 'refit_updates'):
+        for name in ('pretrain_updates', 'iterations', 'refit_updates', 'cost_fit_episodes'):
             if getattr(self, name) < 0:
                 raise ValueError(f'loop.{name} must be >= 0, got {getattr(self, name)}')
         if self.pretrain_std is not None and not self.pretrain_std > 0:

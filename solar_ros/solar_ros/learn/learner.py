@@ -32,7 +32,7 @@ import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint, save_checkpoint
 from solar_ros.core.cost import QuadraticCost
 from solar_ros.core.gains import TimeVaryingGains
-from solar_ros.core.lqr_flm import LQRFLM
+from solar_ros.core.lqr_flm import CostSamples, LQRFLM
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.policy import LinearGaussianPolicy
@@ -210,7 +210,8 @@ class SolarLearner:
                 self.lqr.known_cost = QuadraticCost.tiled(*self.model.cost_params(),
                                                           self.model.config.horizon)
             result = self.lqr.update(self.model.smoother(batch.images, batch.actions),
-                                     batch.actions, batch.costs, prior=self.model.q)
+                                     batch.actions, batch.costs, prior=self.model.q,
+                                     cost_samples=self._cost_samples())
             # LQR-FLM keeps its own policy; the rollouts may explore less.
             gains = TimeVaryingGains(result.policy.with_noise_scale(loop.rollout_noise),
                                      result.fit.dynamics,
@@ -236,6 +237,25 @@ class SolarLearner:
         """Raise UpdateStopped if the update is to stop (checked after each model fit)."""
         if self._stop_when is not None and self._stop_when():
             raise self.stopped()
+
+    def _cost_samples(self) -> Optional[CostSamples]:
+        """Return the earlier LQR-FLM episodes' samples for the cost fit, or None.
+
+        The latest ``loop.cost_fit_episodes`` episodes before the current rollouts whose
+        policy is not the random one, smoothed by the current model; None when there are
+        none or the setting is 0.
+        """
+        count = self.config.loop.cost_fit_episodes
+        if not count:
+            return None
+        earlier = [e for e in self.store.load(max(0, self.episodes_used - count),
+                                              self.episodes_used) if e.policy_version > 0]
+        if not earlier:
+            return None
+        batch = _batch(earlier)
+        means = self.model.infer(batch.images, batch.actions).means
+        return (means, torch.as_tensor(batch.actions, dtype=torch.float64),
+                torch.as_tensor(batch.costs, dtype=torch.float64))
 
     def _current(self, stop: int) -> List[Episode]:
         """Return the current policy's episodes recorded after the last update, up to ``stop``."""
