@@ -71,8 +71,9 @@ class LoopConfig:
         cost_fit_episodes: with 'rollouts', the cost is also fitted on up to this many
             earlier episodes of LQR-FLM's policies (the latest ones before the current
             rollouts; the random policy 0's are not used), smoothed by the refitted model:
-            the cost does not depend on the policy, and more samples steady the fit of the
-            last steps, where the block is let go. 0 fits the current rollouts alone.
+            the cost does not depend on the policy, so the fit rests on more samples (40 did
+            not steady task 3's late policies: README, "Task 3 with a dense branch"). 0 fits
+            the current rollouts alone.
 
     """
 
