@@ -198,6 +198,9 @@ def test_cost_fit_episodes_add_the_earlier_lqr_flm_rollouts_not_the_random_ones(
     assert states.shape == (4, 6, 2)
     none = RunConfig.from_dict(TINY)
     assert SolarLearner(none, 6, 2, tmp_path / 'run', log=lambda _: None)._cost_samples() is None
+    head = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], cost_fit_episodes=6,
+                                                    lqr_cost='model')))
+    assert SolarLearner(head, 6, 2, tmp_path / 'run', log=lambda _: None)._cost_samples() is None
     with pytest.raises(ValueError, match='cost_fit_episodes'):
         RunConfig.from_dict({'loop': {'cost_fit_episodes': -1}})
 

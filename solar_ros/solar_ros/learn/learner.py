@@ -243,10 +243,11 @@ class SolarLearner:
 
         The latest ``loop.cost_fit_episodes`` episodes before the current rollouts whose
         policy is not the random one, smoothed by the current model; None when there are
-        none or the setting is 0.
+        none, the setting is 0 or LQR-FLM takes the model's cost head (``loop.lqr_cost``),
+        which no fit replaces.
         """
         count = self.config.loop.cost_fit_episodes
-        if not count:
+        if not count or self.config.loop.lqr_cost != 'rollouts':
             return None
         earlier = [e for e in self.store.load(max(0, self.episodes_used - count),
                                               self.episodes_used) if e.policy_version > 0]
