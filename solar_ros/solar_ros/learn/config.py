@@ -99,12 +99,13 @@ class LoopConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f'loop.{name} must be true or false, '
                                  f'got {getattr(self, name)!r}')
-        for name in ('pretrain_episodes', 'rollouts_per_iteration', 'buffer_episodes'):
-            if getattr(self, name) < 1:
-                raise ValueError(f'loop.{name} must be >= 1, got {getattr(self, name)}')
-        for name in ('pretrain_updates', 'iterations', 'refit_updates', 'cost_fit_episodes'):
-            if getattr(self, name) < 0:
-                raise ValueError(f'loop.{name} must be >= 0, got {getattr(self, name)}')
+        counts = {'pretrain_episodes': 1, 'rollouts_per_iteration': 1, 'buffer_episodes': 1,
+                  'pretrain_updates': 0, 'iterations': 0, 'refit_updates': 0,
+                  'cost_fit_episodes': 0}
+        for name, low in counts.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f'loop.{name} must be >= {low} (an integer), got {value!r}')
         if self.pretrain_std is not None and not self.pretrain_std > 0:
             raise ValueError(f'loop.pretrain_std must be > 0 or null, got {self.pretrain_std}')
         if not 0 < self.rollout_noise < float('inf'):
