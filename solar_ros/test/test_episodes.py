@@ -11,7 +11,7 @@ def _episode(horizon: int = 4, seed: int = 0) -> Episode:
     return Episode(images=rng.integers(0, 256, (horizon + 1, 8, 8, 3), dtype=np.uint8),
                    actions=rng.normal(size=(horizon, 2)), costs=rng.random(horizon),
                    task=2, seed=seed, success=bool(seed % 2), final_distance=0.25,
-                   policy_version=3)
+                   policy_version=3, explored=seed != 1)
 
 
 def test_store_appends_in_order_and_round_trips_every_field(tmp_path):
@@ -26,7 +26,18 @@ def test_store_appends_in_order_and_round_trips_every_field(tmp_path):
         np.testing.assert_array_equal(loaded.costs, original.costs)
         assert (loaded.task, loaded.seed, loaded.success, loaded.final_distance,
                 loaded.policy_version) == (2, original.seed, original.success, 0.25, 3)
+    assert [e.explored for e in store] == [True, False, True]
     assert [e.seed for e in store.load(start=1)] == [1, 2]
+
+
+def test_an_episode_file_from_before_the_explored_flag_loads_as_explored(tmp_path):
+    """Files written before ``explored`` existed hold rollouts with exploration noise."""
+    episode = _episode(seed=1)
+    fields = {name: getattr(episode, name) for name in (
+        'images', 'actions', 'costs', 'task', 'seed', 'success', 'final_distance',
+        'policy_version')}
+    np.savez(tmp_path / 'old.npz', **fields)
+    assert Episode.load(tmp_path / 'old.npz').explored
 
 
 def test_failed_write_leaves_no_file_behind(tmp_path, monkeypatch):

@@ -10,10 +10,14 @@ import time
 
 import numpy as np
 import pytest
+from solar_ros.core.checkpoint import load_checkpoint
+from solar_ros.core.gains import TimeVaryingGains
+from solar_ros.core.model import SolarModel
 from solar_ros.learn import run
+from solar_ros.learn.agent import make_agent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
-from solar_ros.learn.learner import METRICS, SolarLearner
+from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION, METRICS, SolarLearner
 from solar_ros.learn.loop import SolarLoop
 from solar_ros.learn.metrics import MetricsLog
 from solar_ros.sim.environments import make_env
@@ -206,6 +210,50 @@ def test_cost_fit_episodes_add_the_earlier_lqr_flm_rollouts_not_the_random_ones(
     assert SolarLearner(head, 6, 2, tmp_path / 'run', log=lambda _: None)._cost_samples() is None
     with pytest.raises(ValueError, match='cost_fit_episodes'):
         RunConfig.from_dict({'loop': {'cost_fit_episodes': -1}})
+
+
+@pytest.mark.slow
+def test_check_rollouts_run_the_mean_action_and_the_run_ends_on_the_best_checked_policy(
+        tmp_path):
+    """loop.check_rollouts: the last rollouts of each policy and the last policy's run noise-free.
+
+    Policy 0: episodes 0-7; policy 1: 8-11, of which 10 and 11 are checks; policy 2, the
+    last, runs checks 12 and 13; the best-checked policy is then saved as policy 3.
+    """
+    config = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], check_rollouts=2)))
+    loop = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lambda _: None)
+    loop.run()
+    learner = loop.learner
+    episodes = learner.store.load()
+    assert [e.policy_version for e in episodes] == [0] * 8 + [1] * 4 + [2] * 2
+    assert [e.explored for e in episodes] == [True] * 10 + [False] * 4
+    # A check is the mean action: rerun with the policy's noise it would differ.
+    agent = make_agent('solar', SolarModel.load(learner.model_path(2)),
+                       TimeVaryingGains.from_dict(load_checkpoint(
+                           learner.files.learner(2), LEARNER_KIND, LEARNER_VERSION)['gains']),
+                       config.mpc)
+    rerun = loop.rollout(agent, 12, mean_action=True)
+    np.testing.assert_allclose(rerun.actions, episodes[12].actions)
+    assert not np.allclose(loop.rollout(agent, 12).actions, episodes[12].actions)
+    scores = {v: (np.mean([e.success for e in episodes if e.policy_version == v
+                           and not e.explored]),
+                  -np.mean([e.final_distance for e in episodes if e.policy_version == v
+                            and not e.explored])) for v in (1, 2)}
+    best = max(scores, key=scores.get)
+    assert learner.policy_version == 3 and learner.episodes_used == 14
+    chosen = load_checkpoint(learner.files.learner(best), LEARNER_KIND, LEARNER_VERSION)
+    torch.testing.assert_close(learner.gains.policy.k,
+                               TimeVaryingGains.from_dict(chosen['gains']).policy.k)
+    assert SolarModel.load(learner.model_path(3)).num_updates == \
+        SolarModel.load(learner.model_path(best)).num_updates
+    row = [r for r in MetricsLog(learner.files.metrics, METRICS).rows() if r['policy'] == '2'][0]
+    assert float(row['check_success_rate']) == np.mean([e.success for e in episodes[10:12]])
+    assert float(row['check_final_distance']) == pytest.approx(
+        np.mean([e.final_distance for e in episodes[10:12]]))
+    again = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lambda _: None)
+    assert again.run().policy_version == 3 and len(again.learner.store) == 14
+    with pytest.raises(ValueError, match='check_rollouts'):
+        RunConfig.from_dict({'loop': {'rollouts_per_iteration': 4, 'check_rollouts': 4}})
 
 
 @pytest.mark.slow

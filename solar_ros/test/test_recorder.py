@@ -96,6 +96,16 @@ def test_an_episode_waits_for_the_policy_that_ran_it():
     assert done is not None and done.policy_version == 5
 
 
+def test_a_start_with_mean_action_records_a_check_episode():
+    """The START event's mean_action (a check, run without noise) lands as explored False."""
+    items, _, _ = _stream()
+    start = (*items[0][1], (), True)  # no action at START, mean_action
+    recorder = EpisodeRecorder(HORIZON, DU)
+    [check] = _feed(recorder, [('event', start)] + items[1:])
+    [explored] = _feed(recorder, _stream(episode_id=8)[0])
+    assert not check.explored and explored.explored
+
+
 def test_a_non_finite_action_or_cost_drops_the_episode_and_says_why():
     recorder = EpisodeRecorder(HORIZON, DU)
     items, _, _ = _stream(episode_id=7)

@@ -21,7 +21,10 @@ import pytest
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from solar_ros.core.checkpoint import load_checkpoint
+from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.learn.episodes import EpisodeStore
+from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION
 from solar_ros.nodes import qos
 from solar_ros.nodes.bringup import Bringup, default_params
 from solar_ros_msgs.msg import EpisodeEvent
@@ -87,6 +90,35 @@ def test_episodes_flow_through_all_nodes_and_the_new_policy_is_used(system, tmp_
     # Consecutive frames differ: the arm moved under the commands.
     assert np.any(episodes[-1].images[0] != episodes[-1].images[-1])
     assert (tmp_path / 'run' / 'checkpoints' / 'learner_0001.ckpt').exists()
+
+
+def test_check_rollouts_run_through_the_nodes_and_the_run_ends_on_the_best_checked(tmp_path):
+    """loop.check_rollouts over DDS: the learner asks for the checks, the sim marks them.
+
+    Policy 0: 2 episodes; policy 1: 1 explored and 1 check; policy 2, the last: 1 check;
+    then the better-checked of policies 1 and 2 is published as policy 3.
+    """
+    params = _params(tmp_path)
+    run_config = yaml.safe_load((tmp_path / 'run.yaml').read_text())
+    run_config['loop']['check_rollouts'] = 1
+    (tmp_path / 'run.yaml').write_text(yaml.safe_dump(run_config))
+    system = Bringup([*default_params(), params])
+    try:
+        learner = system.learner.learner
+        assert system.spin_until(lambda: learner.done() and not system.learner.updating,
+                                 timeout=180), f'ended at policy {learner.policy_version}'
+        system.spin_until(lambda: False, timeout=3.0)
+        episodes = list(learner.store)
+        assert [e.policy_version for e in episodes] == [0, 0, 1, 1, 2]
+        assert [e.explored for e in episodes] == [True, True, True, False, False]
+        assert learner.policy_version == 3 and system.runner.started == 5
+        best = 1 if (episodes[3].success, -episodes[3].final_distance) >= \
+            (episodes[4].success, -episodes[4].final_distance) else 2
+        saved = load_checkpoint(learner.files.learner(best), LEARNER_KIND, LEARNER_VERSION)
+        np.testing.assert_array_equal(learner.gains.policy.k.numpy(),
+                                      TimeVaryingGains.from_dict(saved['gains']).policy.k.numpy())
+    finally:
+        system.shutdown()
 
 
 def test_bad_frames_and_bad_gains_are_rejected_and_the_system_goes_on(system, tmp_path):

@@ -74,6 +74,13 @@ class LoopConfig:
             the cost does not depend on the policy, so the fit rests on more samples (40 did
             not steady task 3's late policies: README, "Task 3 with a dense branch"). 0 fits
             the current rollouts alone.
+        check_rollouts: the last this many of each LQR-FLM policy's rollouts run by its
+            mean action (no exploration noise; they still count among the rollouts the
+            update fits on), and after the last update the last policy runs as many. The
+            run then ends on the policy whose checks stacked most often (ties: the smaller
+            mean final distance), saved as policy ``iterations + 1``: a late update that
+            made the policy worse is not what the run leaves behind. 0: no checks, the run
+            ends on policy ``iterations``. Must be below ``rollouts_per_iteration``.
 
     """
 
@@ -92,6 +99,7 @@ class LoopConfig:
     method: str = 'solar'
     lqr_cost: str = 'rollouts'
     cost_fit_episodes: int = 0
+    check_rollouts: int = 0
 
     def __post_init__(self) -> None:
         """Check types and ranges; raise ValueError naming the bad setting."""
@@ -101,7 +109,7 @@ class LoopConfig:
                                  f'got {getattr(self, name)!r}')
         counts = {'pretrain_episodes': 1, 'rollouts_per_iteration': 1, 'buffer_episodes': 1,
                   'pretrain_updates': 0, 'iterations': 0, 'refit_updates': 0,
-                  'cost_fit_episodes': 0}
+                  'cost_fit_episodes': 0, 'check_rollouts': 0}
         for name, low in counts.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -116,6 +124,10 @@ class LoopConfig:
         if self.lqr_cost not in LQR_COSTS:
             raise ValueError(f'loop.lqr_cost must be one of {LQR_COSTS}, '
                              f'got {self.lqr_cost!r}')
+        if self.check_rollouts >= self.rollouts_per_iteration:
+            raise ValueError(f'loop.check_rollouts ({self.check_rollouts}) must be below '
+                             f'loop.rollouts_per_iteration ({self.rollouts_per_iteration}): '
+                             'LQR-FLM fits on rollouts with exploration noise')
         if self.pretrain_episodes < self.rollouts_per_iteration:
             raise ValueError(f'loop.pretrain_episodes ({self.pretrain_episodes}) must be >= '
                              f'loop.rollouts_per_iteration ({self.rollouts_per_iteration})')

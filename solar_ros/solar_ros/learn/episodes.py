@@ -39,6 +39,8 @@ class Episode:
         success: whether the episode ended in success.
         final_distance: distance to the goal at the end.
         policy_version: version of the policy that produced it (0 = random).
+        explored: whether the policy's exploration noise was on; False for a check
+            episode run by the policy's mean action (``loop.check_rollouts``).
 
     """
 
@@ -50,6 +52,7 @@ class Episode:
     success: bool
     final_distance: float
     policy_version: int = 0
+    explored: bool = True
 
     def __post_init__(self) -> None:
         """Check the shapes agree and every value is finite; raise EpisodeFormatError."""
@@ -83,7 +86,8 @@ class Episode:
         """Write the episode to ``path`` atomically (temporary file, then rename)."""
         write_npz(path, images=self.images, actions=self.actions, costs=self.costs,
                   task=self.task, seed=self.seed, success=self.success,
-                  final_distance=self.final_distance, policy_version=self.policy_version)
+                  final_distance=self.final_distance, policy_version=self.policy_version,
+                  explored=self.explored)
 
     @classmethod
     def load(cls, path: Path) -> 'Episode':
@@ -94,7 +98,8 @@ class Episode:
                            costs=data['costs'], task=int(data['task']),
                            seed=int(data['seed']), success=bool(data['success']),
                            final_distance=float(data['final_distance']),
-                           policy_version=int(data['policy_version']))
+                           policy_version=int(data['policy_version']),
+                           explored=bool(data['explored']) if 'explored' in data else True)
         except (OSError, KeyError, ValueError) as error:
             if isinstance(error, EpisodeFormatError):
                 raise EpisodeFormatError(f'{path}: {error}') from error

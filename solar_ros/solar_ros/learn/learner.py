@@ -23,6 +23,7 @@ A learner created on an existing run directory loads the newest complete checkpo
 counts the episodes its policy already recorded, so no episode is lost or redone.
 """
 
+from dataclasses import replace
 from pathlib import Path
 import threading
 import time
@@ -50,7 +51,8 @@ LEARNER_VERSION = 1
 PROGRESS_SECONDS = 20.0  # longest quiet time during a model fit
 METRICS = ['policy', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
            'model_fit_s', 'policy_update_s', 'kl', 'step_mult', 'predicted_gain',
-           'realised_gain', 'coords_r2', 'probe_r2_x', 'probe_r2_y', 'probe_r2_z']
+           'realised_gain', 'coords_r2', 'probe_r2_x', 'probe_r2_y', 'probe_r2_z',
+           'check_success_rate', 'check_final_distance']
 
 
 class UpdateStopped(RuntimeError):
@@ -137,6 +139,40 @@ class SolarLearner:
         """Return how many recorded episodes of the current policy no update has used yet."""
         with self._lock:
             return self._pending
+
+    def next_request(self) -> Tuple[int, bool]:
+        """Return the count of the current policy's next episodes and whether they are checks.
+
+        The count is of one kind: first the rollouts with exploration noise, then the
+        checks (``loop.check_rollouts``, run by the mean action: the last of each LQR-FLM
+        policy's rollouts, and every episode of the last policy, :meth:`checks_left`).
+        The count is 0 when the next step is an update (:meth:`ready`), and once the run
+        needs no more episodes.
+        """
+        loop = self.config.loop
+        version, pending = self.policy_version, self.pending()
+        if version == loop.iterations:
+            return self.checks_left(), True
+        if version > loop.iterations:
+            return 0, False
+        explored = self.needed() - (loop.check_rollouts if version else 0)
+        if pending < explored:
+            return explored - pending, False
+        return max(0, self.needed() - pending), True
+
+    def done(self) -> bool:
+        """Return whether the run has its last policy (after the checks' choice, if any)."""
+        loop = self.config.loop
+        last = loop.iterations + 1 if loop.check_rollouts and loop.iterations else \
+            loop.iterations
+        return self.policy_version >= last
+
+    def checks_left(self) -> int:
+        """Return the check episodes the last policy still needs before :meth:`finish`."""
+        loop = self.config.loop
+        if self.policy_version != loop.iterations or self.policy_version == 0:
+            return 0
+        return max(0, loop.check_rollouts - self.pending())
 
     def ready(self) -> bool:
         """Return whether enough episodes are recorded for :meth:`update`."""
@@ -228,6 +264,39 @@ class SolarLearner:
         self._report(fresh, fit_seconds, policy_seconds, kl, step_mult, cost_gains, coords_r2)
         return self.gains
 
+    def finish(self) -> bool:
+        """End the run on the policy whose check episodes stacked most; return whether it did.
+
+        Once the last policy (``loop.iterations``) has its ``loop.check_rollouts`` checks,
+        the policy with the highest check success rate (ties: the smaller mean final
+        distance), with its model, is saved as policy ``iterations + 1``, the one the run
+        leaves behind. Nothing happens without checks, before the last policy's are all
+        recorded, or when the run has already ended so.
+        """
+        loop = self.config.loop
+        if not loop.check_rollouts or self.policy_version != loop.iterations \
+                or self.checks_left():
+            return False
+        with self._lock:
+            used = len(self.store)
+        checks: Dict[int, List[Episode]] = {}
+        for episode in self.store:  # one file at a time
+            if not episode.explored and episode.policy_version > 0:
+                checks.setdefault(episode.policy_version, []).append(episode)
+        scores = {version: (float(np.mean([e.success for e in runs])),
+                            float(np.mean([e.final_distance for e in runs])))
+                  for version, runs in sorted(checks.items())}
+        for version, (rate, distance) in scores.items():
+            self.log(f'checks of policy {version}: success {rate:.0%}, '
+                     f'final distance {distance:.3f} ({len(checks[version])} episodes)')
+        best = max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
+        self._load(best)
+        self.gains = replace(self.gains, policy_version=loop.iterations + 1)
+        self.episodes_used, self._pending = used, 0
+        self._save()
+        self.log(f'the run ends on policy {best}, saved as policy {self.policy_version}')
+        return True
+
     def stopped(self) -> UpdateStopped:
         """Return the error that says the running update stopped and where the run resumes."""
         return UpdateStopped(f'update stopped before policy {self.policy_version + 1}; '
@@ -296,6 +365,11 @@ class SolarLearner:
                'predicted_gain': float(cost_gains[0]),
                'realised_gain': float(cost_gains[1]),
                'coords_r2': coords_r2}
+        checks = [e for e in episodes if not e.explored]
+        row.update({'check_success_rate': float(np.mean([e.success for e in checks]))
+                    if checks else float('nan'),
+                    'check_final_distance': float(np.mean([e.final_distance for e in checks]))
+                    if checks else float('nan')})
         r2 = [float('nan')] * len(AXES) if self.probe is None else \
             probe_model(self.model, self.probe).r2
         row.update({f'probe_r2_{axis}': float(value) for axis, value in zip(AXES, r2)})

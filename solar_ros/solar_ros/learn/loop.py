@@ -9,6 +9,7 @@ learner's last checkpoint (see :mod:`solar_ros.learn.learner`).
 from pathlib import Path
 from typing import Any, Callable, Union
 
+import numpy as np
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.core.online import episode_noise
 from solar_ros.learn.agent import LatentAgent, make_agent, MPCAgent
@@ -42,22 +43,37 @@ class SolarLoop:
             self.learner.probe = load_or_collect(run_dir, env, config)
 
     def run(self) -> TimeVaryingGains:
-        """Collect and learn until ``loop.iterations`` policy updates are done."""
+        """Collect and learn until ``loop.iterations`` policy updates are done.
+
+        With ``loop.check_rollouts`` the last policy then runs its checks and the run ends on
+        the best-checked policy (:meth:`SolarLearner.finish`).
+        """
         learner = self.learner
         if learner.pending():
             self.log(f'reusing {learner.pending()} recorded episodes of policy '
                      f'{learner.policy_version}')
-        while learner.policy_version < self.config.loop.iterations:
+        while True:
+            if learner.policy_version < self.config.loop.iterations and learner.ready():
+                learner.update()
+                continue
+            count, mean_action = learner.next_request()
+            if not count:
+                break
             agent = make_agent(self.config.loop.method, learner.model, learner.gains,
                                self.config.mpc)
-            while not learner.ready():
-                learner.record(self.rollout(agent, len(learner.store)))
-            learner.update()
+            for _ in range(count):
+                learner.record(self.rollout(agent, len(learner.store), mean_action))
+        learner.finish()
         return learner.gains
 
-    def rollout(self, agent: Union[LatentAgent, MPCAgent], index: int) -> Episode:
-        """Run episode number ``index`` of the run with ``agent`` and return it."""
+    def rollout(self, agent: Union[LatentAgent, MPCAgent], index: int,
+                mean_action: bool = False) -> Episode:
+        """Run episode number ``index`` of the run with ``agent`` and return it.
+
+        ``mean_action`` runs it without exploration noise (a check, ``loop.check_rollouts``).
+        """
         seed = self.learner.episode_seed(index)
-        noise = episode_noise(self.env.horizon, self.env.action_dim, seed,
-                              self.config.loop.smooth_noise)
+        shape = (self.env.horizon, self.env.action_dim)
+        noise = np.zeros(shape) if mean_action else \
+            episode_noise(*shape, seed, self.config.loop.smooth_noise)
         return run_episode(self.env, agent, self.config.loop.task, seed, noise)

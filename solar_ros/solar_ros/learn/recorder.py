@@ -36,6 +36,7 @@ class _Pending:
     stamps: Dict[int, int] = field(default_factory=dict)  # step -> stamp (ns)
     costs: Dict[int, float] = field(default_factory=dict)  # step k -> cost of step k
     actions: Dict[int, np.ndarray] = field(default_factory=dict)  # step k -> action of step k
+    explored: bool = True  # False: the START event asked for the mean action
     ended: bool = False
     success: bool = False
     final_distance: float = float('nan')
@@ -56,7 +57,8 @@ class EpisodeRecorder:
 
     def on_event(self, kind: int, episode_id: int, task: int, step: int, cost: float,
                  success: bool, final_distance: float, stamp_ns: int,
-                 action: Sequence[float] = ()) -> Optional[Episode]:
+                 action: Sequence[float] = (), mean_action: bool = False
+                 ) -> Optional[Episode]:
         """Take an episode event; return the episode if it is now complete.
 
         Args:
@@ -69,6 +71,8 @@ class EpisodeRecorder:
             final_distance: at END, the released block's distance to the goal, m.
             stamp_ns: header stamp in nanoseconds.
             action: at STEP, the (du,) action applied in the step, rad/s.
+            mean_action: at START, whether the episode runs without exploration noise
+                (recorded as ``Episode.explored`` False).
 
         Raises:
             ValueError: a STEP action of the wrong length or not finite (the step is not
@@ -83,7 +87,8 @@ class EpisodeRecorder:
                 self.dropped += 1
                 self.last_problem = (f'episode {self._episode.episode_id} dropped: '
                                      'incomplete when the next one started')
-            self._episode = _Pending(episode_id, task, self._policies.pop(episode_id, None))
+            self._episode = _Pending(episode_id, task, self._policies.pop(episode_id, None),
+                                     explored=not mean_action)
             self._episode.stamps[0] = stamp_ns
         elif self._episode is None or self._episode.episode_id != episode_id:
             return None
@@ -151,7 +156,8 @@ class EpisodeRecorder:
             return Episode(images=images, actions=actions, costs=costs,
                            task=episode.task, seed=episode.episode_id,
                            success=episode.success, final_distance=episode.final_distance,
-                           policy_version=episode.policy_version)
+                           policy_version=episode.policy_version,
+                           explored=episode.explored)
         except EpisodeFormatError as error:  # e.g. a non-finite cost: never stored
             self.dropped += 1
             self.last_problem = f'episode {episode.episode_id} dropped: {error}'

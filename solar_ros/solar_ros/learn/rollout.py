@@ -74,4 +74,4 @@ def run_episode(env: Any, agent: Any, task: int, seed: int, noise: np.ndarray,
                    costs=np.asarray(costs), task=task, seed=seed,
                    success=bool(info.get('success', False)),
                    final_distance=float(info.get('final_distance', np.nan)),
-                   policy_version=agent.policy_version)
+                   policy_version=agent.policy_version, explored=bool(np.any(noise)))

@@ -8,7 +8,8 @@ Starts the same node classes as ``launch/sawyer_stack.launch.py`` (encoder, late
 controller, sim, episode runner, learner; the policy node first in deploy mode) in one
 single-threaded rclpy executor with the same parameter files (``sim.yaml``, then
 ``sawyer_stack.yaml``, then any ``--params``), and runs until the learner has produced
-``loop.iterations`` policies, or Ctrl-C. Progress is the nodes' log; the run
+``loop.iterations`` policies (and, with ``loop.check_rollouts``, the best-checked one as
+the last), or Ctrl-C. Progress is the nodes' log; the run
 directory collects episodes, checkpoints and metrics.
 
 The nodes are created in that order because, with Fast DDS and the events executor (as
@@ -155,11 +156,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if learn:
             learner = bringup.learner.learner
-            iterations = learner.config.loop.iterations
-            bringup.spin_until(lambda: learner.policy_version >= iterations
-                               and not bringup.learner.updating)
-            print(f'solar_ros: {iterations} policy updates done; '
-                  f'run directory {learner.run_dir}')
+            bringup.spin_until(lambda: learner.done() and not bringup.learner.updating)
+            print(f'solar_ros: {learner.config.loop.iterations} policy updates done, the run '
+                  f'ends on policy {learner.policy_version}; run directory {learner.run_dir}')
         else:
             bringup.spin_until(lambda: bringup.runner.finished)
             runner = bringup.runner

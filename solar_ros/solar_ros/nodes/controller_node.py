@@ -11,7 +11,8 @@
 New gains are adopted at the next episode start (the first ones at once), so each episode
 runs one policy. The action is :meth:`solar_ros.core.online.OnlineStep.act` and the
 exploration noise of episode n is :func:`solar_ros.core.online.episode_noise` with seed
-``seed + n``, as in one process.
+``seed + n``, as in one process; an episode whose START event has ``mean_action`` runs
+without it (the learner's checks, ``loop.check_rollouts``).
 
 Safety: a gains message that fails validation or whose action dim differs from
 ``velocity_limits`` is rejected with an error and the last good policy is kept; a belief
@@ -246,9 +247,9 @@ class ControllerNode(Node):
         gains = self._online.gains
         self._waiting_start = None if gains is not None else msg
         if gains is not None:
-            self._online.start(episode_noise(gains.horizon, gains.action_dim,
-                                             self._seed + int(msg.episode_id),
-                                             self._smooth_noise))
+            shape = (gains.horizon, gains.action_dim)
+            self._online.start(np.zeros(shape) if msg.mean_action else episode_noise(
+                *shape, self._seed + int(msg.episode_id), self._smooth_noise))
             self._in_use.publish(PolicyInUse(
                 header=msg.header, episode_id=msg.episode_id,
                 policy_version=gains.policy_version, model_version=gains.model_version))

@@ -6,9 +6,11 @@ on ``episode_events``, until ``episodes`` episodes have started (0: forever). Wi
 ``paced`` (the default) it starts an episode only while the learner's budget
 (``learner/episode_budget``, solar_ros_msgs/EpisodeBudget) allows: it has started fewer
 episodes than the learner asked for in its session, so no episode runs that the learner
-will not use, and none while it refits. Kept apart from the controller so that the
-controller stays a pure function of beliefs and gains, and so that a real arm can replace
-this node with its own reset procedure (keeping the same budget protocol).
+will not use, and none while it refits; each reset carries the budget's ``mean_action``
+(episodes the learner wants run without exploration noise, its checks). Kept apart from the
+controller so that the controller stays a pure function of beliefs and gains, and so that
+a real arm can replace this node with its own reset procedure (keeping the same budget
+protocol, and copying ``mean_action`` into the episode's events).
 """
 
 from typing import Optional
@@ -79,7 +81,9 @@ class EpisodeRunnerNode(Node):
             return
         if self._episodes and self.started >= self._episodes:
             return
-        request = ResetEpisode.Request(task_id=self.task, seed=self._seed + self.started)
+        request = ResetEpisode.Request(
+            task_id=self.task, seed=self._seed + self.started,
+            mean_action=bool(self._paced and self._budget.mean_action))
         self.started += 1
         self._started_in_session += 1
         self._running = True

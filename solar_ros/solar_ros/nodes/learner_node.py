@@ -15,7 +15,10 @@ incomplete or of another task, which it does not record). Once they are recorded
 refits the model and runs the LQR-FLM update (:class:`solar_ros.learn.learner.SolarLearner`)
 in the executor's own thread, while no episode runs (nothing arrives for it meanwhile, and
 torch runs as fast as in ``learn.run``; a fit in a second thread ran 1.5 times slower);
-then it publishes the new policy and asks for the next episodes. A shutdown (Ctrl-C,
+then it publishes the new policy and asks for the next episodes. With
+``loop.check_rollouts`` it asks for each policy's checks (``mean_action`` in the budget)
+once its other rollouts are recorded, and after the last policy's checks it publishes the
+best-checked policy as the last (:meth:`SolarLearner.finish`). A shutdown (Ctrl-C,
 SIGTERM) stops the refit at its next model update. Started on an
 existing run directory, it resumes from the last complete policy.
 """
@@ -82,11 +85,11 @@ class LearnerNode(Node):
                 f'({len(self.learner.store)} episodes); give another run_dir for a new run')
         else:
             self.get_logger().info(f'new run in {where}')
-        if self.learner.policy_version >= settings.loop.iterations:
+        if self.learner.done():
             self.get_logger().warning(
-                f'{run_dir} already has its {settings.loop.iterations} policies '
-                '(loop.iterations): it records episodes but learns no more; run its policy '
-                f'with learn:=false policy_dir:={run_dir}')
+                f'{run_dir} already has its last policy (loop.iterations '
+                f'{settings.loop.iterations}): it records episodes but learns no more; run '
+                f'its policy with learn:=false policy_dir:={run_dir}')
         self._image_size = self.learner.model_config.image_size
         self._recorder = EpisodeRecorder(horizon, action_dim)
         self._views = ViewAssembler()
@@ -97,6 +100,7 @@ class LearnerNode(Node):
         self._session = random.getrandbits(63)
         self._connected = False  # the first request is made
         self._issued = 0  # episodes asked for in this session
+        self._mean_action = False  # whether the episodes asked for now are checks
         self._dropped = 0  # incomplete episodes seen so far (each is asked for again)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
         self.create_subscription(PolicyInUse, 'policy/in_use', self._on_policy, qos.EVENTS)
@@ -108,12 +112,19 @@ class LearnerNode(Node):
         # that no episode it asks for runs before it can record it.
         self._connecting = self.create_timer(0.2, self._ask_once_connected)
 
-    def _ask(self, more: int) -> None:
-        """Ask the episode runner for ``more`` further episodes (0 republishes)."""
+    def _ask(self, more: int, mean_action: Optional[bool] = None) -> None:
+        """Ask the episode runner for ``more`` further episodes (0 republishes).
+
+        ``mean_action`` says whether they run without exploration noise (the learner's
+        checks); None keeps the last request's.
+        """
         if not self.context.ok() or self._closing:
             return
         self._issued += max(0, more)
-        self._budget_pub.publish(EpisodeBudget(session=self._session, issued=self._issued))
+        if mean_action is not None:
+            self._mean_action = mean_action
+        self._budget_pub.publish(EpisodeBudget(session=self._session, issued=self._issued,
+                                               mean_action=self._mean_action))
 
     def _ask_once_connected(self) -> None:
         """Ask for the first episodes once every recorded topic has a publisher."""
@@ -125,13 +136,7 @@ class LearnerNode(Node):
             return
         self.destroy_timer(self._connecting)
         self._connected = True
-        self._ask(self._wanted())
-
-    def _wanted(self) -> int:
-        """Return the episodes still needed for the next update (0 when all are done)."""
-        if self.learner.policy_version >= self.learner.config.loop.iterations:
-            return 0
-        return max(0, self.learner.needed() - self.learner.pending())
+        self._ask(*self.learner.next_request())
 
     @property
     def updating(self) -> bool:
@@ -147,7 +152,7 @@ class LearnerNode(Node):
             return
         self._model_pub.publish(String(data=str(self.learner.model_path().resolve())))
         if self._connected:  # after the first request: ask for the next update's
-            self._ask(self._wanted())
+            self._ask(*self.learner.next_request())
         self._gains_pub.publish(gains_to_msg(self.learner.gains,
                                              self.get_clock().now().to_msg()))
 
@@ -160,7 +165,7 @@ class LearnerNode(Node):
         try:
             episode = self._recorder.on_event(
                 msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
-                msg.final_distance, stamp_ns(msg.header), msg.action)
+                msg.final_distance, stamp_ns(msg.header), msg.action, msg.mean_action)
         except ValueError as error:
             self.get_logger().error(f'step not recorded: {error}', throttle_duration_sec=1.0)
             return
@@ -193,14 +198,27 @@ class LearnerNode(Node):
         self.get_logger().debug(f'recorded {path.name}: policy {episode.policy_version}, '
                                 f'success {episode.success}')
         self._refit_if_ready()
+        count, mean_action = self.learner.next_request()
+        if mean_action and not self._mean_action and count:  # the noisy rollouts are in
+            self._ask(count, mean_action=True)
 
     def _refit_after_resume(self) -> None:
         self.destroy_timer(self._resumed)
         self._refit_if_ready()
 
     def _refit_if_ready(self) -> None:
-        """Refit now, in this callback, when the next update has its episodes."""
-        if self.learner.ready() and not self._updating:
+        """Refit now, in this callback, when the next update has its episodes.
+
+        After the last policy's checks (``loop.check_rollouts``), the run ends on the
+        best-checked policy instead (:meth:`SolarLearner.finish`), published as the last.
+        """
+        if self.learner.finish():
+            self._publish()
+            self.get_logger().info(f'policy {self.learner.policy_version} is the last: '
+                                   'learning is done')
+            return
+        if self.learner.policy_version < self.learner.config.loop.iterations \
+                and self.learner.ready() and not self._updating:
             self._updating = True
             try:
                 self._refit()
@@ -223,10 +241,10 @@ class LearnerNode(Node):
             self.get_logger().info(str(self.learner.stopped()))
             raise
         self._publish()
-        iterations = self.learner.config.loop.iterations
-        if self.learner.policy_version >= iterations:
+        if self.learner.done():
             self.get_logger().info(f'policy {self.learner.policy_version} is the last '
-                                   f'(loop.iterations {iterations}): learning is done')
+                                   f'(loop.iterations {self.learner.config.loop.iterations}): '
+                                   'learning is done')
 
 
 def main(args=None) -> None:

@@ -14,7 +14,8 @@ Interfaces (all names relative, so namespaces and remaps apply):
   throttled error and counts as zero velocity.
 - serves ``reset_episode`` (solar_ros_msgs/ResetEpisode); an unknown task id, or a reset
   while an episode runs (before its END event), gets ``success=False`` and a message, and
-  the running episode goes on.
+  the running episode goes on. The request's ``mean_action`` is copied to the episode's
+  events, which tell the controller to leave out the exploration noise.
 
 Clocking (parameter ``mode``): ``lockstep`` takes one control step per received
 command, so learning runs as fast as the simulation; ``realtime`` steps on a timer at
@@ -124,6 +125,7 @@ class SimNode(Node):
                                  self._on_command, COMMAND_QOS)
         self.create_service(ResetEpisode, 'reset_episode', self._on_reset)
         self._episode_id = 0
+        self._mean_action = False  # the running episode's events carry the reset's flag
         self._running = False
         self._command = np.zeros(self._env.action_dim)
         self._command_time: Optional[Time] = None
@@ -162,7 +164,7 @@ class SimNode(Node):
             response.episode_id = 0
             self.get_logger().warning(response.message)
             return response
-        self._start_episode(int(request.task_id), int(request.seed))
+        self._start_episode(int(request.task_id), int(request.seed), bool(request.mean_action))
         response.success = True
         response.episode_id = self._episode_id
         response.message = (f'episode {self._episode_id}: task {request.task_id}, '
@@ -217,9 +219,10 @@ class SimNode(Node):
                                 throttle_duration_sec=1.0)
         return np.zeros(self._env.action_dim)
 
-    def _start_episode(self, task: int, seed: int):
+    def _start_episode(self, task: int, seed: int, mean_action: bool = False):
         image = self._env.reset(task=task, seed=seed)
         self._episode_id += 1
+        self._mean_action = mean_action
         self._running = True
         self._command = np.zeros(self._env.action_dim)
         self._command_time = None
@@ -246,6 +249,7 @@ class SimNode(Node):
         event = EpisodeEvent(header=Header(stamp=stamp, frame_id=self._frame_ids[0]),
                              episode_id=self._episode_id,
                              task_id=self._env.task, kind=kind, step=self._env.steps_taken,
+                             mean_action=self._mean_action,
                              cost=float(cost), success=bool(success),
                              final_distance=float(final_distance),
                              action=[float(a) for a in action])
