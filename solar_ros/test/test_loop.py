@@ -257,6 +257,21 @@ def test_check_rollouts_run_the_mean_action_and_the_run_ends_on_the_best_checked
 
 
 @pytest.mark.slow
+def test_without_any_check_episode_recorded_the_run_ends_on_its_last_policy(tmp_path):
+    """A reset procedure that drops mean_action: every episode explores; policy 2 is kept."""
+    config = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], check_rollouts=2)))
+    loop = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lambda _: None)
+    rollout = loop.rollout
+    loop.rollout = lambda agent, index, mean_action=False: rollout(agent, index)
+    loop.run()
+    learner = loop.learner
+    assert all(e.explored for e in learner.store) and learner.policy_version == 3
+    last = load_checkpoint(learner.files.learner(2), LEARNER_KIND, LEARNER_VERSION)
+    torch.testing.assert_close(learner.gains.policy.k,
+                               TimeVaryingGains.from_dict(last['gains']).policy.k)
+
+
+@pytest.mark.slow
 def test_lqr_cost_from_the_model_is_the_cost_head_the_policy_minimises(tmp_path):
     """loop.lqr_cost=model hands LQR-FLM the model's cost head instead of a fresh fit."""
     policies = {}

@@ -271,7 +271,8 @@ class SolarLearner:
         the policy with the highest check success rate (ties: the smaller mean final
         distance), with its model, is saved as policy ``iterations + 1``, the one the run
         leaves behind. Nothing happens without checks, before the last policy's are all
-        recorded, or when the run has already ended so.
+        recorded, or when the run has already ended so. Without any check episode recorded
+        (all came with exploration noise) the last policy is kept.
         """
         loop = self.config.loop
         if not loop.check_rollouts or self.policy_version != loop.iterations \
@@ -289,7 +290,11 @@ class SolarLearner:
         for version, (rate, distance) in scores.items():
             self.log(f'checks of policy {version}: success {rate:.0%}, '
                      f'final distance {distance:.3f} ({len(checks[version])} episodes)')
-        best = max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
+        if scores:
+            best = max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
+        else:  # e.g. a reset procedure that does not pass mean_action on
+            best = self.policy_version
+            self.log('no check episode was recorded: the run ends on its last policy')
         self._load(best)
         self.gains = replace(self.gains, policy_version=loop.iterations + 1)
         self.episodes_used, self._pending = used, 0
