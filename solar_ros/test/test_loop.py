@@ -213,62 +213,60 @@ def test_cost_fit_episodes_add_the_earlier_lqr_flm_rollouts_not_the_random_ones(
 
 
 @pytest.mark.slow
-def test_check_rollouts_run_the_mean_action_and_the_run_ends_on_the_best_checked_policy(
+def test_checks_run_the_mean_action_apart_and_the_run_ends_on_the_best_checked_policy(
         tmp_path):
-    """loop.check_rollouts: the last rollouts of each policy and the last policy's run noise-free.
+    """loop.check_rollouts: checks after each policy's rollouts; the learning is unchanged.
 
-    Policy 0: episodes 0-7; policy 1: 8-11, of which 10 and 11 are checks; policy 2, the
-    last, runs checks 12 and 13; the best-checked policy is then saved as policy 3.
+    Policy 0: episodes 0-7; policy 1: rollouts 8-11, then checks; policy 2, the last:
+    checks only; the best-checked policy is then saved as policy 3.
     """
-    config = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], check_rollouts=2)))
+    short = dict(TINY['loop'], refit_updates=20)
+    plain_config = RunConfig.from_dict(dict(TINY, loop=short))
+    plain = SolarLoop(make_env(plain_config.env), plain_config, tmp_path / 'plain',
+                      log=lambda _: None)
+    plain.run()
+    config = RunConfig.from_dict(dict(TINY, loop=dict(short, check_rollouts=2)))
     loop = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lambda _: None)
     loop.run()
     learner = loop.learner
-    episodes = learner.store.load()
-    assert [e.policy_version for e in episodes] == [0] * 8 + [1] * 4 + [2] * 2
-    assert [e.explored for e in episodes] == [True] * 10 + [False] * 4
-    # A check is the mean action: rerun with the policy's noise it would differ.
-    agent = make_agent('solar', SolarModel.load(learner.model_path(2)),
-                       TimeVaryingGains.from_dict(load_checkpoint(
-                           learner.files.learner(2), LEARNER_KIND, LEARNER_VERSION)['gains']),
+    # The checks are kept apart: the rollouts and the policies are those of a plain run.
+    episodes, checks = learner.store.load(), learner.checks.load()
+    assert [e.policy_version for e in episodes] == [0] * 8 + [1] * 4
+    for mine, theirs in zip(episodes, plain.learner.store.load(), strict=True):
+        np.testing.assert_array_equal(mine.actions, theirs.actions)
+    torch.testing.assert_close(_gains(learner, 2).policy.k, plain.learner.gains.policy.k)
+    assert [(e.policy_version, e.explored) for e in checks] == [(1, False), (1, False),
+                                                                (2, False), (2, False)]
+    assert [e.seed for e in checks[:2]] == [e.seed for e in checks[2:]]  # the same states
+    # A check is the mean action: with the policy's noise the same seed runs otherwise.
+    agent = make_agent('solar', SolarModel.load(learner.model_path(2)), _gains(learner, 2),
                        config.mpc)
-    rerun = loop.rollout(agent, 12, mean_action=True)
-    np.testing.assert_allclose(rerun.actions, episodes[12].actions)
-    assert not np.allclose(loop.rollout(agent, 12).actions, episodes[12].actions)
-    scores = {v: (np.mean([e.success for e in episodes if e.policy_version == v
-                           and not e.explored]),
-                  -np.mean([e.final_distance for e in episodes if e.policy_version == v
-                            and not e.explored])) for v in (1, 2)}
+    np.testing.assert_allclose(loop.rollout(agent, checks[2].seed, True).actions,
+                               checks[2].actions)
+    assert not np.allclose(loop.rollout(agent, checks[2].seed).actions, checks[2].actions)
+    scores = {v: (np.mean([e.success for e in checks if e.policy_version == v]),
+                  -np.mean([e.final_distance for e in checks if e.policy_version == v]))
+              for v in (1, 2)}
     best = max(scores, key=scores.get)
-    assert learner.policy_version == 3 and learner.episodes_used == 14
-    chosen = load_checkpoint(learner.files.learner(best), LEARNER_KIND, LEARNER_VERSION)
-    torch.testing.assert_close(learner.gains.policy.k,
-                               TimeVaryingGains.from_dict(chosen['gains']).policy.k)
+    assert learner.policy_version == 3 and learner.done()
+    torch.testing.assert_close(learner.gains.policy.k, _gains(learner, best).policy.k)
     assert SolarModel.load(learner.model_path(3)).num_updates == \
         SolarModel.load(learner.model_path(best)).num_updates
     row = [r for r in MetricsLog(learner.files.metrics, METRICS).rows() if r['policy'] == '2'][0]
-    assert float(row['check_success_rate']) == np.mean([e.success for e in episodes[10:12]])
+    assert float(row['check_success_rate']) == np.mean([e.success for e in checks[:2]])
     assert float(row['check_final_distance']) == pytest.approx(
-        np.mean([e.final_distance for e in episodes[10:12]]))
+        np.mean([e.final_distance for e in checks[:2]]))
     again = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lambda _: None)
-    assert again.run().policy_version == 3 and len(again.learner.store) == 14
+    assert again.run().policy_version == 3
+    assert len(again.learner.store) == 12 and len(again.learner.checks) == 4
     with pytest.raises(ValueError, match='check_rollouts'):
-        RunConfig.from_dict({'loop': {'rollouts_per_iteration': 4, 'check_rollouts': 4}})
+        RunConfig.from_dict({'loop': {'check_rollouts': -1}})
 
 
-@pytest.mark.slow
-def test_without_any_check_episode_recorded_the_run_ends_on_its_last_policy(tmp_path):
-    """A reset procedure that drops mean_action: every episode explores; policy 2 is kept."""
-    config = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], check_rollouts=2)))
-    loop = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lambda _: None)
-    rollout = loop.rollout
-    loop.rollout = lambda agent, index, mean_action=False: rollout(agent, index)
-    loop.run()
-    learner = loop.learner
-    assert all(e.explored for e in learner.store) and learner.policy_version == 3
-    last = load_checkpoint(learner.files.learner(2), LEARNER_KIND, LEARNER_VERSION)
-    torch.testing.assert_close(learner.gains.policy.k,
-                               TimeVaryingGains.from_dict(last['gains']).policy.k)
+def _gains(learner: SolarLearner, version: int) -> TimeVaryingGains:
+    """Return the gains of policy ``version`` as the run saved them."""
+    state = load_checkpoint(learner.files.learner(version), LEARNER_KIND, LEARNER_VERSION)
+    return TimeVaryingGains.from_dict(state['gains'])
 
 
 @pytest.mark.slow

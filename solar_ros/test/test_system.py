@@ -95,7 +95,7 @@ def test_episodes_flow_through_all_nodes_and_the_new_policy_is_used(system, tmp_
 def test_check_rollouts_run_through_the_nodes_and_the_run_ends_on_the_best_checked(tmp_path):
     """loop.check_rollouts over DDS: the learner asks for the checks, the sim marks them.
 
-    Policy 0: 2 episodes; policy 1: 1 explored and 1 check; policy 2, the last: 1 check;
+    Policy 0: 2 episodes; policy 1: 2 rollouts, then 1 check; policy 2, the last: 1 check;
     then the better-checked of policies 1 and 2 is published as policy 3.
     """
     params = _params(tmp_path)
@@ -108,12 +108,13 @@ def test_check_rollouts_run_through_the_nodes_and_the_run_ends_on_the_best_check
         assert system.spin_until(lambda: learner.done() and not system.learner.updating,
                                  timeout=180), f'ended at policy {learner.policy_version}'
         system.spin_until(lambda: False, timeout=3.0)
-        episodes = list(learner.store)
-        assert [e.policy_version for e in episodes] == [0, 0, 1, 1, 2]
-        assert [e.explored for e in episodes] == [True, True, True, False, False]
-        assert learner.policy_version == 3 and system.runner.started == 5
-        best = 1 if (episodes[3].success, -episodes[3].final_distance) >= \
-            (episodes[4].success, -episodes[4].final_distance) else 2
+        episodes, checks = list(learner.store), list(learner.checks)
+        assert [(e.policy_version, e.explored) for e in episodes] == [(0, True), (0, True),
+                                                                      (1, True), (1, True)]
+        assert [(e.policy_version, e.explored) for e in checks] == [(1, False), (2, False)]
+        assert learner.policy_version == 3 and system.runner.started == 6
+        best = 1 if (checks[0].success, -checks[0].final_distance) >= \
+            (checks[1].success, -checks[1].final_distance) else 2
         saved = load_checkpoint(learner.files.learner(best), LEARNER_KIND, LEARNER_VERSION)
         np.testing.assert_array_equal(learner.gains.policy.k.numpy(),
                                       TimeVaryingGains.from_dict(saved['gains']).policy.k.numpy())

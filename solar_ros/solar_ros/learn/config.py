@@ -74,13 +74,15 @@ class LoopConfig:
             the cost does not depend on the policy, so the fit rests on more samples (40 did
             not steady task 3's late policies: README, "Task 3 with a dense branch"). 0 fits
             the current rollouts alone.
-        check_rollouts: the last this many of each LQR-FLM policy's rollouts run by its
-            mean action (no exploration noise; they still count among the rollouts the
-            update fits on), and after the last update the last policy runs as many. The
-            run then ends on the policy whose checks stacked most often (ties: the smaller
-            mean final distance), saved as policy ``iterations + 1``: a late update that
-            made the policy worse is not what the run leaves behind. 0: no checks, the run
-            ends on policy ``iterations``. Must be below ``rollouts_per_iteration``.
+        check_rollouts: after its rollouts each LQR-FLM policy (the last one included)
+            runs this many check episodes by its mean action, without exploration noise,
+            on the same seeds for every policy. They are kept apart (the run directory's
+            ``checks/``) and no update fits on them, so the learning is that of a run
+            without them. The run then ends on the policy whose checks stacked most often
+            (ties: the smaller mean final distance), saved as policy ``iterations + 1``: a
+            late update that made the policy worse is not what the run leaves behind. The
+            checks count towards the run's episodes: ``iterations`` times this many. 0: no
+            checks, the run ends on policy ``iterations``.
 
     """
 
@@ -124,10 +126,6 @@ class LoopConfig:
         if self.lqr_cost not in LQR_COSTS:
             raise ValueError(f'loop.lqr_cost must be one of {LQR_COSTS}, '
                              f'got {self.lqr_cost!r}')
-        if self.check_rollouts >= self.rollouts_per_iteration:
-            raise ValueError(f'loop.check_rollouts ({self.check_rollouts}) must be below '
-                             f'loop.rollouts_per_iteration ({self.rollouts_per_iteration}): '
-                             'LQR-FLM fits on rollouts with exploration noise')
         if self.pretrain_episodes < self.rollouts_per_iteration:
             raise ValueError(f'loop.pretrain_episodes ({self.pretrain_episodes}) must be >= '
                              f'loop.rollouts_per_iteration ({self.rollouts_per_iteration})')

@@ -49,6 +49,7 @@ import yaml
 LEARNER_KIND = 'solar_ros.learner'
 LEARNER_VERSION = 1
 PROGRESS_SECONDS = 20.0  # longest quiet time during a model fit
+CHECK_SEED_OFFSET = 900_000  # check i of every policy resets with seed * 1e6 + this + i
 METRICS = ['policy', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
            'model_fit_s', 'policy_update_s', 'kl', 'step_mult', 'predicted_gain',
            'realised_gain', 'coords_r2', 'probe_r2_x', 'probe_r2_y', 'probe_r2_z',
@@ -93,6 +94,8 @@ class SolarLearner:
                 f'directory, or run its policy: python -m solar_ros.learn.evaluate {run_dir}, '
                 f'or the nodes with learn:=false policy_dir:={run_dir}')
         self.store = EpisodeStore(self.files.episodes)
+        self.checks = EpisodeStore(self.files.checks)
+        self._checked: List[Episode] = []  # the current policy's check episodes
         self._lock = threading.Lock()
         self._stop_when = stop_when
         self._last_progress = time.monotonic()
@@ -143,22 +146,19 @@ class SolarLearner:
     def next_request(self) -> Tuple[int, bool]:
         """Return the count of the current policy's next episodes and whether they are checks.
 
-        The count is of one kind: first the rollouts with exploration noise, then the
-        checks (``loop.check_rollouts``, run by the mean action: the last of each LQR-FLM
-        policy's rollouts, and every episode of the last policy, :meth:`checks_left`).
-        The count is 0 when the next step is an update (:meth:`ready`), and once the run
-        needs no more episodes.
+        First the rollouts its update fits on, with exploration noise; then, with
+        ``loop.check_rollouts``, its checks, run by the mean action (:meth:`checks_left`).
+        The count is 0 when the next step is an update (:meth:`ready`) or :meth:`finish`,
+        and once the run needs no more episodes.
         """
         loop = self.config.loop
-        version, pending = self.policy_version, self.pending()
-        if version == loop.iterations:
-            return self.checks_left(), True
+        version = self.policy_version
         if version > loop.iterations:
             return 0, False
-        explored = self.needed() - (loop.check_rollouts if version else 0)
-        if pending < explored:
-            return explored - pending, False
-        return max(0, self.needed() - pending), True
+        rollouts = 0 if version == loop.iterations else self.needed() - self.pending()
+        if rollouts > 0:
+            return rollouts, False
+        return self.checks_left(), True
 
     def done(self) -> bool:
         """Return whether the run has its last policy (after the checks' choice, if any)."""
@@ -168,30 +168,51 @@ class SolarLearner:
         return self.policy_version >= last
 
     def checks_left(self) -> int:
-        """Return the check episodes the last policy still needs before :meth:`finish`."""
-        loop = self.config.loop
-        if self.policy_version != loop.iterations or self.policy_version == 0:
+        """Return the check episodes the current policy still needs (``loop.check_rollouts``).
+
+        Every policy after the random one, up to the last (``loop.iterations``), runs that
+        many checks after its rollouts, on the same seeds (:meth:`next_check_seed`).
+        """
+        if not 0 < self.policy_version <= self.config.loop.iterations:
             return 0
-        return max(0, loop.check_rollouts - self.pending())
+        with self._lock:
+            return max(0, self.config.loop.check_rollouts - len(self._checked))
 
     def ready(self) -> bool:
-        """Return whether enough episodes are recorded for :meth:`update`."""
-        return self.pending() >= self.needed()
+        """Return whether the episodes of :meth:`update` are recorded, and the checks."""
+        return self.pending() >= self.needed() and not self.checks_left()
 
     def record(self, episode: Episode) -> Path:
         """Store ``episode`` and return its file.
 
         Episodes of an older policy (finished while an update ran) are kept on disk and in
         the model's refit buffer, but only the current policy's count towards its update.
+        A check episode (``explored`` False, of a policy after the random one) goes to the
+        checks folder instead: it measures the policy and no update fits on it.
         """
         if episode.horizon != self.model_config.horizon:
             raise ValueError(f'episode of {episode.horizon} steps; the model expects '
                              f'{self.model_config.horizon}')
         with self._lock:
+            if not episode.explored and episode.policy_version > 0:
+                path = self.checks.append(episode)
+                if episode.policy_version == self.policy_version:
+                    self._checked.append(episode)
+                return path
             path = self.store.append(episode)
             if episode.policy_version == self.policy_version:
                 self._pending += 1
         return path
+
+    def next_check_seed(self) -> int:
+        """Return the reset seed of the current policy's next check.
+
+        Check i of every policy has the same seed, so the policies are compared on the same
+        initial states.
+        """
+        with self._lock:
+            index = len(self._checked)
+        return self.config.loop.seed * 1_000_000 + CHECK_SEED_OFFSET + index
 
     def episode_seed(self, index: int) -> int:
         """Return the reset seed of this run's episode number ``index``."""
@@ -213,6 +234,7 @@ class SolarLearner:
         loop = self.config.loop
         with self._lock:
             used = len(self.store)
+            checks = list(self._checked)
         fresh = self._current(used)[:self.needed()]
         start = time.monotonic()
         coords_r2 = 1.0
@@ -260,8 +282,10 @@ class SolarLearner:
             self.gains = gains
             self.episodes_used = used
             self._pending = 0
+            self._checked = []
         self._save()
-        self._report(fresh, fit_seconds, policy_seconds, kl, step_mult, cost_gains, coords_r2)
+        self._report(fresh, checks, fit_seconds, policy_seconds, kl, step_mult, cost_gains,
+                     coords_r2)
         return self.gains
 
     def finish(self) -> bool:
@@ -271,8 +295,7 @@ class SolarLearner:
         the policy with the highest check success rate (ties: the smaller mean final
         distance), with its model, is saved as policy ``iterations + 1``, the one the run
         leaves behind. Nothing happens without checks, before the last policy's are all
-        recorded, or when the run has already ended so. Without any check episode recorded
-        (all came with exploration noise) the last policy is kept.
+        recorded, or when the run has already ended so.
         """
         loop = self.config.loop
         if not loop.check_rollouts or self.policy_version != loop.iterations \
@@ -281,20 +304,15 @@ class SolarLearner:
         with self._lock:
             used = len(self.store)
         checks: Dict[int, List[Episode]] = {}
-        for episode in self.store:  # one file at a time
-            if not episode.explored and episode.policy_version > 0:
-                checks.setdefault(episode.policy_version, []).append(episode)
+        for episode in self.checks:
+            checks.setdefault(episode.policy_version, []).append(episode)
         scores = {version: (float(np.mean([e.success for e in runs])),
                             float(np.mean([e.final_distance for e in runs])))
                   for version, runs in sorted(checks.items())}
         for version, (rate, distance) in scores.items():
             self.log(f'checks of policy {version}: success {rate:.0%}, '
                      f'final distance {distance:.3f} ({len(checks[version])} episodes)')
-        if scores:
-            best = max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
-        else:  # e.g. a reset procedure that does not pass mean_action on
-            best = self.policy_version
-            self.log('no check episode was recorded: the run ends on its last policy')
+        best = max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
         self._load(best)
         self.gains = replace(self.gains, policy_version=loop.iterations + 1)
         self.episodes_used, self._pending = used, 0
@@ -353,10 +371,12 @@ class SolarLearner:
                      f'beta {terms["beta"]:.3f}')
             self._last_progress = now
 
-    def _report(self, episodes: Sequence[Episode], fit_seconds: float,
-                policy_seconds: float, kl: float, step_mult: float,
+    def _report(self, episodes: Sequence[Episode], checks: Sequence[Episode],
+                fit_seconds: float, policy_seconds: float, kl: float, step_mult: float,
                 cost_gains: Tuple[float, float], coords_r2: float) -> None:
         """Append the metrics row of the episodes that led to the new policy and log it.
+
+        ``checks`` are the previous policy's check episodes (``check_*`` columns).
 
         ``cost_gains`` are the last KL step's predicted and realised cost decrease
         (:class:`~solar_ros.core.lqr_flm.UpdateResult`), in the model's cost units.
@@ -370,7 +390,6 @@ class SolarLearner:
                'predicted_gain': float(cost_gains[0]),
                'realised_gain': float(cost_gains[1]),
                'coords_r2': coords_r2}
-        checks = [e for e in episodes if not e.explored]
         row.update({'check_success_rate': float(np.mean([e.success for e in checks]))
                     if checks else float('nan'),
                     'check_final_distance': float(np.mean([e.final_distance for e in checks]))
@@ -417,6 +436,7 @@ class SolarLearner:
         self.gains = TimeVaryingGains.from_dict(state['gains'])
         self.episodes_used = int(state['episodes_used'])
         self._pending = len(self._current(len(self.store)))
+        self._checked = [e for e in self.checks if e.policy_version == version]
 
     def _random_policy(self) -> LinearGaussianPolicy:
         """Return policy 0, the random policy of the pretraining episodes."""

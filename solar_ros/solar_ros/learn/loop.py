@@ -62,17 +62,18 @@ class SolarLoop:
             agent = make_agent(self.config.loop.method, learner.model, learner.gains,
                                self.config.mpc)
             for _ in range(count):
-                learner.record(self.rollout(agent, len(learner.store), mean_action))
+                seed = learner.next_check_seed() if mean_action else \
+                    learner.episode_seed(len(learner.store))
+                learner.record(self.rollout(agent, seed, mean_action))
         learner.finish()
         return learner.gains
 
-    def rollout(self, agent: Union[LatentAgent, MPCAgent], index: int,
+    def rollout(self, agent: Union[LatentAgent, MPCAgent], seed: int,
                 mean_action: bool = False) -> Episode:
-        """Run episode number ``index`` of the run with ``agent`` and return it.
+        """Run an episode from reset seed ``seed`` with ``agent`` and return it.
 
         ``mean_action`` runs it without exploration noise (a check, ``loop.check_rollouts``).
         """
-        seed = self.learner.episode_seed(index)
         shape = (self.env.horizon, self.env.action_dim)
         noise = np.zeros(shape) if mean_action else \
             episode_noise(*shape, seed, self.config.loop.smooth_noise)

@@ -4,6 +4,7 @@ Layout::
 
     config.yaml                        the settings used
     episodes/episode_NNNNNN.npz        every episode, written as it is recorded (learn.episodes)
+    checks/episode_NNNNNN.npz          the check episodes (loop.check_rollouts), kept apart
     checkpoints/model_NNNN.ckpt        the model that policy NNNN acts in
     checkpoints/learner_NNNN.ckpt      policy NNNN, its filter dynamics and the LQR-FLM state;
                                        written last, so its presence marks policy NNNN complete
@@ -56,6 +57,11 @@ class RunDir:
     def tensorboard(self) -> Path:
         """Return the TensorBoard log folder."""
         return self.root / 'tensorboard'
+
+    @property
+    def checks(self) -> Path:
+        """Return the folder of the check episodes, which no update fits on."""
+        return self.root / 'checks'
 
     @property
     def probe(self) -> Path:

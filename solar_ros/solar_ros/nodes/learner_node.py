@@ -199,8 +199,17 @@ class LearnerNode(Node):
                                 f'success {episode.success}')
         self._refit_if_ready()
         count, mean_action = self.learner.next_request()
-        if mean_action and not self._mean_action and count:  # the noisy rollouts are in
+        if not (mean_action and count):
+            return
+        if not self._mean_action:  # the rollouts are in: now the checks
             self._ask(count, mean_action=True)
+        elif episode.explored and episode.policy_version == self.learner.policy_version:
+            self.get_logger().warning(
+                f'episode {episode.seed} ran with exploration noise where a check (mean_action) '
+                'was asked for; does the reset procedure copy mean_action into the episode '
+                'events? It is kept as a rollout and the check is asked for again',
+                throttle_duration_sec=10.0)
+            self._ask(1)
 
     def _refit_after_resume(self) -> None:
         self.destroy_timer(self._resumed)
