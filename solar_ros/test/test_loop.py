@@ -24,6 +24,7 @@ from solar_ros.sim.environments import make_env
 import torch
 import yaml
 
+CONFIGS = Path(__file__).resolve().parents[1] / 'config'
 TINY = {
     'env': {'name': 'point_mass', 'horizon': 6, 'image_size': 32},
     'model': {'latent_dim': 2, 'channels': 4, 'hidden': 16, 'image_size': 32,
@@ -79,6 +80,14 @@ def test_killed_during_a_refit_the_loop_resumes_and_reuses_the_rollouts(tmp_path
     assert [int(r['policy']) for r in rows] == [1, 2]
     assert [int(r['episodes']) for r in rows] == [8, 12]
     assert np.isfinite([float(r['mean_cost']) for r in rows]).all()
+
+
+@pytest.mark.parametrize('task', [1, 2, 3])
+def test_each_stacking_config_stays_within_400_episodes_checks_included(task):
+    """The episode budget of a stacking run: pretraining, rollouts and checks together."""
+    config = RunConfig.from_yaml(CONFIGS / f'sawyer_task{task}.yaml')
+    assert config.loop.check_rollouts > 0  # the run ends on its best-checked policy
+    assert config.loop.episodes <= 400
 
 
 def test_config_rejects_unknown_sections_and_settings(tmp_path):
@@ -259,6 +268,7 @@ def test_checks_run_the_mean_action_apart_and_the_run_ends_on_the_best_checked_p
     again = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lambda _: None)
     assert again.run().policy_version == 3
     assert len(again.learner.store) == 12 and len(again.learner.checks) == 4
+    assert config.loop.episodes == 16 and plain_config.loop.episodes == 12
     with pytest.raises(ValueError, match='check_rollouts'):
         RunConfig.from_dict({'loop': {'check_rollouts': -1}})
 

@@ -75,8 +75,8 @@ class LoopConfig:
             not steady task 3's late policies: README, "Task 3 with a dense branch"). 0 fits
             the current rollouts alone.
         check_rollouts: after its rollouts each LQR-FLM policy (the last one included)
-            runs this many check episodes by its mean action, without exploration noise,
-            on the same seeds for every policy. They are kept apart (the run directory's
+            runs this many check episodes by its mean action, without exploration noise
+            (in one process on the same seeds for every policy). They are kept apart (the run directory's
             ``checks/``) and no update fits on them, so the learning is that of a run
             without them. The run then ends on the policy whose checks stacked most often
             (ties: the smaller mean final distance), saved as policy ``iterations + 1``: a
@@ -102,6 +102,13 @@ class LoopConfig:
     lqr_cost: str = 'rollouts'
     cost_fit_episodes: int = 0
     check_rollouts: int = 0
+
+    @property
+    def episodes(self) -> int:
+        """Return the episodes a run takes: pretraining, rollouts and checks."""
+        return (self.pretrain_episodes
+                + max(0, self.iterations - 1) * self.rollouts_per_iteration
+                + self.iterations * self.check_rollouts)
 
     def __post_init__(self) -> None:
         """Check types and ranges; raise ValueError naming the bad setting."""

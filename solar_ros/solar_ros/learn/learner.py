@@ -171,7 +171,8 @@ class SolarLearner:
         """Return the check episodes the current policy still needs (``loop.check_rollouts``).
 
         Every policy after the random one, up to the last (``loop.iterations``), runs that
-        many checks after its rollouts, on the same seeds (:meth:`next_check_seed`).
+        many checks after its rollouts (in one process on the same seeds,
+        :meth:`next_check_seed`).
         """
         if not 0 < self.policy_version <= self.config.loop.iterations:
             return 0
