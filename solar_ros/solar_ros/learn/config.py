@@ -76,13 +76,14 @@ class LoopConfig:
             the current rollouts alone.
         check_rollouts: after its rollouts each LQR-FLM policy (the last one included)
             runs this many check episodes by its mean action, without exploration noise
-            (in one process on the same seeds for every policy). They are kept apart (the
-            run directory's ``checks/``) and no update fits on them, so the learning is
-            that of a run without them. The run then ends on the policy whose checks
+            (in one process on the same seeds for every policy). They are kept apart
+            (the run directory's ``checks/``) and no update fits on them, so the learning
+            is that of a run without them. The run then ends on the policy whose checks
             stacked most often (ties: the smaller mean final distance), saved as policy
             ``iterations + 1``: a late update that made the policy worse is not what the
-            run leaves behind. The checks count towards the run's episodes (:attr:`episodes`): ``iterations``
-            times this many. 0: no checks, the run ends on policy ``iterations``.
+            run leaves behind. The checks count towards the run's :attr:`episodes`,
+            ``iterations`` times this many. 0: no checks, the run ends on policy
+            ``iterations``.
 
     """
 
