@@ -180,8 +180,9 @@ class SolarLearner:
             return max(0, self.config.loop.check_rollouts - len(self._checked))
 
     def ready(self) -> bool:
-        """Return whether the episodes of :meth:`update` are recorded, and the checks."""
-        return self.pending() >= self.needed() and not self.checks_left()
+        """Return whether :meth:`update` can run: an update is left, its episodes are in."""
+        return (self.policy_version < self.config.loop.iterations
+                and self.pending() >= self.needed() and not self.checks_left())
 
     def record(self, episode: Episode) -> Path:
         """Store ``episode`` and return its file.
@@ -225,13 +226,16 @@ class SolarLearner:
         """Refit the model and take one LQR-FLM step on the pending episodes.
 
         Raises:
-            RuntimeError: fewer episodes than :meth:`needed` are pending.
+            RuntimeError: the run has had its ``loop.iterations`` updates, or fewer
+                episodes than :meth:`needed` (or checks) are recorded.
             UpdateStopped: ``stop_when()`` became true during the refit; nothing was saved
                 and the learner still holds the last complete policy's gains.
 
         """
         if not self.ready():
-            raise RuntimeError(f'{self.pending()} episodes pending, {self.needed()} needed')
+            raise RuntimeError(f'policy {self.policy_version} of {self.config.loop.iterations}: '
+                               f'{self.pending()} episodes pending, {self.needed()} needed, '
+                               f'{self.checks_left()} checks left')
         loop = self.config.loop
         with self._lock:
             used = len(self.store)

@@ -53,7 +53,7 @@ class SolarLoop:
             self.log(f'reusing {learner.pending()} recorded episodes of policy '
                      f'{learner.policy_version}')
         while True:
-            if learner.policy_version < self.config.loop.iterations and learner.ready():
+            if learner.ready():
                 learner.update()
                 continue
             count, mean_action = learner.next_request()

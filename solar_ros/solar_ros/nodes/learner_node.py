@@ -226,8 +226,7 @@ class LearnerNode(Node):
             self.get_logger().info(f'policy {self.learner.policy_version} is the last: '
                                    'learning is done')
             return
-        if self.learner.policy_version < self.learner.config.loop.iterations \
-                and self.learner.ready() and not self._updating:
+        if self.learner.ready() and not self._updating:
             self._updating = True
             try:
                 self._refit()
