@@ -29,6 +29,7 @@ Section = TypeVar('Section')
 SECTIONS = ('env', 'model', 'lqr', 'loop', 'mpc')
 METHODS = ('solar', 'mpc')
 LQR_COSTS = ('rollouts', 'model')
+STEP_FROM = ('last', 'best_checked')
 
 
 @dataclass
@@ -84,6 +85,12 @@ class LoopConfig:
             run leaves behind. The checks count towards the run's :attr:`episodes`,
             ``iterations`` times this many. 0: no checks, the run ends on policy
             ``iterations``.
+        step_from: the policy each LQR-FLM step starts from: 'last' is the current policy,
+            on its own rollouts (the paper's); 'best_checked' is the policy whose checks
+            stacked most so far (the same rule as the run's end), on that policy's own
+            rollouts, its LQR-FLM state and its policy carried into the refitted model's
+            coordinates: an update that made the policy worse is stepped over instead of
+            built on. The model still refits on every episode. Needs ``check_rollouts``.
 
     """
 
@@ -103,6 +110,7 @@ class LoopConfig:
     lqr_cost: str = 'rollouts'
     cost_fit_episodes: int = 0
     check_rollouts: int = 0
+    step_from: str = 'last'
 
     @property
     def episodes(self) -> int:
@@ -134,6 +142,14 @@ class LoopConfig:
         if self.lqr_cost not in LQR_COSTS:
             raise ValueError(f'loop.lqr_cost must be one of {LQR_COSTS}, '
                              f'got {self.lqr_cost!r}')
+        if self.step_from not in STEP_FROM:
+            raise ValueError(f'loop.step_from must be one of {STEP_FROM}, '
+                             f'got {self.step_from!r}')
+        needs_checks = not self.check_rollouts or self.method != 'solar'
+        if self.step_from == 'best_checked' and needs_checks:
+            raise ValueError('loop.step_from: best_checked needs loop.check_rollouts > 0 '
+                             f'and loop.method solar (got {self.check_rollouts} and '
+                             f'{self.method!r})')
         if self.pretrain_episodes < self.rollouts_per_iteration:
             raise ValueError(f'loop.pretrain_episodes ({self.pretrain_episodes}) must be >= '
                              f'loop.rollouts_per_iteration ({self.rollouts_per_iteration})')

@@ -241,6 +241,13 @@ class SolarLearner:
             used = len(self.store)
             checks = list(self._checked)
         fresh = self._current(used)[:self.needed()]
+        base, steps_on = self.policy_version, fresh
+        if self.policy_version and loop.step_from == 'best_checked':
+            base = _best(self._check_scores())
+            if base != self.policy_version:
+                steps_on = self._rollouts_of(base, used)
+                self.log(f'policy {self.policy_version + 1} steps from policy {base}, '
+                         'the best-checked so far')
         start = time.monotonic()
         coords_r2 = 1.0
         if self.policy_version == 0:
@@ -251,12 +258,17 @@ class SolarLearner:
             self._check_stop()
         elif loop.refit_updates:
             buffer = self.store.load(max(0, used - loop.buffer_episodes), used)
-            rollouts = _batch(fresh)
+            rollouts = _batch(steps_on[-loop.rollouts_per_iteration:])
             carry = loop.method == 'solar'  # the MPC planner has no gains to carry over
-            before = self.model.infer(rollouts.images, rollouts.actions).means if carry else None
+            # The policy carried over is in the latent coordinates of its own model.
+            own = self.model if base == self.policy_version else \
+                SolarModel.load(self.model_path(base))
+            before = own.infer(rollouts.images, rollouts.actions).means if carry else None
             self.model.fit(_batch(buffer), loop.refit_updates, self._fit_progress,
                            train_encoder=loop.refit_encoder, stop=self._stop_when)
             self._check_stop()
+            if base != self.policy_version:
+                self.lqr = self._lqr_of(base)
             if before is not None:
                 after = self.model.infer(rollouts.images, rollouts.actions).means
                 coords_r2 = self.lqr.change_coordinates(before, after)
@@ -268,7 +280,9 @@ class SolarLearner:
                                      model_version=self.model.num_updates)
             kl, step_mult, cost_gains = 0.0, 0.0, (float('nan'), float('nan'))
         else:
-            batch = _batch(fresh[-loop.rollouts_per_iteration:])
+            if base != self.policy_version and not loop.refit_updates:
+                self.lqr = self._lqr_of(base)  # one model throughout: no coordinates to carry
+            batch = _batch(steps_on[-loop.rollouts_per_iteration:])
             if loop.lqr_cost == 'model':
                 self.lqr.known_cost = QuadraticCost.tiled(*self.model.cost_params(),
                                                           self.model.config.horizon)
@@ -308,22 +322,41 @@ class SolarLearner:
             return False
         with self._lock:
             used = len(self.store)
-        checks: Dict[int, List[Episode]] = {}
-        for episode in self.checks:
-            checks.setdefault(episode.policy_version, []).append(episode)
-        scores = {version: (float(np.mean([e.success for e in runs])),
-                            float(np.mean([e.final_distance for e in runs])))
-                  for version, runs in sorted(checks.items())}
-        for version, (rate, distance) in scores.items():
+        scores = self._check_scores()
+        for version, (rate, distance, count) in scores.items():
             self.log(f'checks of policy {version}: success {rate:.0%}, '
-                     f'final distance {distance:.3f} ({len(checks[version])} episodes)')
-        best = max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
+                     f'final distance {distance:.3f} ({count} episodes)')
+        best = _best(scores)
         self._load(best)
         self.gains = replace(self.gains, policy_version=loop.iterations + 1)
         self.episodes_used, self._pending = used, 0
         self._save()
         self.log(f'the run ends on policy {best}, saved as policy {self.policy_version}')
         return True
+
+    def _check_scores(self) -> Dict[int, Tuple[float, float, int]]:
+        """Return each checked policy's check success rate, mean final distance (m) and count."""
+        checks: Dict[int, List[Episode]] = {}
+        for episode in self.checks:
+            checks.setdefault(episode.policy_version, []).append(episode)
+        return {version: (float(np.mean([e.success for e in runs])),
+                          float(np.mean([e.final_distance for e in runs])), len(runs))
+                for version, runs in sorted(checks.items())}
+
+    def _rollouts_of(self, version: int, stop: int) -> List[Episode]:
+        """Return the rollouts policy ``version`` ran for its update (of the first ``stop``)."""
+        start = int(load_checkpoint(self.files.learner(version), LEARNER_KIND,
+                                    LEARNER_VERSION)['episodes_used'])
+        runs = [e for e in self.store.load(start, stop)
+                if e.policy_version == version and e.explored]
+        return runs[:self.config.loop.rollouts_per_iteration]
+
+    def _lqr_of(self, version: int) -> LQRFLM:
+        """Return the LQR-FLM state (policy, step multiplier) saved with policy ``version``."""
+        lqr = self._new_lqr()
+        lqr.load_state_dict(load_checkpoint(self.files.learner(version), LEARNER_KIND,
+                                            LEARNER_VERSION)['lqr'])
+        return lqr
 
     def stopped(self) -> UpdateStopped:
         """Return the error that says the running update stopped and where the run resumes."""
@@ -457,6 +490,11 @@ class SolarLearner:
         action_cost = 2.0 * c.action_cost_weight * torch.eye(c.action_dim, dtype=torch.float64)
         return LQRFLM(state_dim=c.latent_dim, action_dim=c.action_dim, horizon=c.horizon,
                       config=self.config.lqr, action_cost=action_cost)
+
+
+def _best(scores: Dict[int, Tuple[float, float, int]]) -> int:
+    """Return the policy with the highest check success rate (ties: smaller final distance)."""
+    return max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
 
 
 def _batch(episodes: List[Episode]) -> EpisodeBatch:
