@@ -90,7 +90,8 @@ class LoopConfig:
             stacked most so far (the same rule as the run's end), on that policy's own
             rollouts, its LQR-FLM state and its policy carried into the refitted model's
             coordinates: an update that made the policy worse is stepped over instead of
-            built on. The model still refits on every episode. Needs ``check_rollouts``.
+            built on. The model still refits on every episode. Needs ``check_rollouts``;
+            the MPC ablation, which takes no LQR-FLM steps, ignores it.
 
     """
 
@@ -145,11 +146,8 @@ class LoopConfig:
         if self.step_from not in STEP_FROM:
             raise ValueError(f'loop.step_from must be one of {STEP_FROM}, '
                              f'got {self.step_from!r}')
-        needs_checks = not self.check_rollouts or self.method != 'solar'
-        if self.step_from == 'best_checked' and needs_checks:
-            raise ValueError('loop.step_from: best_checked needs loop.check_rollouts > 0 '
-                             f'and loop.method solar (got {self.check_rollouts} and '
-                             f'{self.method!r})')
+        if self.step_from == 'best_checked' and not self.check_rollouts:
+            raise ValueError('loop.step_from: best_checked needs loop.check_rollouts > 0')
         if self.pretrain_episodes < self.rollouts_per_iteration:
             raise ValueError(f'loop.pretrain_episodes ({self.pretrain_episodes}) must be >= '
                              f'loop.rollouts_per_iteration ({self.rollouts_per_iteration})')

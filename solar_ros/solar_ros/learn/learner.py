@@ -242,7 +242,7 @@ class SolarLearner:
             checks = list(self._checked)
         fresh = self._current(used)[:self.needed()]
         base, steps_on = self.policy_version, fresh
-        if self.policy_version and loop.step_from == 'best_checked':
+        if self.policy_version and loop.step_from == 'best_checked' and loop.method == 'solar':
             base = _best(self._check_scores())
             if base != self.policy_version:
                 steps_on = self._rollouts_of(base, used)
