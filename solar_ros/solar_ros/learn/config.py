@@ -86,11 +86,13 @@ class LoopConfig:
             ``iterations`` times this many. 0: no checks, the run ends on policy
             ``iterations``.
         step_from: the policy each LQR-FLM step starts from: 'last' is the current policy,
-            on its own rollouts (the paper's); 'best_checked' is the policy whose checks
-            stacked most so far (the same rule as the run's end), on that policy's own
-            rollouts, its LQR-FLM state and its policy carried into the refitted model's
-            coordinates: an update that made the policy worse is stepped over instead of
-            built on. The model still refits on every episode. Needs ``check_rollouts``;
+            on its own rollouts (the paper's); 'best_checked' is the current policy too,
+            unless an earlier one's checks stacked more often: then the best-checked
+            policy so far (the rule of the run's end), on that policy's own rollouts, with
+            its saved LQR-FLM state and its policy carried into the refitted model's
+            coordinates. An update that made the policy stack less often is stepped over
+            instead of built on; while no check stacks, the steps are those of 'last'. The
+            model still refits on every episode. Needs ``check_rollouts``;
             the MPC ablation, which takes no LQR-FLM steps, ignores it.
 
     """

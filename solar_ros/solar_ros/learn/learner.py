@@ -243,11 +243,12 @@ class SolarLearner:
         fresh = self._current(used)[:self.needed()]
         base, steps_on = self.policy_version, fresh
         if self.policy_version and loop.step_from == 'best_checked' and loop.method == 'solar':
-            base = _best(self._check_scores())
-            if base != self.policy_version:
+            scores = self._check_scores()
+            if scores[self.policy_version][0] < max(rate for rate, _, _ in scores.values()):
+                base = _best(scores)
                 steps_on = self._rollouts_of(base, used)
-                self.log(f'policy {self.policy_version + 1} steps from policy {base}, '
-                         'the best-checked so far')
+                self.log(f'policy {self.policy_version + 1} steps from policy {base}, whose '
+                         f"checks stacked more often than policy {self.policy_version}'s")
         start = time.monotonic()
         coords_r2 = 1.0
         if self.policy_version == 0:
