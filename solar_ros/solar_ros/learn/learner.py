@@ -246,9 +246,14 @@ class SolarLearner:
             scores = self._check_scores()
             if scores[self.policy_version][0] < max(rate for rate, _, _ in scores.values()):
                 base = _best(scores)
-                steps_on = self._rollouts_of(base, used)
+                state = load_checkpoint(self.files.learner(base), LEARNER_KIND,
+                                        LEARNER_VERSION)
+                steps_on = self._rollouts_of(base, int(state['episodes_used']), used)
+                self.lqr = self._new_lqr()  # its policy, carried below to the refitted model
+                self.lqr.load_state_dict(state['lqr'])
                 self.log(f'policy {self.policy_version + 1} steps from policy {base}, whose '
                          f"checks stacked more often than policy {self.policy_version}'s")
+        batch = _batch(steps_on[-loop.rollouts_per_iteration:])
         start = time.monotonic()
         coords_r2 = 1.0
         if self.policy_version == 0:
@@ -259,19 +264,16 @@ class SolarLearner:
             self._check_stop()
         elif loop.refit_updates:
             buffer = self.store.load(max(0, used - loop.buffer_episodes), used)
-            rollouts = _batch(steps_on[-loop.rollouts_per_iteration:])
             carry = loop.method == 'solar'  # the MPC planner has no gains to carry over
             # The policy carried over is in the latent coordinates of its own model.
             own = self.model if base == self.policy_version else \
                 SolarModel.load(self.model_path(base))
-            before = own.infer(rollouts.images, rollouts.actions).means if carry else None
+            before = own.infer(batch.images, batch.actions).means if carry else None
             self.model.fit(_batch(buffer), loop.refit_updates, self._fit_progress,
                            train_encoder=loop.refit_encoder, stop=self._stop_when)
             self._check_stop()
-            if base != self.policy_version:
-                self.lqr = self._lqr_of(base)
             if before is not None:
-                after = self.model.infer(rollouts.images, rollouts.actions).means
+                after = self.model.infer(batch.images, batch.actions).means
                 coords_r2 = self.lqr.change_coordinates(before, after)
         fit_seconds = time.monotonic() - start
         start = time.monotonic()
@@ -281,9 +283,6 @@ class SolarLearner:
                                      model_version=self.model.num_updates)
             kl, step_mult, cost_gains = 0.0, 0.0, (float('nan'), float('nan'))
         else:
-            if base != self.policy_version and not loop.refit_updates:
-                self.lqr = self._lqr_of(base)  # one model throughout: no coordinates to carry
-            batch = _batch(steps_on[-loop.rollouts_per_iteration:])
             if loop.lqr_cost == 'model':
                 self.lqr.known_cost = QuadraticCost.tiled(*self.model.cost_params(),
                                                           self.model.config.horizon)
@@ -344,20 +343,11 @@ class SolarLearner:
                           float(np.mean([e.final_distance for e in runs])), len(runs))
                 for version, runs in sorted(checks.items())}
 
-    def _rollouts_of(self, version: int, stop: int) -> List[Episode]:
-        """Return the rollouts policy ``version`` ran for its update (of the first ``stop``)."""
-        start = int(load_checkpoint(self.files.learner(version), LEARNER_KIND,
-                                    LEARNER_VERSION)['episodes_used'])
+    def _rollouts_of(self, version: int, start: int, stop: int) -> List[Episode]:
+        """Return the rollouts policy ``version`` ran for its update (episodes start..stop)."""
         runs = [e for e in self.store.load(start, stop)
                 if e.policy_version == version and e.explored]
         return runs[:self.config.loop.rollouts_per_iteration]
-
-    def _lqr_of(self, version: int) -> LQRFLM:
-        """Return the LQR-FLM state (policy, step multiplier) saved with policy ``version``."""
-        lqr = self._new_lqr()
-        lqr.load_state_dict(load_checkpoint(self.files.learner(version), LEARNER_KIND,
-                                            LEARNER_VERSION)['lqr'])
-        return lqr
 
     def stopped(self) -> UpdateStopped:
         """Return the error that says the running update stopped and where the run resumes."""
