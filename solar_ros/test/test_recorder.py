@@ -80,6 +80,19 @@ def test_an_incomplete_episode_is_dropped_when_the_next_starts():
     assert recorder.dropped == 1
 
 
+def test_an_episode_whose_start_was_missed_is_dropped_at_its_end_and_old_ones_are_not():
+    """A recorder that joins mid-episode counts that episode once, when it ends."""
+    recorder = EpisodeRecorder(HORIZON, DU)
+    first, _, _ = _stream(episode_id=1, base=100)
+    second, _, _ = _stream(episode_id=2, base=200)
+    joined_late = [i for i in first if not (i[0] == 'event' and i[1][0] == START)]
+    assert _feed(recorder, joined_late) == []
+    assert recorder.dropped == 1 and 'episode 1' in recorder.last_problem
+    assert [e.seed for e in _feed(recorder, second)] == [2]
+    assert _feed(recorder, first[-1:]) == []  # a late copy of an older episode's END
+    assert recorder.dropped == 1
+
+
 def test_events_of_another_episode_and_bad_actions():
     recorder = EpisodeRecorder(HORIZON, DU)
     assert recorder.on_event(STEP, 9, 1, 1, 0.5, False, NAN, 5, np.zeros(DU)) is None

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-# A node whose callback is busy when the first signal comes (as a learner's refit is) and
-# gets the second one while it handles the first: the learner logs where the run resumes.
+# A node whose callback is busy when the first signal comes (as a learner's refit is): it
+# works until its context is shut down, as a refit does, and gets the second signal while it
+# finishes. With START, the signal comes while the node is being created instead.
 NODE_SCRIPT = """
 import os
 import signal
@@ -19,26 +20,28 @@ from rclpy.node import Node
 from solar_ros.nodes.spin import spin_node
 
 FIRST, SECOND = (getattr(signal, name) for name in sys.argv[1:3])
+AT_START = sys.argv[3] == 'START'
 
 
 class BusyNode(Node):
     def __init__(self):
         super().__init__('busy')
+        if AT_START:
+            os.kill(os.getpid(), FIRST)
+            time.sleep(10.0)
+            print('start not interrupted', flush=True)
         self._timer = self.create_timer(0.05, self._work)
 
     def _work(self):
         self.destroy_timer(self._timer)
-        try:
-            os.kill(os.getpid(), FIRST)
-            deadline = time.monotonic() + 10.0
-            while time.monotonic() < deadline:
-                time.sleep(0.01)
-            print('first signal not delivered', flush=True)
-        except KeyboardInterrupt:
-            os.kill(os.getpid(), SECOND)
-            time.sleep(0.3)
-            print('cleanup done', flush=True)
-            raise
+        os.kill(os.getpid(), FIRST)
+        deadline = time.monotonic() + 10.0
+        while self.context.ok() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(f'context shut down: {not self.context.ok()}', flush=True)
+        os.kill(os.getpid(), SECOND)
+        time.sleep(0.3)
+        print('cleanup done', flush=True)
 
 
 spin_node(BusyNode)
@@ -46,17 +49,33 @@ print('exited', flush=True)
 """
 
 
-@pytest.mark.parametrize('first, second', [('SIGINT', 'SIGINT'), ('SIGTERM', 'SIGINT'),
-                                           ('SIGINT', 'SIGTERM')])
-def test_a_second_signal_during_cleanup_is_ignored(tmp_path: Path, first: str, second: str):
+def _run_node(tmp_path: Path, first: str, second: str, when: str) -> str:
+    """Run NODE_SCRIPT; return its output after checking exit status 0 and no traceback."""
     script = tmp_path / 'busy_node.py'
     script.write_text(NODE_SCRIPT)
-    done = subprocess.run([sys.executable, str(script), first, second], capture_output=True,
-                          text=True, timeout=60, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    done = subprocess.run([sys.executable, str(script), first, second, when],
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONUNBUFFERED='1'))
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    assert 'cleanup done' in output and 'exited' in output, output
-    assert 'Traceback' not in output, output
+    assert 'exited' in output, output
+    # The events executor logs an exception that leaves a callback as "Exception in".
+    assert 'Traceback' not in output and 'Exception in' not in output, output
+    return output
+
+
+@pytest.mark.parametrize('first, second', [('SIGINT', 'SIGINT'), ('SIGTERM', 'SIGINT'),
+                                           ('SIGINT', 'SIGTERM')])
+def test_a_signal_shuts_a_busy_callback_down_and_a_second_one_is_ignored(
+        tmp_path: Path, first: str, second: str):
+    output = _run_node(tmp_path, first, second, 'SPIN')
+    assert 'context shut down: True' in output and 'cleanup done' in output, output
+
+
+@pytest.mark.parametrize('first', ['SIGINT', 'SIGTERM'])
+def test_a_signal_while_the_node_starts_ends_it_cleanly(tmp_path: Path, first: str):
+    output = _run_node(tmp_path, first, first, 'START')
+    assert 'start not interrupted' not in output and 'cleanup done' not in output, output
 
 
 def test_signals_are_ignored_once_cleanup_has_begun(tmp_path: Path):

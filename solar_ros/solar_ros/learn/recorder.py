@@ -12,7 +12,9 @@ complete: the end event seen, the policy known, T + 1 frames and T steps. No ROS
 The events carry no seed: a recorded episode's ``seed`` is the sim's episode id; its
 ``final_distance`` is the one the END event reports, as ``learn.run`` records it. An
 episode that is still incomplete when the next one starts is dropped and counted in
-:attr:`EpisodeRecorder.dropped`.
+:attr:`EpisodeRecorder.dropped`, and so is one whose END arrives without its START (the
+recorder subscribed after the episode began: a publisher is discovered before it sends
+to a new subscriber), so that the learner asks for it again instead of waiting for it.
 """
 
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ class EpisodeRecorder:
         self._frames: Dict[int, np.ndarray] = {}  # stamp (ns) -> (H, W, 3) uint8
         self._episode: Optional[_Pending] = None
         self._policies: Dict[int, int] = {}  # episode id -> policy version, not yet started
+        self._last_started = -1  # the highest episode id whose START was taken
         self.dropped = 0
         self.last_problem = ''  # why the last episode was dropped
 
@@ -90,7 +93,12 @@ class EpisodeRecorder:
             self._episode = _Pending(episode_id, task, self._policies.pop(episode_id, None),
                                      explored=not mean_action)
             self._episode.stamps[0] = stamp_ns
+            self._last_started = max(self._last_started, episode_id)
         elif self._episode is None or self._episode.episode_id != episode_id:
+            if kind == END and episode_id > self._last_started:
+                self.dropped += 1
+                self.last_problem = (f'episode {episode_id} dropped: it ended, but its start '
+                                     'was not received')
             return None
         elif kind == STEP:
             applied = np.asarray(action, dtype=np.float64)

@@ -33,8 +33,10 @@ from typing import List, Optional, Sequence
 from ament_index_python.packages import get_package_share_directory
 import rclpy
 from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from solar_ros.nodes.controller_node import ControllerNode
 from solar_ros.nodes.encoder_node import EncoderNode
 from solar_ros.nodes.episode_runner_node import EpisodeRunnerNode
@@ -42,7 +44,7 @@ from solar_ros.nodes.latent_filter_node import LatentFilterNode
 from solar_ros.nodes.learner_node import LearnerNode
 from solar_ros.nodes.policy_node import PolicyNode
 from solar_ros.nodes.sim_node import SimNode
-from solar_ros.nodes.spin import ignore_stop_signals, stop_on_first_signal
+from solar_ros.nodes.spin import ignore_stop_signals, stop_by_context, stop_on_first_signal
 from solar_ros.sim.sawyer_config import TASKS
 import yaml
 
@@ -57,11 +59,13 @@ class Bringup:
     """The solar_ros nodes in one process and one executor."""
 
     def __init__(self, params: Sequence[Path], overrides: Optional[dict] = None,
-                 learn: bool = True) -> None:
+                 learn: bool = True, stop_on_signals: bool = False) -> None:
         """Create a context with ``params`` files (later ones win) and ``overrides``.
 
         ``learn`` False starts the policy node (deploy mode) in place of the learner;
         :attr:`learner` is then None and :attr:`policy` the policy node.
+        ``stop_on_signals``: rclpy's SIGINT and SIGTERM handlers shut this context down (the
+        command line's bringup; rclpy installs them only for its default context otherwise).
         """
         files = [str(p) for p in params]
         if overrides:
@@ -70,7 +74,8 @@ class Bringup:
             files.append(extra.name)
         args = ['--ros-args', *[a for f in files for a in ('--params-file', f)]]
         self.context = rclpy.Context()
-        rclpy.init(args=args, context=self.context)
+        rclpy.init(args=args, context=self.context, signal_handler_options=(
+            SignalHandlerOptions.ALL if stop_on_signals else SignalHandlerOptions.NO))
         self.learner: Optional[LearnerNode] = None
         self.policy: Optional[PolicyNode] = None
         self.nodes: List[Node] = []
@@ -96,9 +101,9 @@ class Bringup:
         return node
 
     def spin_until(self, done, timeout: float = float('inf')) -> bool:
-        """Spin until ``done()`` is true or ``timeout`` seconds pass; return ``done()``."""
+        """Spin until ``done()``, a shut-down context or ``timeout`` s; return ``done()``."""
         deadline = time.monotonic() + timeout
-        while not done() and time.monotonic() < deadline:
+        while not done() and self.context.ok() and time.monotonic() < deadline:
             self.executor.spin_once(timeout_sec=0.1)
         return bool(done())
 
@@ -149,22 +154,26 @@ def main(argv: Optional[List[str]] = None) -> int:
                          noise_scale=0.0, episodes=args.episodes, paced=False)
     stop_on_first_signal()  # SIGTERM stops as Ctrl-C does: a clean exit, status 0
     try:
-        bringup = Bringup([*default_params(), *args.params], overrides, learn)
+        bringup = Bringup([*default_params(), *args.params], overrides, learn,
+                          stop_on_signals=True)
     except (ValueError, ParameterException) as error:
         print(f'solar_ros.bringup: {error}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a signal while the nodes start
+        return 0
+    stop_by_context()  # a signal now shuts the context down: spin_until returns
     try:
         if learn:
             learner = bringup.learner.learner
-            bringup.spin_until(lambda: learner.done() and not bringup.learner.updating)
-            print(f'solar_ros: {learner.config.loop.iterations} policy updates done, the run '
-                  f'ends on policy {learner.policy_version}; run directory {learner.run_dir}')
-        else:
-            bringup.spin_until(lambda: bringup.runner.finished)
+            if bringup.spin_until(lambda: learner.done() and not bringup.learner.updating):
+                print(f'solar_ros: {learner.config.loop.iterations} policy updates done, the run '
+                      f'ends on policy {learner.policy_version}; run directory '
+                      f'{learner.run_dir}')
+        elif bringup.spin_until(lambda: bringup.runner.finished):
             runner = bringup.runner
             print(f'solar_ros: {runner.ended} episodes of policy '
                   f'{bringup.policy.gains.policy_version}, {runner.successes} stacked')
-    except KeyboardInterrupt:
+    except ExternalShutdownException:
         pass
     finally:
         ignore_stop_signals()

@@ -11,7 +11,9 @@
   has asked for, which paces the episode runner.
 
 It asks for exactly the episodes its next update needs (and again for any that arrive
-incomplete or of another task, which it does not record). Once they are recorded, it
+incomplete or of another task, which it does not record, and for those still needed when
+no episode event has come for ``ask_again_after`` seconds: an episode can be lost whole,
+sent before the sim's writer matched this node's reader). Once they are recorded, it
 refits the model and runs the LQR-FLM update (:class:`solar_ros.learn.learner.SolarLearner`)
 in the executor's own thread, while no episode runs (nothing arrives for it meanwhile, and
 torch runs as fast as in ``learn.run``; a fit in a second thread ran 1.5 times slower);
@@ -25,9 +27,10 @@ existing run directory, it resumes from the last complete policy.
 
 from pathlib import Path
 import random
+import time
 from typing import Optional
 
-from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from solar_ros.images import ViewAssembler
@@ -74,6 +77,12 @@ class LearnerNode(Node):
                         'recorded', read_only=True,
             integer_range=[IntegerRange(from_value=1, to_value=3, step=1)])).value
         action_dim = integer('action_dim', 7, 'joint velocities per command, du')
+        self._ask_again_after = self.declare_parameter(
+            'ask_again_after', 30.0, ParameterDescriptor(
+                description='seconds without an episode event, while the next update still '
+                            'needs episodes, after which they are asked for again; 0: never',
+                read_only=True, floating_point_range=[FloatingPointRange(
+                    from_value=0.0, to_value=3600.0, step=0.0)])).value
         config, settings = served_config(config, '')
         self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
                                     log=self.get_logger().info,
@@ -102,6 +111,7 @@ class LearnerNode(Node):
         self._issued = 0  # episodes asked for in this session
         self._mean_action = False  # whether the episodes asked for now are checks
         self._dropped = 0  # incomplete episodes seen so far (each is asked for again)
+        self._heard = time.monotonic()  # when the last episode event came or a request went
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
         self.create_subscription(PolicyInUse, 'policy/in_use', self._on_policy, qos.EVENTS)
         subscribe_views(self, self._on_image)
@@ -111,6 +121,8 @@ class LearnerNode(Node):
         # The first request waits until the learner hears the topics it records from, so
         # that no episode it asks for runs before it can record it.
         self._connecting = self.create_timer(0.2, self._ask_once_connected)
+        if self._ask_again_after > 0:
+            self.create_timer(self._ask_again_after / 4, self._ask_again_if_unheard)
 
     def _ask(self, more: int, mean_action: Optional[bool] = None) -> None:
         """Ask the episode runner for ``more`` further episodes (0 republishes).
@@ -121,6 +133,7 @@ class LearnerNode(Node):
         if not self.context.ok() or self._closing:
             return
         self._issued += max(0, more)
+        self._heard = time.monotonic()
         if mean_action is not None:
             self._mean_action = mean_action
         self._budget_pub.publish(EpisodeBudget(session=self._session, issued=self._issued,
@@ -137,6 +150,24 @@ class LearnerNode(Node):
         self.destroy_timer(self._connecting)
         self._connected = True
         self._ask(*self.learner.next_request())
+
+    def _ask_again_if_unheard(self) -> None:
+        """Ask again for the episodes still needed when none has sent an event for a while.
+
+        An episode can be lost whole (its events sent before the sim's writer matched this
+        node's reader), and the episode runner then waits for a budget that this node
+        thinks is in use. An episode asked for twice is recorded like any other.
+        """
+        if not self._connected or self._updating or self._closing or not self.context.ok():
+            return
+        if time.monotonic() - self._heard < self._ask_again_after:
+            return
+        count, mean_action = self.learner.next_request()
+        if count > 0:
+            self.get_logger().warning(
+                f'no episode event for {self._ask_again_after:g} s while {count} episode(s) '
+                'are still needed: asking for them again')
+            self._ask(count, mean_action)
 
     @property
     def updating(self) -> bool:
@@ -162,6 +193,7 @@ class LearnerNode(Node):
         super().destroy_node()
 
     def _on_event(self, msg: EpisodeEvent) -> None:
+        self._heard = time.monotonic()
         try:
             episode = self._recorder.on_event(
                 msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
@@ -236,18 +268,15 @@ class LearnerNode(Node):
     def _refit(self) -> None:
         """Run one learner update and publish its result.
 
-        A shutdown of the context (Ctrl-C, SIGTERM) stops the update at its next model
-        update, without saving, and a KeyboardInterrupt stops it where it lands (checkpoints
-        are written atomically); either way the run resumes from the last complete policy.
+        A shutdown of the context (Ctrl-C, SIGTERM: rclpy's signal handler) stops the update
+        at its next model update, without saving; the run resumes from the last complete
+        policy.
         """
         try:
             self.learner.update()
         except UpdateStopped as stopped:
             self.get_logger().info(str(stopped))
             return
-        except KeyboardInterrupt:  # Ctrl-C may also land as this, mid-update
-            self.get_logger().info(str(self.learner.stopped()))
-            raise
         self._publish()
         if self.learner.done():
             self.get_logger().info(f'policy {self.learner.policy_version} is the last '

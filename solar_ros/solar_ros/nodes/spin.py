@@ -17,14 +17,14 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
 
     The executor is rclpy's events executor (its C++ event queue takes a message from the
     middleware to its callback in a fraction of the default executor's time; see
-    ``bench/control_latency.py``), spun a step at a time so that a signal ends the loop.
+    ``bench/control_latency.py``), spun a step at a time so that a shutdown ends the loop.
 
-    Exit status 0 on SIGINT or SIGTERM, also when the signal comes twice: the first one
-    shuts the context down and raises KeyboardInterrupt, later ones are ignored (see
-    :func:`stop_on_first_signal`), so the node's cleanup (a learner finishing its
-    checkpoint) is not cut short by a traceback. A SIGINT can land while the
-    executor converts a message; the error that raises once shutdown has begun is part of
-    stopping, not a fault. A node that cannot start (a bad parameter: ValueError, or a
+    Exit status 0 on SIGINT or SIGTERM, also when the signal comes twice: once the node
+    spins, the first signal shuts the context down (rclpy's handler) and raises nothing, so
+    a callback that is running (a learner's refit, which watches the context) ends on its
+    own; later signals are ignored, so the node's cleanup is not cut short (see
+    :func:`stop_by_context`). A signal while the node starts raises KeyboardInterrupt,
+    which ends the start. A node that cannot start (a bad parameter: ValueError, or a
     value outside its declared range) logs one line naming the problem and exits with
     status 1.
     """
@@ -36,6 +36,7 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
         node = make_node()
         executor = EventsExecutor()
         executor.add_node(node)
+        stop_by_context()
         while rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -59,17 +60,34 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+# Whether the first stop signal raises KeyboardInterrupt (True until stop_by_context()).
+_raise_on_stop = True
+
 
 def stop_on_first_signal() -> None:
     """Make the first SIGINT or SIGTERM raise KeyboardInterrupt and ignore every later one.
 
-    A second Ctrl-C (or a supervisor's SIGTERM after a SIGINT) can otherwise land while the
-    first one's KeyboardInterrupt is being handled, escape the cleanup and kill the process
-    with a traceback. rclpy's own handlers, installed by ``rclpy.init`` after this, shut
-    the context down and then call this handler.
+    Install it before ``rclpy.init``, whose own handlers then call it after theirs. A second
+    Ctrl-C (or a supervisor's SIGTERM after a SIGINT) can otherwise land while the first
+    one is being handled, escape the cleanup and kill the process with a traceback.
     """
+    global _raise_on_stop
+    _raise_on_stop = True
     for sig in STOP_SIGNALS:
-        signal.signal(sig, _interrupt_once)
+        signal.signal(sig, _stop_once)
+
+
+def stop_by_context() -> None:
+    """From now on the first stop signal only makes later ones ignored; it raises nothing.
+
+    Call it once an executor spins a context for which ``rclpy.init`` installed its signal
+    handlers: they shut that context down on the signal, before calling ours, and the spin
+    loop ends on it. A KeyboardInterrupt would instead land in whatever callback runs at
+    that moment, and the events executor reports an exception that leaves a callback as a
+    fatal error, with its stack, however the node then handles it.
+    """
+    global _raise_on_stop
+    _raise_on_stop = False
 
 
 def ignore_stop_signals() -> None:
@@ -78,6 +96,7 @@ def ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def _interrupt_once(signum: int, frame: Optional[FrameType]) -> None:
+def _stop_once(signum: int, frame: Optional[FrameType]) -> None:
     ignore_stop_signals()
-    raise KeyboardInterrupt
+    if _raise_on_stop:
+        raise KeyboardInterrupt
