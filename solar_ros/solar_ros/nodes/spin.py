@@ -24,7 +24,8 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
     a callback that is running (a learner's refit, which watches the context) ends on its
     own; later signals are ignored, so the node's cleanup is not cut short (see
     :func:`stop_by_context`). A signal while the node starts raises KeyboardInterrupt,
-    which ends the start. A node that cannot start (a bad parameter: ValueError, or a
+    which ends the start. The shutdown can land while the executor converts a message; the
+    error that raises then is part of stopping, not a fault. A node that cannot start (a bad parameter: ValueError, or a
     value outside its declared range) logs one line naming the problem and exits with
     status 1.
     """
