@@ -25,9 +25,9 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
     own; later signals are ignored, so the node's cleanup is not cut short (see
     :func:`stop_by_context`). A signal while the node starts raises KeyboardInterrupt,
     which ends the start. The shutdown can land while the executor converts a message; the
-    error that raises then is part of stopping, not a fault. A node that cannot start (a bad parameter: ValueError, or a
-    value outside its declared range) logs one line naming the problem and exits with
-    status 1.
+    error that raises then is part of stopping, not a fault. A node that cannot start (a
+    bad parameter: ValueError, or a value outside its declared range) logs one line naming
+    the problem and exits with status 1.
     """
     stop_on_first_signal()  # before rclpy.init: rclpy's handlers then call this one
     node = None
