@@ -77,7 +77,9 @@ class LatentFilterNode(Node):
             return  # not a start, or a resent copy of the running episode's start
         self._online.start()
         if self._online.gains is None:
-            self.get_logger().info('episode started before the first gains: waiting for them')
+            self.get_logger().info(
+                'episode started before the first gains: waiting for them (policy/gains has '
+                f"{self.count_publishers('policy/gains')} publisher(s) so far)")
             self._waiting_start = msg
             return
         self._episode_id, self._start_ns = msg.episode_id, stamp_ns(msg.header)
