@@ -244,8 +244,9 @@ class SolarLearner:
         base, steps_on = self.policy_version, fresh
         if self.policy_version and loop.step_from == 'best_checked' and loop.method == 'solar':
             scores = self._check_scores()
-            if scores[self.policy_version][0] < max(rate for rate, _, _ in scores.values()):
-                base = _best(scores)
+            best = _best(scores)
+            if scores[best][0] > scores[self.policy_version][0]:
+                base = best
                 state = load_checkpoint(self.files.learner(base), LEARNER_KIND,
                                         LEARNER_VERSION)
                 steps_on = self._rollouts_of(base, int(state['episodes_used']), used)
