@@ -132,3 +132,58 @@ def test_a_potential_that_cannot_be_used_still_gives_the_step_a_belief():
     np.testing.assert_allclose(beliefs[0].mean, gains.dynamics.mu0.numpy())
     np.testing.assert_allclose(np.reshape(beliefs[0].covariance, (DX, DX)),
                                gains.dynamics.P0.numpy())
+
+
+def test_a_copy_of_the_potential_used_last_is_answered_again_and_never_used_twice():
+    """The encoder answers the sim's resent frame again; the filter must not filter it twice."""
+    rng = np.random.default_rng(7)
+    gains = _random_gains(rng)
+    means = rng.standard_normal((2, DX))
+    precisions = rng.uniform(0.5, 4.0, (2, DX))
+    action = rng.standard_normal(DU)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = LatentFilterNode(context=context,
+                            parameter_overrides=[Parameter('action_dim', value=DU)])
+    peer, executor = with_peer(node, context, 'filter_peer')
+    beliefs = []
+    peer.create_subscription(LatentBelief, 'latent_belief', beliefs.append, qos.LATENT)
+    potentials = peer.create_publisher(type(potential_to_msg(
+        Header(), 0, 0, means[0], precisions[0], 0)), 'latent_potential', qos.LATENT)
+    commands = peer.create_publisher(Float64MultiArray, 'velocity_controller/commands',
+                                     qos.COMMANDS)
+
+    def potential(t: int):
+        return potential_to_msg(Header(stamp=Time(sec=10 + t)), 1, t, means[t], precisions[t],
+                                7)
+
+    try:
+        peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED).publish(
+            gains_to_msg(gains, Time(sec=1)))
+        spin_until(executor, lambda: node._online.pending, 'the gains')
+        peer.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS).publish(
+            EpisodeEvent(header=Header(stamp=Time(sec=10)), episode_id=1, task_id=1,
+                         kind=EpisodeEvent.START))
+        spin_until(executor, lambda: node._state == 'await_frame', 'the start')
+        potentials.publish(potential(0))
+        spin_until(executor, lambda: len(beliefs) == 1, 'belief 0')
+        potentials.publish(potential(0))  # a copy while the command is awaited
+        spin_until(executor, lambda: len(beliefs) == 2, 'belief 0 again')
+        commands.publish(Float64MultiArray(data=action.tolist()))
+        spin_until(executor, lambda: node._state == 'await_frame', 'the prediction')
+        potentials.publish(potential(0))  # a late copy: not the frame of step 1
+        potentials.publish(potential(1))
+        spin_until(executor, lambda: len(beliefs) == 3, 'belief 1')
+        executor.spin_once(timeout_sec=0.3)  # room for a wrong extra belief to arrive
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        peer.destroy_node()
+        rclpy.try_shutdown(context=context)
+    expected = _closed_form(gains, np.concatenate([means, means]), np.concatenate(
+        [precisions, precisions]), np.stack([action] * 3))
+    assert [b.step for b in beliefs] == [0, 0, 1]
+    for belief, (mean, cov) in zip(beliefs, [expected[0], expected[0], expected[1]]):
+        np.testing.assert_allclose(belief.mean, mean, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.reshape(belief.covariance, (DX, DX)), cov,
+                                   rtol=1e-9, atol=1e-12)

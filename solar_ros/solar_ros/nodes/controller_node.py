@@ -12,7 +12,10 @@ New gains are adopted at the next episode start (the first ones at once), so eac
 runs one policy. The action is :meth:`solar_ros.core.online.OnlineStep.act` and the
 exploration noise of episode n is :func:`solar_ros.core.online.episode_noise` with seed
 ``seed + n``, as in one process; an episode whose START event has ``mean_action`` runs
-without it (the learner's checks, ``loop.check_rollouts``).
+without it (the learner's checks, ``loop.check_rollouts``). Each step of an episode is
+answered once: a copy of a belief already answered (the same episode and step; the filter
+sends one again when the sim resends an unanswered frame in lockstep) gets no command, as a
+second command would step a lockstep sim twice.
 
 Safety: a gains message that fails validation or whose action dim differs from
 ``velocity_limits`` is rejected with an error and the last good policy is kept; a belief
@@ -168,6 +171,7 @@ class ControllerNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._episode_id = 0
         self._last_belief_time = None
+        self._answered: Optional[Tuple[int, int]] = None  # (episode id, step) answered last
         self._publisher = self.create_publisher(Float64MultiArray, COMMAND_TOPIC,
                                                 qos.COMMANDS)
         self._in_use = self.create_publisher(PolicyInUse, 'policy/in_use', qos.EVENTS)
@@ -255,6 +259,9 @@ class ControllerNode(Node):
                 policy_version=gains.policy_version, model_version=gains.model_version))
 
     def _on_belief(self, msg: LatentBelief) -> None:
+        if (msg.episode_id, msg.step) == self._answered:
+            return  # a copy of the belief answered last
+        self._answered = (msg.episode_id, msg.step)
         self._last_belief_time = self.get_clock().now()
         gains = self._online.gains
         if gains is None:

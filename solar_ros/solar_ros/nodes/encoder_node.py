@@ -9,6 +9,10 @@
   start, so no frame waits for a load and each episode is encoded by one model).
 - publishes ``latent_potential`` (solar_ros_msgs/LatentPotential, diagonal precision).
 
+A copy of the frame encoded last (the same stamp: the sim resends an unanswered frame in
+lockstep) is answered with that frame's potential again, not encoded as a new step, so a
+potential lost before the latent filter's subscription matched is sent once more.
+
 A frame that cannot be converted gets a throttled error naming the problem and is skipped.
 The encoding is :meth:`solar_ros.core.online.OnlineStep.encode`, as in one process.
 """
@@ -45,6 +49,7 @@ class EncoderNode(Node):
         self._episode_id = 0
         self._step = 0
         self._last_stamp: Optional[int] = None  # ns
+        self._last_potential: Optional[LatentPotential] = None  # the answer to that frame
         self._views = ViewAssembler()
         self._publisher = self.create_publisher(LatentPotential, 'latent_potential',
                                                 qos.LATENT)
@@ -83,8 +88,9 @@ class EncoderNode(Node):
 
     def _on_image(self, msg: Image, view: int) -> None:
         stamp = stamp_ns(msg.header)
-        if stamp == self._last_stamp:
-            return  # a copy of the frame already encoded (the sim resends in lockstep)
+        if stamp == self._last_stamp:  # a copy of the frame encoded last
+            self._publisher.publish(self._last_potential)
+            return
         if self._online.model is None:
             self.get_logger().warning('no model yet: frame skipped', throttle_duration_sec=2.0)
             return
@@ -94,11 +100,11 @@ class EncoderNode(Node):
         if frame is None:
             return  # another view of this step is still to come, or a bad frame
         precision, h = self._online.encode(frame)
-        self._publisher.publish(potential_to_msg(msg.header, self._episode_id, self._step,
-                                                 h / precision, precision,
-                                                 self._model_version))
+        potential = potential_to_msg(msg.header, self._episode_id, self._step, h / precision,
+                                     precision, self._model_version)
+        self._publisher.publish(potential)
         self._step += 1
-        self._last_stamp = stamp
+        self._last_stamp, self._last_potential = stamp, potential
 
 
 def main(args=None) -> None:

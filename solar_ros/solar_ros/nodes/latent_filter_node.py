@@ -11,9 +11,12 @@ Per episode: at START the belief resets to N(mu0, P0) of the current gains; then
 alternates: a potential updates the belief of step t and the belief is published; the
 command of step t predicts step t + 1 with F_t, Q_t. A potential that arrives before its
 START event is kept (the latest one) and used once the episode starts, so no frame is lost
-to topic reordering. Bad messages get a throttled error and are skipped. The update and
-prediction are :meth:`solar_ros.core.online.OnlineStep.update` and ``predict``, as in one
-process.
+to topic reordering. A copy of the potential used last (the same stamp: the encoder answers
+the sim's resent frame again) is not used twice: while the step's command is awaited its
+belief is published again, so a belief lost before the controller's subscription matched
+is sent once more; otherwise the copy is dropped. Bad messages get a throttled error and
+are skipped. The update and prediction are :meth:`solar_ros.core.online.OnlineStep.update`
+and ``predict``, as in one process.
 """
 
 from typing import Optional
@@ -49,6 +52,8 @@ class LatentFilterNode(Node):
         self._episode_id = 0
         self._start_ns = 0
         self._early: Optional[LatentPotential] = None
+        self._used_stamp: Optional[int] = None  # ns, of the potential filtered last
+        self._last_belief: Optional[LatentBelief] = None  # the belief it gave
         self._waiting_start: Optional[EpisodeEvent] = None  # a START seen before any gains
         self._publisher = self.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
         self.create_subscription(LatentPotential, 'latent_potential', self._on_potential,
@@ -89,6 +94,10 @@ class LatentFilterNode(Node):
             self._on_potential(early)
 
     def _on_potential(self, msg: LatentPotential) -> None:
+        if stamp_ns(msg.header) == self._used_stamp:  # a copy of the frame filtered last
+            if self._state == AWAIT_COMMAND:
+                self._publisher.publish(self._last_belief)
+            return
         if self._state != AWAIT_FRAME or stamp_ns(msg.header) < self._start_ns:
             self._early = msg
             return
@@ -104,8 +113,10 @@ class LatentFilterNode(Node):
             # without this frame's evidence, so that a lockstep system never waits forever.
             self._error(f'potential not used ({error}): acting on the prediction')
             mean, cov = self._online.belief()
-        self._publisher.publish(belief_to_msg(msg.header, self._episode_id, self._online.t,
-                                              mean, cov, msg.model_version))
+        belief = belief_to_msg(msg.header, self._episode_id, self._online.t, mean, cov,
+                               msg.model_version)
+        self._publisher.publish(belief)
+        self._used_stamp, self._last_belief = stamp_ns(msg.header), belief
         self._state = AWAIT_COMMAND
 
     def _on_command(self, msg: Float64MultiArray) -> None:

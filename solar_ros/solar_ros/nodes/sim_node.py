@@ -24,7 +24,10 @@ than ``command_timeout_periods`` control periods. Between episodes nothing is st
 Images are best effort, and a node may join after a frame went out: in lockstep, when no
 command has come ``lockstep_resend_after`` seconds after a frame, that frame and its
 event (stamps unchanged, so receivers can tell the copy) are sent again, instead of the
-episode waiting forever.
+episode waiting forever. The encoder answers a copy with its potential again and the latent
+filter with its belief again, so a message lost on any of those links before its reader
+matched is recovered; the controller answers each step once, as a command carries no stamp
+that could tell a second answer from the next step's command.
 The environment's parameters are those of SawyerStackConfig (see config/sim.yaml); the
 ``env`` section of the run config the learner (or, in deploy mode, the policy node) serves
 overrides them, so the sim renders the cameras and charges the cost the model was trained
