@@ -1,10 +1,12 @@
 """One instance of every solar_ros_msgs type with every field set to a distinct value.
 
 Shared by the DDS round-trip test and the publisher process it starts, so that both
-sides build the same messages.
+sides build the same messages; also the simplest valid gains message, for controller tests.
 """
 
 from typing import Dict
+
+import numpy as np
 
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief, LatentPotential, TimeVaryingGains
 from solar_ros_msgs.srv import ResetEpisode
@@ -79,3 +81,17 @@ def reset_response_for(request: ResetEpisode.Request) -> ResetEpisode.Response:
         success=True,
         message=f'task {request.task_id} seed {request.seed} \u2713',
         episode_id=request.seed + request.task_id)
+
+
+def feedforward_gains(horizon: int, dx: int, du: int, feedforward: float) -> TimeVaryingGains:
+    """Return gains whose mean action is ``feedforward`` rad/s on every joint and step.
+
+    K = 0, identity noise Cholesky factors, zero dynamics with identity process noise.
+    """
+    return TimeVaryingGains(
+        horizon=horizon, state_dim=dx, action_dim=du,
+        feedback_gains=[0.0] * (horizon * du * dx), feedforward=[feedforward] * (horizon * du),
+        noise_chol=np.tile(np.eye(du), (horizon, 1, 1)).ravel().tolist(),
+        dynamics=[0.0] * ((horizon - 1) * dx * (dx + du)),
+        process_noise=np.tile(np.eye(dx), (horizon - 1, 1, 1)).ravel().tolist(),
+        initial_mean=[0.0] * dx, initial_covariance=np.eye(dx).ravel().tolist())

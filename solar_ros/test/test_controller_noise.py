@@ -1,5 +1,6 @@
 """The controller's exploration noise: the policy's in each episode, none in a check episode."""
 
+from message_samples import feedforward_gains
 import numpy as np
 from solar_ros.nodes import qos
 from solar_ros.nodes.controller_node import COMMAND_TOPIC, ControllerNode
@@ -20,12 +21,7 @@ def test_a_start_with_mean_action_runs_the_episode_without_noise(context):
     peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
                              lambda msg: commands[episode['id']].append(np.array(msg.data)),
                              qos.COMMANDS)
-    identity = np.tile(np.eye(DU), (T, 1, 1)).ravel().tolist()
-    gains = GainsMsg(horizon=T, state_dim=DX, action_dim=DU,
-                     feedback_gains=[0.0] * (T * DU * DX), feedforward=[FEEDFORWARD] * (T * DU),
-                     noise_chol=identity, dynamics=[0.0] * ((T - 1) * DX * (DX + DU)),
-                     process_noise=np.tile(np.eye(DX), (T - 1, 1, 1)).ravel().tolist(),
-                     initial_mean=[0.0] * DX, initial_covariance=np.eye(DX).ravel().tolist())
+    gains = feedforward_gains(T, DX, DU, FEEDFORWARD)
     events = peer.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS)
     beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
     try:

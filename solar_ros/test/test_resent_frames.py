@@ -6,6 +6,7 @@ the copy again; a command answering a copy would step a lockstep sim twice.
 """
 
 from builtin_interfaces.msg import Time
+from message_samples import feedforward_gains
 import numpy as np
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -73,12 +74,7 @@ def test_the_controller_answers_each_step_once(context):
     commands = []
     peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
                              lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
-    identity = np.tile(np.eye(DU), (T, 1, 1)).ravel().tolist()
-    gains = GainsMsg(horizon=T, state_dim=DX, action_dim=DU,
-                     feedback_gains=[0.0] * (T * DU * DX), feedforward=[0.1] * (T * DU),
-                     noise_chol=identity, dynamics=[0.0] * ((T - 1) * DX * (DX + DU)),
-                     process_noise=np.tile(np.eye(DX), (T - 1, 1, 1)).ravel().tolist(),
-                     initial_mean=[0.0] * DX, initial_covariance=np.eye(DX).ravel().tolist())
+    gains = feedforward_gains(T, DX, DU, 0.1)
     beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
 
     def belief(episode_id: int, step: int) -> LatentBelief:
