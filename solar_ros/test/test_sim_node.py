@@ -6,6 +6,7 @@ this process, to make its first episode fail after the simulator opened.
 """
 
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
@@ -21,12 +22,14 @@ from solar_ros.sim.sawyer_env import SawyerStackEnv
 from solar_ros_msgs.msg import EpisodeEvent
 from solar_ros_msgs.srv import ResetEpisode
 from std_msgs.msg import Float64MultiArray
+import yaml
 
 pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
 
 TIMEOUT_S = 30.0
 SETTLE_S = 1.0
 HORIZON = 4
+CONFIGS = Path(__file__).resolve().parents[1] / 'config'
 
 
 def _start_node(*parameters: str) -> subprocess.Popen:
@@ -227,3 +230,31 @@ def test_a_start_that_fails_after_the_simulator_opened_closes_it(monkeypatch):
         assert len(closed) == 1 and closed[0]._client is None
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def test_three_views_are_published_with_the_step_stamp_on_their_own_topics(peer, tmp_path):
+    settings = yaml.safe_load((CONFIGS / 'sawyer_task1.yaml').read_text())
+    settings['env']['views'] = settings['model']['views'] = 3
+    run_config = tmp_path / 'three_views.yaml'
+    run_config.write_text(yaml.safe_dump(settings))
+    topics = ('camera', 'side_camera', 'close_camera')
+    images = {topic: [] for topic in topics}
+    for topic in topics:
+        peer.node.create_subscription(Image, f'{topic}/image_raw', images[topic].append,
+                                      qos_profile_sensor_data)
+    process = _start_node('mode:=lockstep', 'start_task:=0', f'run_config:={run_config}')
+    try:
+        assert peer.reset(task=2, seed=0).success
+        start = peer.event(1, EpisodeEvent.START, 0)
+
+        def of_start(topic):
+            return [m for m in images[topic] if m.header.stamp == start.header.stamp]
+        peer.spin_until(lambda: all(of_start(topic) for topic in topics),
+                        'the start frame of every camera')
+    finally:
+        _stop(process)
+    frames = {topic: of_start(topic)[0] for topic in topics}
+    assert {m.header.frame_id for m in frames.values()} == {
+        f'{topic}_optical_frame' for topic in topics}
+    pixels = {topic: bytes(m.data) for topic, m in frames.items()}
+    assert len(set(pixels.values())) == 3, 'two cameras show the same image'

@@ -15,19 +15,29 @@ from solar_ros.sim.sawyer_env import SawyerStackEnv
 import torch
 
 
-def test_two_views_stack_the_first_camera_and_a_different_side_camera():
+def test_views_stack_the_first_camera_then_a_different_side_and_close_camera():
     with SawyerStackEnv(SawyerStackConfig(views=1)) as one, \
-            SawyerStackEnv(SawyerStackConfig(views=2)) as two:
-        single, double = one.reset(1, seed=4), two.reset(1, seed=4)
+            SawyerStackEnv(SawyerStackConfig(views=2)) as two, \
+            SawyerStackEnv(SawyerStackConfig(views=3)) as three:
+        single, double, triple = (env.reset(1, seed=4) for env in (one, two, three))
         assert single.shape == (64, 64, 3) and double.shape == (64, 64, 6)
+        assert triple.shape == (64, 64, 9)
         np.testing.assert_array_equal(double[..., :3], single)
-        assert np.abs(double[..., 3:].astype(int) - single.astype(int)).mean() > 10
-        image, _, _, _ = two.step(np.zeros(7))
-        assert image.shape == (64, 64, 6)
+        np.testing.assert_array_equal(triple[..., :6], double)
+        for view, other in ((1, 0), (2, 0), (2, 1)):
+            difference = (triple[..., 3 * view:3 * view + 3].astype(int)
+                          - triple[..., 3 * other:3 * other + 3].astype(int))
+            assert np.abs(difference).mean() > 10, f'view {view} looks like view {other}'
+        image, _, _, _ = three.step(np.zeros(7))
+        assert image.shape == (64, 64, 9)
+        # The close camera's zoom: a longer focal length than the side camera's.
+        assert three.camera_intrinsics(2)[0, 0] > 1.5 * three.camera_intrinsics(1)[0, 0]
     with pytest.raises(ValueError, match='views'):
-        SawyerStackConfig(views=3)
+        SawyerStackConfig(views=4)
     with pytest.raises(ValueError, match='side_camera_fov_deg'):
         SawyerStackConfig(side_camera_fov_deg=180.0)
+    with pytest.raises(ValueError, match='close_camera_target'):
+        SawyerStackConfig(close_camera_target=(0.6, 0.0))
 
 
 def test_encoder_potentials_of_views_multiply():

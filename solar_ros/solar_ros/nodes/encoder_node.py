@@ -1,9 +1,10 @@
 """Encoder node: camera frames in, the SOLAR encoder's Gaussian potentials out.
 
 - subscribes ``camera/image_raw`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8 or mono8,
-  any size; resized to the model's input; sensor-data QoS) and, for a model of two views,
-  ``side_camera/image_raw`` (the frames of one step matched by stamp; the potential is the
-  product of the views' potentials), ``episode_events`` (to number
+  any size; resized to the model's input; sensor-data QoS) and, for a model of two or three
+  views, ``side_camera/image_raw`` and ``close_camera/image_raw`` (the frames of one step
+  matched by stamp; the potential is the product of the views' potentials),
+  ``episode_events`` (to number
   the frames of an episode) and ``learner/model`` (std_msgs/String, latched: the path of a
   new model checkpoint; the node loads it at once and swaps it in at the next episode
   start, so no frame waits for a load and each episode is encoded by one model).

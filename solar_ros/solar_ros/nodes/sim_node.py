@@ -4,10 +4,11 @@ Interfaces (all names relative, so namespaces and remaps apply):
 
 - publishes ``camera/image_raw`` (sensor_msgs/Image, rgb8) and ``camera/camera_info``
   with sensor-data QoS (with ``views: 2`` also ``side_camera/image_raw`` and
-  ``side_camera/camera_info``), ``joint_states`` (sensor_msgs/JointState, ``right_j0`` ..
-  ``right_j6``, rad and rad/s) and ``episode_events`` (solar_ros_msgs/EpisodeEvent,
-  reliable, depth 100). Image, camera info, joint state and event of one control step
-  share one header stamp, so a learner can match them.
+  ``side_camera/camera_info``, with ``views: 3`` also ``close_camera/...``),
+  ``joint_states`` (sensor_msgs/JointState, ``right_j0`` .. ``right_j6``, rad and rad/s)
+  and ``episode_events`` (solar_ros_msgs/EpisodeEvent, reliable, depth 100). Image,
+  camera info, joint state and event of one control step share one header stamp, so a
+  learner can match them.
 - subscribes ``velocity_controller/commands`` (std_msgs/Float64MultiArray, 7 joint
   velocities in rad/s, reliable; the ros2_control forward command controller
   convention). A command of the wrong length or with NaN/inf is rejected with a
@@ -90,7 +91,9 @@ class SimNode(Node):
             self._declare('camera_frame_id', 'camera_optical_frame',
                           "frame_id of the first camera's images and camera info"),
             self._declare('side_camera_frame_id', 'side_camera_optical_frame',
-                          "frame_id of the side camera's images and camera info (views: 2)"))
+                          "frame_id of the side camera's images and camera info (views: 2)"),
+            self._declare('close_camera_frame_id', 'close_camera_optical_frame',
+                          "frame_id of the close camera's images and camera info (views: 3)"))
         run_config = self._declare(
             'run_config', '', 'run config whose env section (cameras, cost, aim point) '
             'overrides the settings below; empty: the installed config/sawyer_task1.yaml')

@@ -9,7 +9,7 @@ import math
 from typing import Any, Dict, Mapping, Tuple
 
 TASKS = (1, 2, 3)
-VIEWS = (1, 2)
+VIEWS = (1, 2, 3)
 DISTANCE_COSTS = ('linear', 'squared')
 
 
@@ -74,14 +74,20 @@ class SawyerStackConfig:
     camera_target: Tuple[float, ...] = _doc('point the camera looks at, m', (0.6, -0.1, 0.13))
     camera_fov_deg: float = _doc('vertical field of view of the camera, deg', 55.0)
     views: int = _doc(
-        'cameras in the observation: 1 (the camera above) or 2 (also the side camera below),'
-        ' stacked on the channel axis', 1)
+        'cameras in the observation: 1 (the camera above), 2 (also the side camera below) or 3'
+        ' (also the close camera below), stacked on the channel axis in that order', 1)
     side_camera_eye: Tuple[float, ...] = _doc(
         'side camera position, m (it looks along +y and sees x, which the first camera sees'
         ' as depth)', (0.62, -0.58, 0.3))
     side_camera_target: Tuple[float, ...] = _doc(
         'point the side camera looks at, m', (0.6, -0.05, 0.13))
     side_camera_fov_deg: float = _doc('vertical field of view of the side camera, deg', 45.0)
+    close_camera_eye: Tuple[float, ...] = _doc(
+        'close camera position, m (views: 3; it looks along -y onto the target, zoomed, where'
+        ' the block is let go)', (0.62, 0.55, 0.5))
+    close_camera_target: Tuple[float, ...] = _doc(
+        'point the close camera looks at, m (just above the target block)', (0.65, 0.0, 0.09))
+    close_camera_fov_deg: float = _doc('vertical field of view of the close camera, deg', 25.0)
 
     def __post_init__(self):
         """Check every value; raise ValueError naming the field."""
@@ -106,7 +112,8 @@ class SawyerStackConfig:
             raise ValueError(f'views must be one of {VIEWS}, got {self.views!r}')
         lengths = {'action_cost': 7, 'target_position': 2, 'task1_offset': 3,
                    'task2_offset': 3, 'task3_offset': 3, 'camera_eye': 3, 'camera_target': 3,
-                   'side_camera_eye': 3, 'side_camera_target': 3}
+                   'side_camera_eye': 3, 'side_camera_target': 3, 'close_camera_eye': 3,
+                   'close_camera_target': 3}
         for name, length in lengths.items():
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) != length or not all(math.isfinite(v) for v in value):
@@ -114,7 +121,7 @@ class SawyerStackConfig:
             object.__setattr__(self, name, value)
         if min(self.action_cost) < 0:
             raise ValueError(f'action_cost must be >= 0, got {self.action_cost}')
-        for name in ('camera_fov_deg', 'side_camera_fov_deg'):
+        for name in ('camera_fov_deg', 'side_camera_fov_deg', 'close_camera_fov_deg'):
             if not 0 < getattr(self, name) < 180:
                 raise ValueError(f'{name} must be in (0, 180), got {getattr(self, name)}')
 

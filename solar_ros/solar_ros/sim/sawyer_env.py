@@ -25,7 +25,7 @@ the arm are not simulated.
 import math
 from pathlib import Path
 import tempfile
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from solar_ros.sim.quiet import quiet_native_output
@@ -84,13 +84,9 @@ class SawyerStackEnv:
         self._urdf_dir = tempfile.TemporaryDirectory(prefix='solar_ros_sawyer_')
         self._urdf = write_sawyer_urdf(Path(self._urdf_dir.name))
         self.views = int(self.config.views)
-        cameras = [(self.config.camera_eye, self.config.camera_target,
-                    self.config.camera_fov_deg),
-                   (self.config.side_camera_eye, self.config.side_camera_target,
-                    self.config.side_camera_fov_deg)][:self.views]
         self._cameras = [(self._client.computeViewMatrix(eye, target, (0, 0, 1)),
                           self._client.computeProjectionMatrixFOV(fov, 1.0, 0.05, 5.0))
-                         for eye, target, fov in cameras]
+                         for eye, target, fov in self._camera_settings()[:self.views]]
         self._step = 0
         self._task = 0
         self._done = True
@@ -297,9 +293,16 @@ class SawyerStackEnv:
         projection = self._client.computeProjectionMatrixFOV(50.0, width / height, 0.05, 6.0)
         return self.render_view(view, projection, width, height)
 
+    def _camera_settings(self) -> List[Tuple[Tuple[float, ...], Tuple[float, ...], float]]:
+        """Return (eye (3,) m, target (3,) m, vertical fov deg) of every camera, in view order."""
+        c = self.config
+        return [(c.camera_eye, c.camera_target, c.camera_fov_deg),
+                (c.side_camera_eye, c.side_camera_target, c.side_camera_fov_deg),
+                (c.close_camera_eye, c.close_camera_target, c.close_camera_fov_deg)]
+
     def camera_intrinsics(self, view: int = 0) -> np.ndarray:
         """Return the pinhole matrix K (3, 3) of camera ``view`` in pixels (ROS pixel centres)."""
-        fov = (self.config.camera_fov_deg, self.config.side_camera_fov_deg)[view]
+        _, _, fov = self._camera_settings()[view]
         focal = (self.image_size / 2) / math.tan(math.radians(fov) / 2)
         centre = (self.image_size - 1) / 2
         return np.array([[focal, 0.0, centre], [0.0, focal, centre], [0.0, 0.0, 1.0]])
