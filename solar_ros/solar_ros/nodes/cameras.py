@@ -2,7 +2,8 @@
 
 View 0 is the first camera (``camera/...``), view 1 the side camera (``side_camera/...``),
 view 2 the close camera (``close_camera/...``); every image and camera info of one control
-step carries the step's stamp. A node subscribes to the topics of its model's views.
+step carries the step's stamp. A node subscribes to every camera topic and reads those
+of its model's views.
 """
 
 from typing import Callable, Optional

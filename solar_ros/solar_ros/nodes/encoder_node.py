@@ -3,11 +3,11 @@
 - subscribes ``camera/image_raw`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8 or mono8,
   any size; resized to the model's input; sensor-data QoS) and, for a model of two or three
   views, ``side_camera/image_raw`` and ``close_camera/image_raw`` (the frames of one step
-  matched by stamp; the potential is the product of the views' potentials),
-  ``episode_events`` (to number
-  the frames of an episode) and ``learner/model`` (std_msgs/String, latched: the path of a
-  new model checkpoint; the node loads it at once and swaps it in at the next episode
-  start, so no frame waits for a load and each episode is encoded by one model).
+  matched by stamp; the potential is the product of the views' potentials; a camera the
+  model does not read is ignored), ``episode_events`` (to number the frames of an episode)
+  and ``learner/model`` (std_msgs/String, latched: the path of a new model checkpoint; the
+  node loads it at once and swaps it in at the next episode start, so no frame waits for a
+  load and each episode is encoded by one model).
 - publishes ``latent_potential`` (solar_ros_msgs/LatentPotential, diagonal precision).
 
 A copy of the frame encoded last (the same stamp: the sim resends an unanswered frame in
@@ -88,14 +88,16 @@ class EncoderNode(Node):
             self._step = 0
 
     def _on_image(self, msg: Image, view: int) -> None:
-        stamp = stamp_ns(msg.header)
-        if stamp == self._last_stamp:  # a copy of the frame encoded last
-            self._publisher.publish(self._last_potential)
-            return
         if self._online.model is None:
             self.get_logger().warning('no model yet: frame skipped', throttle_duration_sec=2.0)
             return
         config = self._online.model.config
+        if view >= config.views:
+            return  # a camera this model does not read
+        stamp = stamp_ns(msg.header)
+        if stamp == self._last_stamp:  # a copy of the frame encoded last
+            self._publisher.publish(self._last_potential)
+            return
         frame = assemble_view(self, self._views, msg, view, config.image_size, config.views,
                               'rejected')
         if frame is None:
