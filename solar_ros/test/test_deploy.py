@@ -85,7 +85,9 @@ def _bringup(*args: str) -> subprocess.CompletedProcess:
 def test_bringup_runs_a_pretrained_policy_and_refuses_to_learn_from_it(tmp_path):
     done = _bringup('--learn', 'false', '--policy-dir', str(POLICY_DIR), '--episodes', '1')
     assert done.returncode == 0, done.stderr
-    assert 'solar_ros: 1 episodes of policy 4' in done.stdout, done.stdout
+    shipped = max(int(path.stem.split('_')[1])
+                  for path in (POLICY_DIR / 'checkpoints').glob('learner_*.ckpt'))
+    assert f'solar_ros: 1 episodes of policy {shipped}' in done.stdout, done.stdout
     mixed = _bringup('--policy-dir', str(POLICY_DIR))
     assert mixed.returncode == 2 and 'add --learn false' in mixed.stderr
     missing = _bringup('--learn', 'false', '--policy-dir', str(tmp_path / 'nothing'))
