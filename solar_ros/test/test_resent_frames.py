@@ -15,7 +15,7 @@ from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.nodes import qos
 from solar_ros.nodes.controller_node import COMMAND_TOPIC, ControllerNode
-from solar_ros.nodes.conversions import stamp_ns
+from solar_ros.nodes.conversions import answers, stamp_ns
 from solar_ros.nodes.encoder_node import EncoderNode
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief, LatentPotential
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
@@ -43,7 +43,7 @@ def test_a_copy_of_the_frame_encoded_last_gets_its_potential_again(context, tmp_
         spin_until(executor, lambda: camera.get_subscription_count() > 0, 'the encoder')
         first = _frame(10, seed=0)
         camera.publish(first)
-        spin_until(executor, lambda: node._last_stamp == stamp_ns(first.header),
+        spin_until(executor, lambda: answers(node._last_potential, first.header),
                    'the first frame encoded')
         # Only now does a reader of the potentials join: the first potential was lost.
         reader = peer.create_subscription(LatentPotential, 'latent_potential',

@@ -4,7 +4,7 @@ Incoming messages go through :func:`solar_ros.validation.validate_message`, so a
 size or a non-finite value raises one :class:`MessageValidationError` naming the field.
 """
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 from builtin_interfaces.msg import Time
 import numpy as np
@@ -21,6 +21,15 @@ import torch
 def stamp_ns(header: Header) -> int:
     """Return a header stamp in nanoseconds."""
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def answers(reply: Optional[Union[LatentPotential, LatentBelief]], header: Header) -> bool:
+    """Return whether ``reply`` (None before the first) carries ``header``'s stamp.
+
+    A node that answers each frame once tells a resent copy by this: its reply to the frame
+    is already out.
+    """
+    return reply is not None and stamp_ns(reply.header) == stamp_ns(header)
 
 
 def _flat(values) -> list:

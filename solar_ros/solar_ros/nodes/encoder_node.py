@@ -29,7 +29,7 @@ from solar_ros.core.online import OnlineStep
 from solar_ros.images import ViewAssembler
 from solar_ros.nodes import qos
 from solar_ros.nodes.cameras import assemble_view, subscribe_views
-from solar_ros.nodes.conversions import potential_to_msg, stamp_ns
+from solar_ros.nodes.conversions import answers, potential_to_msg
 from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeEvent, LatentPotential
 from std_msgs.msg import String
@@ -49,8 +49,7 @@ class EncoderNode(Node):
         self._model_version = 0
         self._episode_id = 0
         self._step = 0
-        self._last_stamp: Optional[int] = None  # ns
-        self._last_potential: Optional[LatentPotential] = None  # the answer to that frame
+        self._last_potential: Optional[LatentPotential] = None  # of the frame encoded last
         self._views = ViewAssembler()
         self._publisher = self.create_publisher(LatentPotential, 'latent_potential',
                                                 qos.LATENT)
@@ -94,8 +93,7 @@ class EncoderNode(Node):
         config = self._online.model.config
         if view >= config.views:
             return  # a camera this model does not read
-        stamp = stamp_ns(msg.header)
-        if stamp == self._last_stamp:  # a copy of the frame encoded last
+        if answers(self._last_potential, msg.header):  # a copy of the frame encoded last
             self._publisher.publish(self._last_potential)
             return
         frame = assemble_view(self, self._views, msg, view, config.image_size, config.views,
@@ -107,7 +105,7 @@ class EncoderNode(Node):
                                      precision, self._model_version)
         self._publisher.publish(potential)
         self._step += 1
-        self._last_stamp, self._last_potential = stamp, potential
+        self._last_potential = potential
 
 
 def main(args=None) -> None:

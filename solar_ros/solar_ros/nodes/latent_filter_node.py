@@ -25,8 +25,8 @@ from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from solar_ros.core.online import OnlineStep
 from solar_ros.nodes import qos
-from solar_ros.nodes.conversions import (belief_to_msg, gains_from_msg, potential_from_msg,
-                                         stamp_ns)
+from solar_ros.nodes.conversions import (answers, belief_to_msg, gains_from_msg,
+                                         potential_from_msg, stamp_ns)
 from solar_ros.nodes.spin import spin_node
 from solar_ros.validation import check_vector, MessageValidationError
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief, LatentPotential
@@ -52,8 +52,7 @@ class LatentFilterNode(Node):
         self._episode_id = 0
         self._start_ns = 0
         self._early: Optional[LatentPotential] = None
-        self._used_stamp: Optional[int] = None  # ns, of the potential filtered last
-        self._last_belief: Optional[LatentBelief] = None  # the belief it gave
+        self._last_belief: Optional[LatentBelief] = None  # of the potential filtered last
         self._waiting_start: Optional[EpisodeEvent] = None  # a START seen before any gains
         self._publisher = self.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
         self.create_subscription(LatentPotential, 'latent_potential', self._on_potential,
@@ -94,7 +93,7 @@ class LatentFilterNode(Node):
             self._on_potential(early)
 
     def _on_potential(self, msg: LatentPotential) -> None:
-        if stamp_ns(msg.header) == self._used_stamp:  # a copy of the frame filtered last
+        if answers(self._last_belief, msg.header):  # a copy of the potential filtered last
             if self._state == AWAIT_COMMAND:
                 self._publisher.publish(self._last_belief)
             return
@@ -116,7 +115,7 @@ class LatentFilterNode(Node):
         belief = belief_to_msg(msg.header, self._episode_id, self._online.t, mean, cov,
                                msg.model_version)
         self._publisher.publish(belief)
-        self._used_stamp, self._last_belief = stamp_ns(msg.header), belief
+        self._last_belief = belief
         self._state = AWAIT_COMMAND
 
     def _on_command(self, msg: Float64MultiArray) -> None:
