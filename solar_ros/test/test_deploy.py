@@ -16,6 +16,7 @@ import rclpy
 from solar_ros.learn import run
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.evaluate import EVAL_SEED_BASE, evaluate, load_policy
+from solar_ros.learn.run_dir import RunDir
 from solar_ros.nodes import qos
 from solar_ros.nodes.bringup import Bringup, default_params
 from solar_ros.sim.environments import make_env
@@ -85,8 +86,7 @@ def _bringup(*args: str) -> subprocess.CompletedProcess:
 def test_bringup_runs_a_pretrained_policy_and_refuses_to_learn_from_it(tmp_path):
     done = _bringup('--learn', 'false', '--policy-dir', str(POLICY_DIR), '--episodes', '1')
     assert done.returncode == 0, done.stderr
-    shipped = max(int(path.stem.split('_')[1])
-                  for path in (POLICY_DIR / 'checkpoints').glob('learner_*.ckpt'))
+    shipped = RunDir(POLICY_DIR).completed_policies()[-1]
     assert f'solar_ros: 1 episodes of policy {shipped}' in done.stdout, done.stdout
     mixed = _bringup('--policy-dir', str(POLICY_DIR))
     assert mixed.returncode == 2 and 'add --learn false' in mixed.stderr
