@@ -1,8 +1,9 @@
-"""A frame the sim resends in lockstep: answered again by the encoder, once by the controller.
+"""Messages sent before their reader matched, in lockstep: none may stall an episode.
 
 The sim resends an unanswered frame with its stamp unchanged. A potential lost because the
 filter's subscription matched after it went out is recovered only if the encoder answers
-the copy again; a command answering a copy would step a lockstep sim twice.
+the copy again; a command answering a copy would step a lockstep sim twice, so the
+controller instead holds a command back until the command topic's readers have matched.
 """
 
 from builtin_interfaces.msg import Time
@@ -100,3 +101,72 @@ def test_the_controller_answers_each_step_once(context):
         node.destroy_node()
         peer.destroy_node()
     assert len(commands) == 3
+
+
+def test_a_command_waits_for_its_reader_to_match(context):
+    """A command answered before any reader of the topic matched is sent once one does."""
+    T, DX, DU = 3, 2, 7
+    node = ControllerNode(context=context)
+    peer, executor = with_peer(node, context, 'late_reader_peer')
+    commands = []
+    try:
+        peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED).publish(
+            feedforward_gains(T, DX, DU, 0.1))
+        spin_until(executor, lambda: node.policy_version is not None, 'the gains')
+        events = peer.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS)
+        events.publish(EpisodeEvent(episode_id=1, task_id=1, kind=EpisodeEvent.START,
+                                    mean_action=True))
+        spin_until(executor, lambda: node._episode_id == 1, 'the episode start')
+        peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT).publish(LatentBelief(
+            episode_id=1, step=0, dim=DX, mean=[0.5] * DX,
+            covariance=np.eye(DX).ravel().tolist()))
+        spin_until(executor, lambda: node._answered == (1, 0), 'the answer to step 0')
+        executor.spin_once(timeout_sec=0.2)
+        # Only now does the sim's (or the filter's) subscription appear.
+        peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
+                                 lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+        spin_until(executor, lambda: len(commands) == 1, 'the command of step 0')
+        executor.spin_once(timeout_sec=0.3)  # room for a wrong second command to arrive
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        peer.destroy_node()
+    assert len(commands) == 1
+    np.testing.assert_allclose(commands[0], 0.1)  # feedforward k_0 of the sample gains
+
+
+def test_a_reader_that_never_matches_holds_back_one_command_only(context):
+    """A reader with an incompatible QoS is in the graph but never matched: wait once."""
+    T, DX, DU = 3, 2, 7
+    node = ControllerNode(context=context,
+                          parameter_overrides=[Parameter('match_wait', value=0.3)])
+    peer, executor = with_peer(node, context, 'incompatible_peer')
+    commands = []
+    peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
+                             lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+    # Transient local: a volatile publisher never matches it.
+    peer.create_subscription(Float64MultiArray, COMMAND_TOPIC, lambda msg: None,
+                             qos.LATCHED_READER)
+    beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
+    try:
+        spin_until(executor, lambda: node._readers() == (1, 2), 'one reader matched of two')
+        peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED).publish(
+            feedforward_gains(T, DX, DU, 0.1))
+        spin_until(executor, lambda: node.policy_version is not None, 'the gains')
+        events = peer.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS)
+        events.publish(EpisodeEvent(episode_id=1, task_id=1, kind=EpisodeEvent.START))
+        spin_until(executor, lambda: node._episode_id == 1, 'the episode start')
+        for step in (0, 1):
+            beliefs.publish(LatentBelief(episode_id=1, step=step, dim=DX, mean=[0.5] * DX,
+                                         covariance=np.eye(DX).ravel().tolist()))
+            spin_until(executor, lambda: node._answered == (1, step), f'the answer to {step}')
+            if step == 1:
+                assert node._held is None  # sent at once: the same readers, no second wait
+            spin_until(executor, lambda: len(commands) == step + 1, f'the command of {step}')
+            if step == 0:
+                assert node._gave_up == (1, 2)  # it waited match_wait, then sent it
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        peer.destroy_node()
+    assert len(commands) == 2

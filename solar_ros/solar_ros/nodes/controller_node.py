@@ -15,7 +15,10 @@ exploration noise of episode n is :func:`solar_ros.core.online.episode_noise` wi
 without it (the learner's checks, ``loop.check_rollouts``). Each step of an episode is
 answered once: a copy of a belief already answered (the same episode and step; the filter
 sends one again when the sim resends an unanswered frame in lockstep) gets no command, as a
-second command would step a lockstep sim twice.
+second command would step a lockstep sim twice. So that the one command is not lost, it is
+held back in lockstep while the publisher has matched no reader of the command topic, or
+fewer than the ROS graph shows (a reliable publisher sends nothing to a reader it has not yet
+matched), for at most ``match_wait`` seconds; only the latest command is held.
 
 Safety: a gains message that fails validation or whose action dim differs from
 ``velocity_limits`` is rejected with an error and the last good policy is kept; a belief
@@ -40,6 +43,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.time import Time
 from solar_ros.core.online import episode_noise, OnlineStep
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_from_msg
@@ -51,6 +55,7 @@ from std_msgs.msg import Float64MultiArray
 
 MODES = ('lockstep', 'realtime')
 COMMAND_TOPIC = 'velocity_controller/commands'
+MATCH_POLL = 0.01  # s between checks whether a held command's readers have matched
 
 
 def check_velocity_limits(values: Sequence[float], action_dim: int) -> np.ndarray:
@@ -165,6 +170,13 @@ class ControllerNode(Node):
                 read_only=True)).value
         if not isinstance(self._smooth_noise, bool):
             raise ValueError(f'parameter smooth_noise must be a bool, got {self._smooth_noise!r}')
+        self._match_wait = self.declare_parameter(
+            'match_wait', 2.0, ParameterDescriptor(
+                description='lockstep: seconds a command may be held back while the command '
+                            'topic has no matched reader, or fewer than the graph shows (one '
+                            'sent before a reader matched is lost to it); 0: never held',
+                read_only=True, floating_point_range=[FloatingPointRange(
+                    from_value=0.0, to_value=60.0)])).value
         self._online = OnlineStep(noise_scale=self._noise_scale)
         self._action_dim = action_dim
         self._waiting_start: Optional[EpisodeEvent] = None  # a START seen before any gains
@@ -174,6 +186,13 @@ class ControllerNode(Node):
         self._answered: Optional[Tuple[int, int]] = None  # (episode id, step) answered last
         self._publisher = self.create_publisher(Float64MultiArray, COMMAND_TOPIC,
                                                 qos.COMMANDS)
+        self._held: Optional[Float64MultiArray] = None  # the command held back, the latest
+        self._held_since: Optional[Time] = None  # when the command now held was held back
+        # (matched, in the graph) readers when a held command last waited in vain: a reader
+        # that never matches (incompatible QoS) does not hold back every command
+        self._gave_up: Optional[Tuple[int, int]] = None
+        self._release = self.create_timer(MATCH_POLL, self._release_held)
+        self._release.cancel()  # running only while a command is held
         self._in_use = self.create_publisher(PolicyInUse, 'policy/in_use', qos.EVENTS)
         self.create_subscription(LatentBelief, 'latent_belief', self._on_belief, qos.LATENT)
         self.create_subscription(GainsMsg, 'policy/gains', self._on_gains, qos.LATCHED_READER)
@@ -212,7 +231,54 @@ class ControllerNode(Node):
             self.get_logger().error(
                 f'{self._publisher.topic_name}: unsafe command ({problem}): sending zero '
                 'velocity', throttle_duration_sec=1.0)
-        self._publisher.publish(Float64MultiArray(data=command.tolist()))
+        self._deliver(Float64MultiArray(data=command.tolist()))
+
+    def _readers(self) -> Tuple[int, int]:
+        """Return the command topic's readers: matched by this publisher, and in the graph."""
+        return (self._publisher.get_subscription_count(),
+                self.count_subscribers(self._publisher.topic_name))
+
+    def _unmatched(self, readers: Tuple[int, int]) -> bool:
+        """Return whether a command sent now could miss a reader of the command topic.
+
+        A reader that the graph already shows may not have matched this publisher yet, and a
+        reliable publisher sends nothing to a reader it has not matched: a command lost so
+        leaves a lockstep sim, or the latent filter, waiting for it forever.
+        """
+        matched, in_graph = readers
+        return (matched == 0 or matched < in_graph) and readers != self._gave_up
+
+    def _deliver(self, msg: Float64MultiArray) -> None:
+        """Publish ``msg``, or hold it back (replacing any held) while a reader is unmatched.
+
+        Only in lockstep: in realtime the next command follows within a control period.
+        """
+        if self._mode == 'lockstep' and self._match_wait > 0 and (
+                self._held is not None or self._unmatched(self._readers())):
+            if self._held is None:
+                self._held_since = self.get_clock().now()
+                self._release.reset()
+            self._held = msg
+            return
+        self._publisher.publish(msg)
+
+    def _release_held(self) -> None:
+        """Send the held command once every reader matched, or after ``match_wait`` s."""
+        if self._held is None:
+            self._release.cancel()
+            return
+        readers = self._readers()
+        waited = (self.get_clock().now() - self._held_since).nanoseconds * 1e-9
+        if self._unmatched(readers):
+            if waited < self._match_wait:
+                return
+            self._gave_up = readers
+            self.get_logger().warning(
+                f'{self._publisher.topic_name}: a command waited {waited:.1f} s for its readers '
+                f'to match ({readers[0]} of {readers[1]}); sent anyway')
+        msg, self._held = self._held, None
+        self._release.cancel()
+        self._publisher.publish(msg)
 
     def _zero(self) -> None:
         self._send(np.zeros(len(self._limits)))
