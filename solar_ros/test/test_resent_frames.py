@@ -6,6 +6,8 @@ the copy again; a command answering a copy would step a lockstep sim twice, so t
 controller instead holds a command back until the command topic's readers have matched.
 """
 
+from contextlib import contextmanager
+
 from builtin_interfaces.msg import Time
 from message_samples import feedforward_gains
 import numpy as np
@@ -68,58 +70,64 @@ def test_a_copy_of_the_frame_encoded_last_gets_its_potential_again(context, tmp_
     assert not np.array_equal(potentials[0].mean, potentials[2].mean)
 
 
-def test_the_controller_answers_each_step_once(context):
-    T, DX, DU = 3, 2, 7
-    node = ControllerNode(context=context)
-    peer, executor = with_peer(node, context, 'belief_peer')
-    commands = []
-    peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
-                             lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
-    gains = feedforward_gains(T, DX, DU, 0.1)
-    beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
+T, DX, DU = 3, 2, 7  # the controller tests' horizon, latent and action dims
 
-    def belief(episode_id: int, step: int) -> LatentBelief:
-        return LatentBelief(episode_id=episode_id, step=step, dim=DX, mean=[0.5] * DX,
-                            covariance=np.eye(DX).ravel().tolist())
 
+def _belief(episode_id: int, step: int) -> LatentBelief:
+    return LatentBelief(episode_id=episode_id, step=step, dim=DX, mean=[0.5] * DX,
+                        covariance=np.eye(DX).ravel().tolist())
+
+
+def _start_episode(node: ControllerNode, peer, executor, mean_action: bool = False):
+    """Give the controller gains of 0.1 rad/s feedforward, start episode 1; return events."""
+    peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED).publish(
+        feedforward_gains(T, DX, DU, 0.1))
+    spin_until(executor, lambda: node.policy_version is not None, 'the gains')
+    events = peer.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS)
+    events.publish(EpisodeEvent(episode_id=1, task_id=1, kind=EpisodeEvent.START,
+                                mean_action=mean_action))
+    spin_until(executor, lambda: node._episode_id == 1, 'the episode start')
+    return events
+
+
+@contextmanager
+def _controller(context, peer_name: str, **parameters):
+    """Yield a controller node (with ``parameters``), a peer node and their executor."""
+    node = ControllerNode(context=context, parameter_overrides=[
+        Parameter(name, value=value) for name, value in parameters.items()])
+    peer, executor = with_peer(node, context, peer_name)
     try:
-        peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED).publish(gains)
-        spin_until(executor, lambda: node.policy_version is not None, 'the gains')
-        events = peer.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS)
-        events.publish(EpisodeEvent(episode_id=1, task_id=1, kind=EpisodeEvent.START))
-        spin_until(executor, lambda: node._episode_id == 1, 'the episode start')
-        for episode_id, step in ((1, 0), (1, 0), (1, 1), (1, 1), (1, 1)):
-            beliefs.publish(belief(episode_id, step))
-        spin_until(executor, lambda: len(commands) == 2, 'the commands of steps 0 and 1')
-        events.publish(EpisodeEvent(episode_id=2, task_id=1, kind=EpisodeEvent.START))
-        spin_until(executor, lambda: node._episode_id == 2, 'the next episode start')
-        beliefs.publish(belief(2, 0))  # step 0 of a new episode is a new step
-        spin_until(executor, lambda: len(commands) == 3, 'the next episode command')
-        executor.spin_once(timeout_sec=0.3)  # room for a wrong extra command to arrive
+        yield node, peer, executor
     finally:
         executor.shutdown()
         node.destroy_node()
         peer.destroy_node()
+
+
+def test_the_controller_answers_each_step_once(context):
+    commands = []
+    with _controller(context, 'belief_peer') as (node, peer, executor):
+        peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
+                                 lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+        beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
+        events = _start_episode(node, peer, executor)
+        for episode_id, step in ((1, 0), (1, 0), (1, 1), (1, 1), (1, 1)):
+            beliefs.publish(_belief(episode_id, step))
+        spin_until(executor, lambda: len(commands) == 2, 'the commands of steps 0 and 1')
+        events.publish(EpisodeEvent(episode_id=2, task_id=1, kind=EpisodeEvent.START))
+        spin_until(executor, lambda: node._episode_id == 2, 'the next episode start')
+        beliefs.publish(_belief(2, 0))  # step 0 of a new episode is a new step
+        spin_until(executor, lambda: len(commands) == 3, 'the next episode command')
+        executor.spin_once(timeout_sec=0.3)  # room for a wrong extra command to arrive
     assert len(commands) == 3
 
 
 def test_a_command_waits_for_its_reader_to_match(context):
     """A command answered before any reader of the topic matched is sent once one does."""
-    T, DX, DU = 3, 2, 7
-    node = ControllerNode(context=context)
-    peer, executor = with_peer(node, context, 'late_reader_peer')
     commands = []
-    try:
-        peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED).publish(
-            feedforward_gains(T, DX, DU, 0.1))
-        spin_until(executor, lambda: node.policy_version is not None, 'the gains')
-        events = peer.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS)
-        events.publish(EpisodeEvent(episode_id=1, task_id=1, kind=EpisodeEvent.START,
-                                    mean_action=True))
-        spin_until(executor, lambda: node._episode_id == 1, 'the episode start')
-        peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT).publish(LatentBelief(
-            episode_id=1, step=0, dim=DX, mean=[0.5] * DX,
-            covariance=np.eye(DX).ravel().tolist()))
+    with _controller(context, 'late_reader_peer') as (node, peer, executor):
+        _start_episode(node, peer, executor, mean_action=True)
+        peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT).publish(_belief(1, 0))
         spin_until(executor, lambda: node._answered == (1, 0), 'the answer to step 0')
         executor.spin_once(timeout_sec=0.2)
         # Only now does the sim's (or the filter's) subscription appear.
@@ -127,46 +135,28 @@ def test_a_command_waits_for_its_reader_to_match(context):
                                  lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
         spin_until(executor, lambda: len(commands) == 1, 'the command of step 0')
         executor.spin_once(timeout_sec=0.3)  # room for a wrong second command to arrive
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        peer.destroy_node()
     assert len(commands) == 1
-    np.testing.assert_allclose(commands[0], 0.1)  # feedforward k_0 of the sample gains
+    np.testing.assert_allclose(commands[0], 0.1)  # the mean action: the gains' feedforward
 
 
 def test_a_reader_that_never_matches_holds_back_one_command_only(context):
     """A reader with an incompatible QoS is in the graph but never matched: wait once."""
-    T, DX, DU = 3, 2, 7
-    node = ControllerNode(context=context,
-                          parameter_overrides=[Parameter('match_wait', value=0.3)])
-    peer, executor = with_peer(node, context, 'incompatible_peer')
     commands = []
-    peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
-                             lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
-    # Transient local: a volatile publisher never matches it.
-    peer.create_subscription(Float64MultiArray, COMMAND_TOPIC, lambda msg: None,
-                             qos.LATCHED_READER)
-    beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
-    try:
+    with _controller(context, 'incompatible_peer', match_wait=0.3) as (node, peer, executor):
+        peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
+                                 lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+        # Transient local: a volatile publisher never matches it.
+        peer.create_subscription(Float64MultiArray, COMMAND_TOPIC, lambda msg: None,
+                                 qos.LATCHED_READER)
+        beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
         spin_until(executor, lambda: node._readers() == (1, 2), 'one reader matched of two')
-        peer.create_publisher(GainsMsg, 'policy/gains', qos.LATCHED).publish(
-            feedforward_gains(T, DX, DU, 0.1))
-        spin_until(executor, lambda: node.policy_version is not None, 'the gains')
-        events = peer.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS)
-        events.publish(EpisodeEvent(episode_id=1, task_id=1, kind=EpisodeEvent.START))
-        spin_until(executor, lambda: node._episode_id == 1, 'the episode start')
+        _start_episode(node, peer, executor)
         for step in (0, 1):
-            beliefs.publish(LatentBelief(episode_id=1, step=step, dim=DX, mean=[0.5] * DX,
-                                         covariance=np.eye(DX).ravel().tolist()))
+            beliefs.publish(_belief(1, step))
             spin_until(executor, lambda: node._answered == (1, step), f'the answer to {step}')
             if step == 1:
                 assert node._held is None  # sent at once: the same readers, no second wait
             spin_until(executor, lambda: len(commands) == step + 1, f'the command of {step}')
             if step == 0:
                 assert node._gave_up == (1, 2)  # it waited match_wait, then sent it
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        peer.destroy_node()
     assert len(commands) == 2
