@@ -85,6 +85,33 @@ def test_selection_validates_every_learned_policy_on_its_own_seeds(tmp_path, cap
     assert reported['final_distance'] != validation['final_distance']
 
 
+def test_validating_chosen_policies_keeps_the_other_rows(tmp_path, capsys):
+    config = tmp_path / 'run.yaml'
+    config.write_text(yaml.safe_dump({**SETTINGS, 'loop': {
+        **SETTINGS['loop'], 'pretrain_updates': 3, 'iterations': 3, 'refit_updates': 1}}))
+    run_dir = tmp_path / 'run'
+    assert run.main(['--config', str(config), '--run-dir', str(run_dir), '--threads', '1']) == 0
+
+    def table():
+        with open(run_dir / 'validation.csv', newline='') as csv_file:
+            return {row['policy']: row for row in csv.DictReader(csv_file)}
+
+    assert validate.main([str(run_dir), '--episodes', '2', '--policy', 'last']) == 0
+    assert list(table()) == ['3']
+    assert validate.main([str(run_dir), '--episodes', '3', '--policy', '1']) == 0
+    rows = table()
+    assert list(rows) == ['1', '3'] and rows['1']['episodes'] == '3'
+    assert rows['3']['episodes'] == '2'  # the row validated before is kept as it was
+    agent, env = evaluate.load_policy(run_dir, 1), make_env(SETTINGS['env'])
+    alone, _ = evaluate.evaluate(env, agent, 1, 3, False, validate.VALIDATION_SEED_BASE)
+    assert float(rows['1']['final_distance']) == pytest.approx(alone['final_distance'])
+    capsys.readouterr()
+    for bad in ('7', 'best', '0'):
+        assert validate.main([str(run_dir), '--policy', bad]) == 2
+        assert 'cannot use' in capsys.readouterr().err
+    assert list(table()) == ['1', '3']  # a refused request leaves the table alone
+
+
 def test_best_policy_prefers_success_then_distance(tmp_path, capsys):
     rows = [{'policy': 1, 'success_rate': 0.5, 'final_distance': 0.02},
             {'policy': 2, 'success_rate': 0.7, 'final_distance': 0.05},
