@@ -110,6 +110,9 @@ def test_validating_chosen_policies_keeps_the_other_rows(tmp_path, capsys):
         assert validate.main([str(run_dir), '--policy', bad]) == 2
         assert 'cannot use' in capsys.readouterr().err
     assert list(table()) == ['1', '3']  # a refused request leaves the table alone
+    (run_dir / 'validation.csv').write_text('policy,success\n1,0.5\n')
+    assert validate.main([str(run_dir), '--policy', '2']) == 2
+    assert 'has columns' in capsys.readouterr().err
 
 
 def test_best_policy_prefers_success_then_distance(tmp_path, capsys):

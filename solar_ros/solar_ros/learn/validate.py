@@ -6,8 +6,8 @@ Runs every policy of the run after the random one (or only those named by ``--po
 ``last`` is the newest, the one a finished run ends on), by its mean action, on seeds
 ``VALIDATION_SEED_BASE + i`` (used neither by training nor by
 :mod:`solar_ros.learn.evaluate`), writes one row per policy to ``RUN_DIR/validation.csv``
-(rows of policies validated before and not run again are kept) and names the best of the
-table: the highest success rate, then the smallest mean final distance.
+(after each policy; rows of policies validated before and not run again are kept) and
+names the best of the table: the highest success rate, then the smallest mean final distance.
 Report that policy with ``python -m solar_ros.learn.evaluate RUN_DIR --policy K``; choosing
 it on the evaluation seeds themselves would overstate it.
 """
@@ -63,8 +63,22 @@ def read_table(path: Path) -> Dict[int, Dict[str, float]]:
     if not path.exists():
         return {}
     with open(path, newline='') as table:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(table)]
+        reader = csv.DictReader(table)
+        if reader.fieldnames != COLUMNS:
+            raise ValueError(f'{path} has columns {reader.fieldnames}, not {COLUMNS}')
+        rows = [{k: float(v) for k, v in row.items()} for row in reader]
     return {int(row['policy']): row for row in rows}
+
+
+def write_table(path: Path, table: Dict[int, Dict[str, float]]) -> List[Dict[str, float]]:
+    """Write ``table`` (rows by policy) to ``path`` in policy order; return its rows."""
+    rows = [table[version] for version in sorted(table)]
+    with open(path, 'w', newline='') as out:
+        writer = csv.DictWriter(out, COLUMNS)
+        writer.writeheader()
+        writer.writerows({**row, 'policy': int(row['policy']),
+                          'episodes': int(row['episodes'])} for row in rows)
+    return rows
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -94,16 +108,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         row, _ = evaluate(env, load_policy(args.run_dir, version), config.loop.task,
                           args.episodes, noise=False, seed_base=VALIDATION_SEED_BASE)
         table[version] = {'policy': version, **{k: row[k] for k in COLUMNS[1:]}}
+        rows = write_table(files.validation, table)  # a stopped validation keeps its rows
         print(f'policy {version}: success {format_rate(row)}, final distance '
               f'{row["final_distance"]:.3f}, cost {row["mean_cost"]:.3f}', flush=True)
-    rows = [table[version] for version in sorted(table)]
-    path = files.validation
-    with open(path, 'w', newline='') as out:
-        writer = csv.DictWriter(out, COLUMNS)
-        writer.writeheader()
-        writer.writerows({**row, 'policy': int(row['policy']),
-                          'episodes': int(row['episodes'])} for row in rows)
-    print(f'best on the validation seeds: policy {best_policy(rows)} (table in {path})')
+    print(f'best on the validation seeds: policy {best_policy(rows)} '
+          f'(table in {files.validation})')
     return 0
 
 
