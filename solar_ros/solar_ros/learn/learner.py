@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint, save_checkpoint
@@ -243,8 +243,8 @@ class SolarLearner:
         fresh = self._current(used)[:self.needed()]
         base, steps_on = self.policy_version, fresh
         if self.policy_version and loop.step_from == 'best_checked' and loop.method == 'solar':
-            scores = self._check_scores()
-            best = _best(scores)
+            scores = check_scores(self.checks)
+            best = best_checked(scores)
             if scores[best][0] > scores[self.policy_version][0]:
                 base = best
                 state = load_checkpoint(self.files.learner(base), LEARNER_KIND,
@@ -323,26 +323,17 @@ class SolarLearner:
             return False
         with self._lock:
             used = len(self.store)
-        scores = self._check_scores()
+        scores = check_scores(self.checks)
         for version, (rate, distance, count) in scores.items():
             self.log(f'checks of policy {version}: success {rate:.0%}, '
                      f'final distance {distance:.3f} ({count} episodes)')
-        best = _best(scores)
+        best = best_checked(scores)
         self._load(best)
         self.gains = replace(self.gains, policy_version=loop.iterations + 1)
         self.episodes_used, self._pending = used, 0
         self._save()
         self.log(f'the run ends on policy {best}, saved as policy {self.policy_version}')
         return True
-
-    def _check_scores(self) -> Dict[int, Tuple[float, float, int]]:
-        """Return each checked policy's check success rate, mean final distance (m) and count."""
-        checks: Dict[int, List[Episode]] = {}
-        for episode in self.checks:
-            checks.setdefault(episode.policy_version, []).append(episode)
-        return {version: (float(np.mean([e.success for e in runs])),
-                          float(np.mean([e.final_distance for e in runs])), len(runs))
-                for version, runs in sorted(checks.items())}
 
     def _rollouts_of(self, version: int, start: int, stop: int) -> List[Episode]:
         """Return the rollouts policy ``version`` ran for its update (episodes start..stop)."""
@@ -484,7 +475,21 @@ class SolarLearner:
                       config=self.config.lqr, action_cost=action_cost)
 
 
-def _best(scores: Dict[int, Tuple[float, float, int]]) -> int:
+CheckScores = Dict[int, Tuple[float, float, int]]
+"""Per checked policy: its check success rate, mean final distance (m) and check count."""
+
+
+def check_scores(checks: Iterable[Episode]) -> CheckScores:
+    """Return each checked policy's check success rate, mean final distance and count."""
+    runs: Dict[int, List[Episode]] = {}
+    for episode in checks:
+        runs.setdefault(episode.policy_version, []).append(episode)
+    return {version: (float(np.mean([e.success for e in episodes])),
+                      float(np.mean([e.final_distance for e in episodes])), len(episodes))
+            for version, episodes in sorted(runs.items())}
+
+
+def best_checked(scores: CheckScores) -> int:
     """Return the policy with the highest check success rate (ties: smaller final distance)."""
     return max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
 
