@@ -14,7 +14,7 @@ Every node reads the installed ``config/sim.yaml`` then ``params_file`` (by defa
 installed ``config/sawyer_stack.yaml``), then the arguments given here. With ``sim:=false``
 no simulator starts: remap ``camera_topic`` and ``command_topic`` to the real arm's camera
 and velocity controller, and provide the ``reset_episode`` service (solar_ros_msgs/
-ResetEpisode) and ``episode_events`` from the arm's bridge (see the README, "Real arm").
+ResetEpisode) and ``episode_events`` from the arm's bridge (see the README, "On a real arm").
 Without the ``ros2`` CLI, ``python -m solar_ros.nodes.bringup`` runs the same nodes.
 """
 

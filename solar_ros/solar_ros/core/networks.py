@@ -53,8 +53,8 @@ class Encoder(nn.Module):
         4x4 stride-2 convolutions (2c) on the H/4 x W/4 features, a ReLU layer of B units
         and a linear map to dx whose weights start at zero, so training begins from the
         keypoint mean. Soft-argmax coordinates alone read a block's position to about a
-        centimetre; the branch can refine it to millimetres (README, "Task 3 with a dense
-        branch"). The std head reads the keypoints only.
+        centimetre; the branch can refine it to millimetres (docs/results.md, "Task 3 with a
+        dense branch"). The std head reads the keypoints only.
         """
         super().__init__()
         _check_size(image_size)

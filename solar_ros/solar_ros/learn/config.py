@@ -73,8 +73,8 @@ class LoopConfig:
             earlier episodes of LQR-FLM's policies (the latest ones before the current
             rollouts; the random policy 0's are not used), smoothed by the refitted model:
             the cost does not depend on the policy, so the fit rests on more samples (40 did
-            not steady task 3's late policies: README, "Task 3 with a dense branch"). 0 fits
-            the current rollouts alone.
+            not steady task 3's late policies: docs/results.md, "Task 3 with a dense
+            branch"). 0 fits the current rollouts alone.
         check_rollouts: after its rollouts each LQR-FLM policy (the last one included)
             runs this many check episodes by its mean action, without exploration noise
             (in one process on the same seeds for every policy). They are kept apart
