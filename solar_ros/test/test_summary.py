@@ -84,13 +84,26 @@ def test_the_goal_of_a_finished_run():
         return summary.RunSummary(
             name='r', task=1, loop_seed=0, model_seed=0, iterations=2, reached=3,
             checks={1: (0.5, 0.02, 12), 2: (1.0, 0.01, 12)}, validation={1: best, 2: end},
-            ends_on=2, evaluation={'success_rate': evaluation, 'episodes': 50})
+            ends_on=2, left_behind=3, evaluation={'success_rate': evaluation, 'episodes': 50})
 
     assert run_with(0.90, 0.86, 0.96).reaches_goal()
     assert not run_with(0.90, 0.86, 0.98).reaches_goal()  # 12 points under its best
     assert not run_with(0.88, 0.96, 0.96).reaches_goal()
     assert not run_with(0.96, 0.84, 0.84).reaches_goal()
     assert run_with(0.96, 0.90, 0.50).under_best == 0.0
+
+
+def test_a_pretrained_folder_is_its_one_policy(finished, tmp_path):
+    folder = RunDir(tmp_path / 'pretrained')
+    folder.checkpoints.mkdir(parents=True)
+    files = RunDir(finished)
+    for source, target in ((files.config, folder.config), (files.validation, folder.validation),
+                           (files.learner(2), folder.learner(2)),
+                           (files.model(2), folder.model(2))):
+        target.write_bytes(source.read_bytes())
+    result = summary.summarise(folder.root)
+    assert result.ends_on == result.left_behind == 2 and result.evaluation is None
+    assert result.end_validation == summary.summarise(finished).validation[2]
 
 
 def test_a_folder_without_a_run_is_a_clear_error(tmp_path, capsys):

@@ -50,7 +50,9 @@ class RunSummary:
         checks: check success rate, mean final distance (m) and count per checked policy.
         validation: validation success rate (fraction) per validated policy.
         ends_on: the policy a finished run ends on; None while the run goes on.
-        evaluation: the noise-off evaluation row of the policy the run leaves behind, as
+        left_behind: the version under which it saved that policy (``iterations + 1``
+            with checks, else ``iterations``; a pretrained folder's only policy).
+        evaluation: the noise-off evaluation row of policy ``left_behind``, as
             :mod:`solar_ros.learn.evaluate` writes it (rates as fractions); None if not made.
 
     """
@@ -64,12 +66,8 @@ class RunSummary:
     checks: CheckScores
     validation: Dict[int, float]
     ends_on: Optional[int]
+    left_behind: Optional[int]
     evaluation: Optional[Dict[str, float]]
-
-    @property
-    def left_behind(self) -> int:
-        """Return the version under which the run saves the policy it ends on."""
-        return self.iterations + 1 if self.checks else self.iterations
 
     @property
     def best_validation(self) -> Optional[float]:
@@ -80,7 +78,7 @@ class RunSummary:
     @property
     def end_validation(self) -> Optional[float]:
         """Return the validation success of the policy the run ends on, if validated."""
-        if self.ends_on is None:
+        if self.ends_on is None or self.left_behind is None:
             return None
         for version in (self.left_behind, self.ends_on):
             if version in self.validation:
@@ -103,7 +101,10 @@ class RunSummary:
 
 
 def summarise(run_dir: Path) -> RunSummary:
-    """Read the run directory ``run_dir``; raise ValueError or OSError if it holds no run."""
+    """Read the run directory (or pretrained folder) ``run_dir``.
+
+    Raises ValueError or OSError if it holds no run.
+    """
     files = RunDir(run_dir)
     config = RunConfig.from_yaml(files.config)
     done = files.completed_policies()
@@ -111,15 +112,19 @@ def summarise(run_dir: Path) -> RunSummary:
         raise ValueError(f'{files.checkpoints}: no complete policy')
     checks = check_scores(Episode.load(p) for p in sorted(files.checks.glob(EPISODE_GLOB)))
     iterations = config.loop.iterations
-    finished = done[-1] == (iterations + 1 if checks else iterations)
-    ends_on = (best_checked(checks) if checks else iterations) if finished else None
+    left_behind: Optional[int] = iterations + 1 if checks else iterations
+    ends_on = best_checked(checks) if checks else iterations
+    if done == [done[0]] and done[0] > 0:  # a pretrained folder keeps one policy alone
+        left_behind = ends_on = done[0]
+    elif done[-1] != left_behind:  # the run goes on
+        left_behind = ends_on = None
     validation = {v: row['success_rate'] for v, row in read_table(files.validation).items()}
     summary = RunSummary(name=str(run_dir), task=config.loop.task, loop_seed=config.loop.seed,
                          model_seed=int(config.model.get('seed', 0)), iterations=iterations,
                          reached=done[-1], checks=checks, validation=validation,
-                         ends_on=ends_on, evaluation=None)
-    if finished:
-        summary.evaluation = _evaluation(files.evaluation(summary.left_behind), summary.task)
+                         ends_on=ends_on, left_behind=left_behind, evaluation=None)
+    if left_behind is not None:
+        summary.evaluation = _evaluation(files.evaluation(left_behind), summary.task)
     return summary
 
 
@@ -148,8 +153,8 @@ def table(runs: Sequence[RunSummary]) -> str:
              '|---|---|---|---|---|---|---|---|---|---|']
     for run in runs:
         versions = range(1, run.iterations + 1)
-        checks = ', '.join(_bold(_percent(run.checks[v][0]) if v in run.checks else '-',
-                                 v == run.ends_on) for v in versions)
+        checks = ', '.join(_bold(_percent(run.checks[v][0]), v == run.ends_on)
+                           if v in run.checks else '-' for v in versions)
         validation = ', '.join(_percent(run.validation.get(v)) for v in versions)
         if run.ends_on is None:
             ends = f'not finished (policy {run.reached} of {run.iterations})'
