@@ -91,6 +91,10 @@ def test_the_goal_of_a_finished_run():
     assert not run_with(0.88, 0.96, 0.96).reaches_goal()
     assert not run_with(0.96, 0.84, 0.84).reaches_goal()
     assert run_with(0.96, 0.90, 0.50).under_best == 0.0
+    partly = run_with(0.96, 0.90, 0.50)
+    del partly.validation[1]  # the best may be the policy not validated yet
+    assert partly.best_validation == 0.90 and partly.under_best is None
+    assert not partly.reaches_goal()
 
 
 def test_a_pretrained_folder_is_its_one_policy(finished, tmp_path):

@@ -71,9 +71,20 @@ class RunSummary:
 
     @property
     def best_validation(self) -> Optional[float]:
-        """Return the highest validation success of policies 1..iterations, if any."""
+        """Return the highest validation success of the validated policies, if any.
+
+        The policy the run ends on is one of policies 1..iterations, validated under
+        either number.
+        """
         rates = [r for v, r in self.validation.items() if 1 <= v <= self.iterations]
+        if self.end_validation is not None:
+            rates.append(self.end_validation)
         return max(rates) if rates else None
+
+    @property
+    def validated_every_policy(self) -> bool:
+        """Return whether every policy 1..iterations has its validation success."""
+        return all(v in self.validation for v in range(1, self.iterations + 1))
 
     @property
     def end_validation(self) -> Optional[float]:
@@ -87,9 +98,14 @@ class RunSummary:
 
     @property
     def under_best(self) -> Optional[float]:
-        """Return how far the end policy's validation success is under the best one's."""
+        """Return how far the end policy's validation success is under the best one's.
+
+        None until every policy is validated: the best may be among the others.
+        """
         best, end = self.best_validation, self.end_validation
-        return None if best is None or end is None else max(best, end) - end
+        if best is None or end is None or not self.validated_every_policy:
+            return None
+        return best - end
 
     def reaches_goal(self) -> bool:
         """Return whether the finished run meets every figure of :data:`GOAL`."""
@@ -188,10 +204,15 @@ def _finished_lines(runs: Sequence[RunSummary]) -> List[str]:
         if known:
             lines.append(f'- the policies they end on, {label}: mean {np.mean(known):.1%}, '
                          f'range {min(known):.0%}-{max(known):.0%} ({len(known)} runs)')
+    judged = [r for r in finished if r.validated_every_policy]
     lines.append(f'- reach the goal ({GOAL["evaluation"]:.0%} evaluation, '
                  f'{GOAL["validation"]:.0%} validation, at most '
                  f'{100 * GOAL["under_best"]:.0f} points under the best validation): '
-                 f'{sum(r.reaches_goal() for r in finished)} of {len(finished)}')
+                 f'{sum(r.reaches_goal() for r in judged)} of the {len(judged)} runs '
+                 f'validated on every policy')
+    if len(judged) < len(finished):
+        lines.append(f'- not judged: {len(finished) - len(judged)} runs without the '
+                     'validation of every policy (python -m solar_ros.learn.validate RUN_DIR)')
     return lines
 
 
