@@ -89,7 +89,7 @@ class RunSummary:
     @property
     def end_validation(self) -> Optional[float]:
         """Return the validation success of the policy the run ends on, if validated."""
-        if self.ends_on is None or self.left_behind is None:
+        if self.left_behind is None:  # the run goes on; ends_on is None too
             return None
         for version in (self.left_behind, self.ends_on):
             if version in self.validation:
@@ -130,7 +130,7 @@ def summarise(run_dir: Path) -> RunSummary:
     iterations = config.loop.iterations
     left_behind: Optional[int] = iterations + 1 if checks else iterations
     ends_on = best_checked(checks) if checks else iterations
-    if done == [done[0]] and done[0] > 0:  # a pretrained folder keeps one policy alone
+    if len(done) == 1 and done[0] > 0:  # a pretrained folder keeps one policy alone
         left_behind = ends_on = done[0]
     elif done[-1] != left_behind:  # the run goes on
         left_behind = ends_on = None
