@@ -23,10 +23,10 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from solar_ros.core.cost import QuadraticCost
-from solar_ros.core.lqr_flm import LQRFLM
 from solar_ros.core.model import SolarModel
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
+from solar_ros.learn.learner import cost_samples, episode_batch, new_lqr
 from solar_ros.learn.run_dir import RunDir
 import torch
 
@@ -86,12 +86,6 @@ def score_cost(cost: QuadraticCost, states: torch.Tensor, actions: torch.Tensor,
                       episodes=len(true_costs))
 
 
-def _stack(episodes: Sequence[Episode]):
-    """Return frames o_0..o_{T-1} (N, T, H, W, 3 V), actions (N, T, du) and costs (N, T)."""
-    return (np.stack([e.images[:-1] for e in episodes]), np.stack([e.actions for e in episodes]),
-            np.stack([e.costs for e in episodes]))
-
-
 def lqr_cost(run_dir: Path, config: RunConfig, model: SolarModel, version: int,
              episodes: Sequence[Episode]) -> QuadraticCost:
     """Return the cost LQR-FLM fitted to make policy ``version``, unweighted (T steps).
@@ -113,40 +107,43 @@ def lqr_cost(run_dir: Path, config: RunConfig, model: SolarModel, version: int,
     first = next((i for i, e in enumerate(episodes) if e.policy_version == version - 1), None)
     if first is None:
         raise ValueError(f'{run_dir}: no rollouts of policy {version - 1}')
-    rollouts = [e for e in episodes[first:] if e.policy_version == version - 1]
-    action_cost = 2.0 * c.action_cost_weight * torch.eye(c.action_dim, dtype=torch.float64)
-    lqr = LQRFLM(state_dim=c.latent_dim, action_dim=c.action_dim, horizon=c.horizon,
-                 config=config.lqr, action_cost=action_cost)
-    samples = None
+    rollouts = episode_batch([e for e in episodes[first:] if e.policy_version == version - 1])
     count = config.loop.cost_fit_episodes
-    earlier = [e for e in episodes[max(0, first - count):first] if e.policy_version > 0]
-    if count and earlier:
-        images, actions, costs = _stack(earlier)
-        samples = (model.infer(images, actions).means,
-                   torch.as_tensor(actions, dtype=torch.float64),
-                   torch.as_tensor(costs, dtype=torch.float64))
-    images, actions, costs = _stack(rollouts)
-    fit = lqr.fit(model.smoother(images, actions), actions, costs, prior=model.q,
-                  cost_samples=samples)
+    samples = cost_samples(model, episodes[max(0, first - count):first]) if count else None
+    lqr = new_lqr(c, config.lqr)
+    fit = lqr.fit(model.smoother(rollouts.images, rollouts.actions), rollouts.actions,
+                  rollouts.costs, prior=model.q, cost_samples=samples)
     return fit.cost.weighted(1.0 / lqr.step_weights())
 
 
-def probe_policies(run_dir: Path, versions: Sequence[int]) -> Iterator[Tuple[int, CostScores]]:
+def probe_policies(run_dir: Path, versions: Optional[Sequence[int]] = None
+                   ) -> Iterator[Tuple[int, CostScores]]:
     """Yield (K, scores) of the cost behind each policy K on that policy's checks.
+
+    Args:
+        run_dir: the run directory.
+        versions: the policies K >= 2 to score; None: every policy from 2 on that has checks
+            and a model, in order.
 
     Raises:
         ValueError: if the run lacks a policy's model, its checks or its predecessor's
-            rollouts, or a K < 2.
+            rollouts, a K < 2, or (``versions`` None) there is no such policy.
 
     """
     files = RunDir(run_dir)
     config = RunConfig.from_yaml(files.config)
+    checks = list(EpisodeStore(files.checks))
+    if versions is None:
+        versions = sorted({e.policy_version for e in checks
+                           if e.policy_version >= 2 and files.model(e.policy_version).exists()})
+        if not versions:
+            raise ValueError(f'{run_dir}: no checked policy after the first '
+                             '(loop.check_rollouts: 0?)')
     for version in versions:
         if version < 2:
             raise ValueError(f'policy {version}: the first policy with a fitted cost is 2')
         if not files.model(version).exists():
             raise ValueError(f'{files.model(version)} does not exist')
-    checks = list(EpisodeStore(files.checks))
     episodes = EpisodeStore(files.episodes).load()
     for version in versions:
         mine = [e for e in checks if e.policy_version == version]
@@ -154,15 +151,9 @@ def probe_policies(run_dir: Path, versions: Sequence[int]) -> Iterator[Tuple[int
             raise ValueError(f'{run_dir}: no checks of policy {version} (loop.check_rollouts)')
         model = SolarModel.load(files.model(version))
         cost = lqr_cost(run_dir, config, model, version, episodes)
-        images, actions, costs = _stack(mine)
-        yield version, score_cost(cost, model.infer(images, actions).means, actions, costs)
-
-
-def checked_policies(run_dir: Path) -> List[int]:
-    """Return the policies >= 2 that have checks and a model, in order."""
-    files = RunDir(run_dir)
-    versions = {e.policy_version for e in EpisodeStore(files.checks)}
-    return sorted(v for v in versions if v >= 2 and files.model(v).exists())
+        batch = episode_batch(mine)
+        yield version, score_cost(cost, model.infer(batch.images, batch.actions).means,
+                                  batch.actions, batch.costs)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -175,15 +166,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if not RunDir(args.run_dir).config.exists():
             raise ValueError(f'{args.run_dir} is not a run directory (no config.yaml)')
-        versions = args.policy or checked_policies(args.run_dir)
-        if not versions:
-            raise ValueError(f'{args.run_dir}: no checked policy after the first '
-                             '(loop.check_rollouts: 0?)')
+        scores = probe_policies(args.run_dir, args.policy)
         print(f"correlation of LQR-FLM's fitted cost with the true cost on each policy's "
               f'checks (last {NEAR_GOAL_STEPS} steps: near the goal)')
         print(f'{"policy":>6} {"checks":>6} {"all steps":>9} {"near goal":>9} '
               f'{"last step":>9} {"true cost std, last step":>24}')
-        for version, s in probe_policies(args.run_dir, versions):
+        for version, s in scores:
             print(f'{version:6d} {s.episodes:6d} {s.all_steps:9.2f} {s.near_goal:9.2f} '
                   f'{s.last_step:9.2f} {s.last_step_std:24.3f}', flush=True)
     except (OSError, ValueError) as error:

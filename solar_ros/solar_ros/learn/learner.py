@@ -33,7 +33,7 @@ import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint, save_checkpoint
 from solar_ros.core.cost import QuadraticCost
 from solar_ros.core.gains import TimeVaryingGains
-from solar_ros.core.lqr_flm import CostSamples, LQRFLM
+from solar_ros.core.lqr_flm import CostSamples, LQRFLM, LQRFLMConfig
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.policy import LinearGaussianPolicy
@@ -254,13 +254,13 @@ class SolarLearner:
                 self.lqr.load_state_dict(state['lqr'])
                 self.log(f'policy {self.policy_version + 1} steps from policy {base}, whose '
                          f"checks stacked more often than policy {self.policy_version}'s")
-        batch = _batch(steps_on[-loop.rollouts_per_iteration:])
+        batch = episode_batch(steps_on[-loop.rollouts_per_iteration:])
         start = time.monotonic()
         coords_r2 = 1.0
         if self.policy_version == 0:
             self.log(f'pretraining the model: {len(fresh)} episodes, '
                      f'{loop.pretrain_updates} updates')
-            self.model.fit(_batch(fresh), loop.pretrain_updates, self._fit_progress,
+            self.model.fit(episode_batch(fresh), loop.pretrain_updates, self._fit_progress,
                            stop=self._stop_when)
             self._check_stop()
         elif loop.refit_updates:
@@ -270,7 +270,7 @@ class SolarLearner:
             own = self.model if base == self.policy_version else \
                 SolarModel.load(self.model_path(base))
             before = own.infer(batch.images, batch.actions).means if carry else None
-            self.model.fit(_batch(buffer), loop.refit_updates, self._fit_progress,
+            self.model.fit(episode_batch(buffer), loop.refit_updates, self._fit_progress,
                            train_encoder=loop.refit_encoder, stop=self._stop_when)
             self._check_stop()
             if before is not None:
@@ -362,14 +362,8 @@ class SolarLearner:
         count = self.config.loop.cost_fit_episodes
         if not count or self.config.loop.lqr_cost != 'rollouts':
             return None
-        earlier = [e for e in self.store.load(max(0, self.episodes_used - count),
-                                              self.episodes_used) if e.policy_version > 0]
-        if not earlier:
-            return None
-        batch = _batch(earlier)
-        means = self.model.infer(batch.images, batch.actions).means
-        return (means, torch.as_tensor(batch.actions, dtype=torch.float64),
-                torch.as_tensor(batch.costs, dtype=torch.float64))
+        return cost_samples(self.model, self.store.load(max(0, self.episodes_used - count),
+                                                        self.episodes_used))
 
     def _current(self, stop: int) -> List[Episode]:
         """Return the current policy's episodes recorded after the last update, up to ``stop``."""
@@ -469,10 +463,7 @@ class SolarLearner:
 
     def _new_lqr(self) -> LQRFLM:
         """Return a fresh LQR-FLM learner for this run's dims."""
-        c = self.model_config
-        action_cost = 2.0 * c.action_cost_weight * torch.eye(c.action_dim, dtype=torch.float64)
-        return LQRFLM(state_dim=c.latent_dim, action_dim=c.action_dim, horizon=c.horizon,
-                      config=self.config.lqr, action_cost=action_cost)
+        return new_lqr(self.model_config, self.config.lqr)
 
 
 CheckScores = Dict[int, Tuple[float, float, int]]
@@ -494,8 +485,31 @@ def best_checked(scores: CheckScores) -> int:
     return max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
 
 
-def _batch(episodes: List[Episode]) -> EpisodeBatch:
+def episode_batch(episodes: Sequence[Episode]) -> EpisodeBatch:
     """Return the model's training sequences: frames 0..T-1, actions and costs."""
     return EpisodeBatch(images=np.stack([e.images[:-1] for e in episodes]),
                         actions=np.stack([e.actions for e in episodes]),
                         costs=np.stack([e.costs for e in episodes]))
+
+
+def new_lqr(model_config: ModelConfig, config: LQRFLMConfig) -> LQRFLM:
+    """Return a fresh LQR-FLM learner for the model's dims, with its action cost R."""
+    c = model_config
+    action_cost = 2.0 * c.action_cost_weight * torch.eye(c.action_dim, dtype=torch.float64)
+    return LQRFLM(state_dim=c.latent_dim, action_dim=c.action_dim, horizon=c.horizon,
+                  config=config, action_cost=action_cost)
+
+
+def cost_samples(model: SolarModel, earlier: Sequence[Episode]) -> Optional[CostSamples]:
+    """Return the extra samples of LQR-FLM's cost fit from ``earlier`` episodes, or None.
+
+    The episodes of the random policy 0 are left out; the rest are smoothed by ``model``:
+    (means (M, T, dx), actions (M, T, du), costs (M, T)), float64. None when none is left.
+    """
+    kept = [e for e in earlier if e.policy_version > 0]
+    if not kept:
+        return None
+    batch = episode_batch(kept)
+    means = model.infer(batch.images, batch.actions).means
+    return (means, torch.as_tensor(batch.actions, dtype=torch.float64),
+            torch.as_tensor(batch.costs, dtype=torch.float64))
