@@ -1,12 +1,12 @@
 """The cost probe: known answers on a quadratic cost, and a real point-mass run with checks."""
 
+from learning_runs import finished_run
 import numpy as np
 import pytest
 from solar_ros.core.cost import QuadraticCost
-from solar_ros.learn import cost_probe, run
+from solar_ros.learn import cost_probe
 from solar_ros.learn.cost_probe import NEAR_GOAL_STEPS, score_cost
 import torch
-import yaml
 
 SETTINGS = {
     'env': {'name': 'point_mass', 'horizon': 12, 'image_size': 16},
@@ -46,12 +46,7 @@ def test_the_true_cost_scores_one_and_a_cost_blind_near_the_goal_scores_about_ze
 @pytest.fixture(scope='module')
 def finished(tmp_path_factory):
     """Return a finished point-mass run of three updates with three checks per policy."""
-    root = tmp_path_factory.mktemp('cost_probe')
-    config = root / 'run.yaml'
-    config.write_text(yaml.safe_dump(SETTINGS))
-    run_dir = root / 'run'
-    assert run.main(['--config', str(config), '--run-dir', str(run_dir), '--threads', '1']) == 0
-    return run_dir
+    return finished_run(SETTINGS, tmp_path_factory.mktemp('cost_probe'))
 
 
 def test_the_probe_scores_every_checked_policy_after_the_first(finished, capsys):

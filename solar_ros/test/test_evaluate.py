@@ -2,13 +2,13 @@
 
 import csv
 
+from learning_runs import finished_run
 from PIL import Image
 import pytest
-from solar_ros.learn import evaluate, run, validate
+from solar_ros.learn import evaluate, validate
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.learner import SolarLearner
 from solar_ros.sim.environments import make_env
-import yaml
 
 SETTINGS = {
     'env': {'name': 'point_mass', 'horizon': 4, 'image_size': 16},
@@ -66,11 +66,9 @@ def test_gifs_and_table_go_to_the_out_folder(tmp_path):
 
 
 def test_selection_validates_every_learned_policy_on_its_own_seeds(tmp_path, capsys):
-    config = tmp_path / 'run.yaml'
-    config.write_text(yaml.safe_dump({**SETTINGS, 'loop': {
-        **SETTINGS['loop'], 'pretrain_updates': 3, 'iterations': 2, 'refit_updates': 1}}))
-    run_dir = tmp_path / 'run'
-    assert run.main(['--config', str(config), '--run-dir', str(run_dir), '--threads', '1']) == 0
+    run_dir = finished_run({**SETTINGS, 'loop': {
+        **SETTINGS['loop'], 'pretrain_updates': 3, 'iterations': 2, 'refit_updates': 1}},
+        tmp_path)
     assert validate.main([str(run_dir), '--episodes', '2']) == 0
     with open(run_dir / 'validation.csv', newline='') as table:
         rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(table)]
@@ -86,11 +84,9 @@ def test_selection_validates_every_learned_policy_on_its_own_seeds(tmp_path, cap
 
 
 def test_validating_chosen_policies_keeps_the_other_rows(tmp_path, capsys):
-    config = tmp_path / 'run.yaml'
-    config.write_text(yaml.safe_dump({**SETTINGS, 'loop': {
-        **SETTINGS['loop'], 'pretrain_updates': 3, 'iterations': 3, 'refit_updates': 1}}))
-    run_dir = tmp_path / 'run'
-    assert run.main(['--config', str(config), '--run-dir', str(run_dir), '--threads', '1']) == 0
+    run_dir = finished_run({**SETTINGS, 'loop': {
+        **SETTINGS['loop'], 'pretrain_updates': 3, 'iterations': 3, 'refit_updates': 1}},
+        tmp_path)
 
     def table():
         with open(run_dir / 'validation.csv', newline='') as csv_file:

@@ -1,12 +1,12 @@
 """The MPC ablation runs in the same loop and evaluation harness as SOLAR."""
 
+from learning_runs import finished_run
 import numpy as np
 import pytest
-from solar_ros.learn import evaluate, run
+from solar_ros.learn import evaluate
 from solar_ros.learn.agent import LatentAgent, MPCAgent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import EpisodeStore
-import yaml
 
 TINY_MPC = {
     'env': {'name': 'point_mass', 'horizon': 6, 'image_size': 32},
@@ -21,11 +21,7 @@ TINY_MPC = {
 
 
 def test_mpc_runs_records_and_evaluates_with_the_planner(tmp_path):
-    config = tmp_path / 'mpc.yaml'
-    config.write_text(yaml.safe_dump(TINY_MPC))
-    run_dir = tmp_path / 'run'
-    assert run.main(['--config', str(config), '--run-dir', str(run_dir),
-                     '--threads', '1']) == 0
+    run_dir = finished_run(TINY_MPC, tmp_path)
     episodes = list(EpisodeStore(run_dir / 'episodes'))
     assert [e.policy_version for e in episodes] == [0, 0, 0, 0, 1, 1]
     planned = np.concatenate([e.actions for e in episodes if e.policy_version == 1])

@@ -2,12 +2,12 @@
 
 import csv
 
+from learning_runs import finished_run
 import pytest
-from solar_ros.learn import evaluate, fork, run, summary, validate
+from solar_ros.learn import evaluate, fork, summary, validate
 from solar_ros.learn.episodes import EpisodeStore
 from solar_ros.learn.run_dir import RunDir
 import torch
-import yaml
 
 SETTINGS = {
     'env': {'name': 'point_mass', 'horizon': 5, 'image_size': 16},
@@ -21,11 +21,7 @@ SETTINGS = {
 @pytest.fixture(scope='module')
 def finished(tmp_path_factory):
     """Return a finished run of three updates with checks, validated and evaluated."""
-    root = tmp_path_factory.mktemp('summary')
-    config = root / 'run.yaml'
-    config.write_text(yaml.safe_dump(SETTINGS))
-    run_dir = root / 'run'
-    assert run.main(['--config', str(config), '--run-dir', str(run_dir), '--threads', '1']) == 0
+    run_dir = finished_run(SETTINGS, tmp_path_factory.mktemp('summary'))
     assert validate.main([str(run_dir), '--episodes', '3']) == 0
     assert evaluate.main([str(run_dir), '--episodes', '4']) == 0
     return run_dir

@@ -1,10 +1,10 @@
 """The VAE ablation runs in the same loop and evaluation harness as SOLAR."""
 
+from learning_runs import finished_run
 import numpy as np
-from solar_ros.learn import evaluate, run
+from solar_ros.learn import evaluate
 from solar_ros.learn.episodes import EpisodeStore
 import torch
-import yaml
 
 TINY_VAE = {
     'env': {'name': 'point_mass', 'horizon': 6, 'image_size': 32},
@@ -17,11 +17,7 @@ TINY_VAE = {
 
 
 def test_vae_ablation_learns_in_the_loop_and_acts_on_the_frame_alone(tmp_path):
-    config = tmp_path / 'vae.yaml'
-    config.write_text(yaml.safe_dump(TINY_VAE))
-    run_dir = tmp_path / 'run'
-    assert run.main(['--config', str(config), '--run-dir', str(run_dir),
-                     '--threads', '1']) == 0
+    run_dir = finished_run(TINY_VAE, tmp_path)
     episodes = list(EpisodeStore(run_dir / 'episodes'))
     assert [e.policy_version for e in episodes] == [0, 0, 0, 0, 1, 1]
     agent = evaluate.load_policy(run_dir)
