@@ -49,8 +49,7 @@ FINAL_EPISODES = 50  # evaluation seeds of the last policy
 
 def state(env: SawyerStackEnv) -> np.ndarray:
     """Return the true state of the arm, (10,): joint angles (rad), block minus aim point (m)."""
-    return np.concatenate([env.joint_positions(),
-                           env.held_block_pose()[:3] - env.aim_position()])
+    return np.concatenate([env.joint_positions(), env.aim_offset()])
 
 
 def rollout(env: SawyerStackEnv, policy: LinearGaussianPolicy, task: int, seed: int,

@@ -250,8 +250,10 @@ def test_goal_clearance_moves_the_cost_aim_above_the_resting_point():
         aim = raised.aim_position()
         np.testing.assert_allclose(aim - raised.goal_position(), [0.0, 0.0, 0.01])
         held = raised.held_block_pose()[:3]
+        offset = raised.aim_offset()
         _, cost, _, _ = raised.step(np.zeros(7))
-    assert cost == pytest.approx(float(np.linalg.norm(held - aim)), rel=1e-9)
+    np.testing.assert_allclose(offset, held - aim)
+    assert cost == pytest.approx(float(np.linalg.norm(offset)), rel=1e-9)
     assert cost != pytest.approx(float(np.linalg.norm(held - aim + [0, 0, 0.01])), rel=1e-6)
     with pytest.raises(ValueError, match='goal_clearance'):
         SawyerStackConfig(goal_clearance=-0.01)

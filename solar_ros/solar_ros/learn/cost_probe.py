@@ -23,6 +23,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from solar_ros.core.cost import QuadraticCost
+from solar_ros.core.lqr_flm import LocalFit, LQRFLM
 from solar_ros.core.model import SolarModel
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
@@ -86,9 +87,13 @@ def score_cost(cost: QuadraticCost, states: torch.Tensor, actions: torch.Tensor,
                       episodes=len(true_costs))
 
 
-def lqr_cost(run_dir: Path, config: RunConfig, model: SolarModel, version: int,
-             episodes: Sequence[Episode]) -> QuadraticCost:
-    """Return the cost LQR-FLM fitted to make policy ``version``, unweighted (T steps).
+def update_fit(run_dir: Path, config: RunConfig, model: SolarModel, version: int,
+               episodes: Sequence[Episode]) -> Tuple[LQRFLM, LocalFit]:
+    """Return LQR-FLM and the local fit (dynamics, weighted cost) that made policy ``version``.
+
+    The fit is the learner's: in model K = ``version``, on the rollouts of policy K-1 with
+    the ``loop.cost_fit_episodes`` episodes before them (``loop.lqr_cost: model``: the
+    model's cost head).
 
     Args:
         run_dir: the run directory (for messages).
@@ -102,8 +107,6 @@ def lqr_cost(run_dir: Path, config: RunConfig, model: SolarModel, version: int,
 
     """
     c = model.config
-    if config.loop.lqr_cost == 'model':
-        return QuadraticCost.tiled(*model.cost_params(), c.horizon)
     first = next((i for i, e in enumerate(episodes) if e.policy_version == version - 1), None)
     if first is None:
         raise ValueError(f'{run_dir}: no rollouts of policy {version - 1}')
@@ -111,8 +114,20 @@ def lqr_cost(run_dir: Path, config: RunConfig, model: SolarModel, version: int,
     count = config.loop.cost_fit_episodes
     samples = cost_samples(model, episodes[max(0, first - count):first]) if count else None
     lqr = new_lqr(c, config.lqr)
+    if config.loop.lqr_cost == 'model':
+        lqr.known_cost = QuadraticCost.tiled(*model.cost_params(), c.horizon)
     fit = lqr.fit(model.smoother(rollouts.images, rollouts.actions), rollouts.actions,
                   rollouts.costs, prior=model.q, cost_samples=samples)
+    return lqr, fit
+
+
+def lqr_cost(run_dir: Path, config: RunConfig, model: SolarModel, version: int,
+             episodes: Sequence[Episode]) -> QuadraticCost:
+    """Return the cost LQR-FLM fitted to make policy ``version``, unweighted (T steps).
+
+    Arguments and errors as for :func:`update_fit`.
+    """
+    lqr, fit = update_fit(run_dir, config, model, version, episodes)
     return fit.cost.weighted(1.0 / lqr.step_weights())
 
 

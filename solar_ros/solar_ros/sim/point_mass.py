@@ -108,6 +108,10 @@ class PointMassEnv:
         self.t = 0
         return self.render()
 
+    def aim_offset(self) -> np.ndarray:
+        """Return the position minus the goal (the origin), (2,): x, y."""
+        return self.position.copy()
+
     def step(self, action: np.ndarray) -> Tuple[np.ndarray, float, bool, Dict]:
         """Apply ``action`` (2,) for one step.
 

@@ -209,9 +209,13 @@ class SawyerStackEnv:
             height += self.config.approach_clearance
         return self.goal_position() + np.array([0.0, 0.0, height])
 
+    def aim_offset(self) -> np.ndarray:
+        """Return the held block's centre minus the aim point, (3,) m: x, y, z."""
+        return self.held_block_pose()[:3] - self.aim_position()
+
     def distance_to_aim(self) -> float:
         """Return the distance from the held block's centre to the aim point, m."""
-        return float(np.linalg.norm(self.held_block_pose()[:3] - self.aim_position()))
+        return float(np.linalg.norm(self.aim_offset()))
 
     def distance_to_goal(self) -> float:
         """Return the distance from the held block's centre to the goal point, m."""
