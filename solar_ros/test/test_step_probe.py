@@ -98,5 +98,6 @@ def test_the_probe_refuses_what_it_cannot_probe(finished, tmp_path, capsys):
     (mpc / 'config.yaml').write_text(yaml.safe_dump(settings))
     assert step_probe.main([str(mpc)]) == 2
     assert 'a mpc run' in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        step_probe.main([str(finished), '--step-mults', '0'])
+    for bad in (['--step-mults', '0'], ['--threads', '0']):
+        with pytest.raises(SystemExit):
+            step_probe.main([str(finished), *bad])

@@ -21,6 +21,7 @@ local dynamics; a prediction near the truth whose further steps move away from t
 an error of the fitted cost; further steps that move towards the aim, a step too small::
 
     python -m solar_ros.learn.step_probe RUN_DIR [--policy K [K ...]] [--step-mults 3 10]
+        [--threads 1]
 """
 
 import argparse
@@ -39,6 +40,7 @@ from solar_ros.learn.evaluate import load_policy
 from solar_ros.learn.rollout import run_episode
 from solar_ros.learn.run_dir import RunDir
 from solar_ros.sim.environments import make_env
+import torch
 
 COST_TOLERANCE = 1e-6  # largest |replayed - recorded| cost of a step that counts as the same
 ACTION_TOLERANCE = 1e-4  # largest |replayed - recorded| action of a check (rad/s on the arm)
@@ -127,7 +129,8 @@ def replay_check(env: Any, agent: LatentAgent, check: Episode) -> Tuple[np.ndarr
     if again.actions.shape != check.actions.shape or not np.allclose(
             again.actions, check.actions, rtol=0.0, atol=ACTION_TOLERANCE):
         raise ValueError(f'check (task {check.task}, seed {check.seed}) does not replay: '
-                         f'policy {agent.policy_version} acts otherwise in it')
+                         f'policy {agent.policy_version} acts otherwise in it (another policy, '
+                         'or a run made with another --threads)')
     return offsets[-1], agent.online.belief()[0]
 
 
@@ -217,7 +220,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='the policies K >= 2 to probe (default: every checked one)')
     parser.add_argument('--step-mults', type=float, nargs='+', default=[3.0, 10.0],
                         help='further steps to try, in multiples of lqr.kl_step (default 3 10)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch CPU threads, as the run was made with (learn.run --threads;'
+                             ' default 1): with others the checks may not replay exactly')
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error('--threads must be >= 1')
+    torch.set_num_threads(args.threads)
     if not all(m > 0 for m in args.step_mults):
         parser.error('--step-mults must be > 0')
     try:
