@@ -8,7 +8,8 @@ import pytest
 from solar_ros.learn import step_probe
 from solar_ros.learn.episodes import EpisodeStore
 from solar_ros.learn.evaluate import load_policy
-from solar_ros.learn.step_probe import fit_read, read, replay_check, replay_offsets
+from solar_ros.learn.step_probe import act_from_seeds, fit_read, read, replay_check
+from solar_ros.learn.step_probe import replay_offsets
 from solar_ros.sim.environments import make_env
 import yaml
 
@@ -72,16 +73,29 @@ def test_the_probe_reports_every_checked_policy_after_the_first(finished, capsys
         assert r.checks == 3 and r.stacked == sum(e.success for e in mine)
         np.testing.assert_allclose(
             r.checks_true, np.mean([replay_offsets(env, e)[-1] for e in mine], 0))
-        assert [m for m, _, _ in r.further] == [1.0, 4.0]
-        kls = [kl for _, _, kl in r.further]
-        assert kls[0] < kls[1]  # four times the KL budget is used beyond the first
+        assert [step.mult for step in r.further] == [1.0, 4.0]
+        assert r.further[0].kl < r.further[1].kl  # four times the budget is used beyond one
+        assert all(step.true is None and step.success is None for step in r.further)
         for offset in (r.rollouts_true, r.rollouts_read, r.belief, r.predicted,
-                       r.read_rmse, *(o for _, o, _ in r.further)):
+                       r.read_rmse, *(step.predicted for step in r.further)):
             assert offset.shape == (2,) and np.all(np.isfinite(offset))
     assert step_probe.main([str(finished), '--policy', '3']) == 0
     out = capsys.readouterr().out
     assert 'policy 3: ' in out and 'policy 2: ' not in out
     assert "the controller's belief, read" in out and 'one more step of 10x the KL' in out
+
+
+def test_further_steps_act_from_validation_seeds_as_policies_act_in_checks(finished, capsys):
+    env = make_env(SETTINGS['env'])
+    checks = [e for e in EpisodeStore(finished / 'checks') if e.policy_version == 3]
+    success, end = act_from_seeds(env, load_policy(finished, 3), 1, [e.seed for e in checks])
+    assert success == np.mean([e.success for e in checks])
+    np.testing.assert_allclose(end, np.mean([replay_offsets(env, e)[-1] for e in checks], 0))
+    (report,) = step_probe.probe_steps(finished, [3], step_mults=(2.0,), episodes=2)
+    (step,) = report.further
+    assert step.success in (0.0, 0.5, 1.0) and step.true.shape == (2,)
+    assert step_probe.main([str(finished), '--policy', '3', '--episodes', '2']) == 0
+    assert 'the same, true' in capsys.readouterr().out
 
 
 def test_the_probe_refuses_what_it_cannot_probe(finished, tmp_path, capsys):
@@ -98,6 +112,6 @@ def test_the_probe_refuses_what_it_cannot_probe(finished, tmp_path, capsys):
     (mpc / 'config.yaml').write_text(yaml.safe_dump(settings))
     assert step_probe.main([str(mpc)]) == 2
     assert 'a mpc run' in capsys.readouterr().err
-    for bad in (['--step-mults', '0'], ['--threads', '0']):
+    for bad in (['--step-mults', '0'], ['--threads', '0'], ['--episodes', '-1']):
         with pytest.raises(SystemExit):
             step_probe.main([str(finished), *bad])

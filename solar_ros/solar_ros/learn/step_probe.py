@@ -11,7 +11,8 @@ checks end and where the learner thought they would:
   :func:`solar_ros.learn.cost_probe.update_fit`), read out the same way;
 - **further steps**: the mean end after one more KL step from policy K, ``m`` times the
   configured KL, in the same local model and fitted cost: which way that cost and
-  dynamics pull beyond the step that was taken.
+  dynamics pull beyond the step that was taken; with ``--episodes N`` each such policy
+  also acts, noise-free, from the first N validation seeds, for its true end and success.
 
 The read-out is least squares from the smoothed latent means of the rollouts of policy K-1
 (every step) to their replayed offsets (its RMSE at their last step is printed: a read-out
@@ -21,10 +22,11 @@ local dynamics; a prediction near the truth whose further steps move away from t
 an error of the fitted cost; further steps that move towards the aim, a step too small::
 
     python -m solar_ros.learn.step_probe RUN_DIR [--policy K [K ...]] [--step-mults 3 10]
-        [--threads 1]
+        [--episodes N] [--threads 1]
 """
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 import sys
@@ -39,11 +41,32 @@ from solar_ros.learn.episodes import Episode, EpisodeStore
 from solar_ros.learn.evaluate import load_policy
 from solar_ros.learn.rollout import run_episode
 from solar_ros.learn.run_dir import RunDir
+from solar_ros.learn.validate import VALIDATION_SEED_BASE
 from solar_ros.sim.environments import make_env
 import torch
 
 COST_TOLERANCE = 1e-6  # largest |replayed - recorded| cost of a step that counts as the same
 ACTION_TOLERANCE = 1e-4  # largest |replayed - recorded| action of a check (rad/s on the arm)
+
+
+@dataclass
+class FurtherStep:
+    """One more KL step from policy K in update K's local model and cost.
+
+    Attributes:
+        mult: its KL in multiples of ``lqr.kl_step``.
+        kl: the trajectory KL it took, nats.
+        predicted: read-out of its mean end under the local model, (d,).
+        true: its mean end over the episodes it acted in, (d,); None if it did not act.
+        success: the fraction of those episodes that succeeded; None if it did not act.
+
+    """
+
+    mult: float
+    kl: float
+    predicted: np.ndarray
+    true: Optional[np.ndarray] = None
+    success: Optional[float] = None
 
 
 @dataclass
@@ -59,8 +82,7 @@ class StepReport:
         checks_true: mean offset of policy K's checks at their last step.
         belief: mean read-out of the controller's belief there.
         predicted: read-out of policy K's mean end under update K's local model.
-        further: (m, read-out of the mean end after one more step of m times the KL, its
-            KL in nats) per step multiple.
+        further: one :class:`FurtherStep` per step multiple.
         read_rmse: RMSE of the read-out at the rollouts' last step, per axis.
 
     """
@@ -73,7 +95,7 @@ class StepReport:
     checks_true: np.ndarray
     belief: np.ndarray
     predicted: np.ndarray
-    further: List[Tuple[float, np.ndarray, float]]
+    further: List[FurtherStep]
     read_rmse: np.ndarray
 
 
@@ -134,9 +156,29 @@ def replay_check(env: Any, agent: LatentAgent, check: Episode) -> Tuple[np.ndarr
     return offsets[-1], agent.online.belief()[0]
 
 
+def act_from_seeds(env: Any, agent: LatentAgent, task: int, seeds: Sequence[int]
+                   ) -> Tuple[float, np.ndarray]:
+    """Run ``agent`` noise-free from each seed; return its success rate and mean end (d,).
+
+    The end of an episode is its offset before the last action.
+    """
+    ends, successes = [], 0
+    noise = np.zeros((agent.gains.horizon, agent.gains.action_dim))
+    for seed in seeds:
+        offsets: List[np.ndarray] = []
+        episode = run_episode(env, agent, task, seed, noise,
+                              before_action=lambda: offsets.append(env.aim_offset()))
+        ends.append(offsets[-1])
+        successes += bool(episode.success)
+    return successes / len(seeds), np.mean(ends, 0)
+
+
 def probe_steps(run_dir: Path, versions: Optional[Sequence[int]] = None,
-                step_mults: Sequence[float] = (3.0, 10.0)) -> Iterator[StepReport]:
+                step_mults: Sequence[float] = (3.0, 10.0), episodes: int = 0
+                ) -> Iterator[StepReport]:
     """Yield a :class:`StepReport` for each checked policy K >= 2 (``versions``: those).
+
+    ``episodes`` > 0: each further step's policy acts from that many validation seeds.
 
     Raises:
         ValueError: not an LQR-FLM run, a K < 2, or a policy without its model, checks or
@@ -164,11 +206,12 @@ def probe_steps(run_dir: Path, versions: Optional[Sequence[int]] = None,
             raise ValueError(f'{files.model(version)} does not exist')
         if version not in checked:
             raise ValueError(f'{run_dir}: no checks of policy {version} (loop.check_rollouts)')
-    episodes = EpisodeStore(files.episodes).load()
+    recorded = EpisodeStore(files.episodes).load()
+    seeds = [VALIDATION_SEED_BASE + i for i in range(episodes)]
     for version in versions:
         agent = load_policy(run_dir, version)
-        lqr, fit = update_fit(run_dir, config, agent.model, version, episodes)
-        rollouts = [e for e in episodes if e.policy_version == version - 1]
+        lqr, fit = update_fit(run_dir, config, agent.model, version, recorded)
+        rollouts = [e for e in recorded if e.policy_version == version - 1]
         offsets = np.stack([replay_offsets(env, e) for e in rollouts])
         states = fit.local.trajectories.means.numpy()
         W = fit_read(states, offsets)
@@ -184,7 +227,12 @@ def probe_steps(run_dir: Path, versions: Optional[Sequence[int]] = None,
             step = solve_kl_step(fit.dynamics, fit.cost, policy,
                                  config.lqr.kl_step * lqr.horizon * mult)
             end, _ = forward_marginals(fit.dynamics, step.policy)
-            further.append((float(mult), read(W, end[-1, :dx].numpy()), float(step.kl)))
+            result = FurtherStep(float(mult), float(step.kl), read(W, end[-1, :dx].numpy()))
+            if seeds:
+                gains = dataclasses.replace(agent.gains, policy=step.policy)
+                result.success, result.true = act_from_seeds(
+                    env, LatentAgent(agent.model, gains), config.loop.task, seeds)
+            further.append(result)
         yield StepReport(
             version=version, checks=len(mine), stacked=sum(bool(e.success) for e in mine),
             rollouts_true=offsets[:, -1].mean(0), rollouts_read=read(W, states[:, -1]).mean(0),
@@ -206,8 +254,12 @@ def report_lines(report: StepReport, scale: float) -> List[str]:
              row(f'checks of policy {r.version}, true', r.checks_true),
              row("the controller's belief, read", r.belief),
              row("LQR-FLM's prediction, read", r.predicted)]
-    for mult, offset, kl in r.further:
-        lines.append(row(f'one more step of {mult:g}x the KL, read', offset, f'  ({kl:.0f} nats)'))
+    for step in r.further:
+        lines.append(row(f'one more step of {step.mult:g}x the KL, read', step.predicted,
+                         f'  ({step.kl:.0f} nats)'))
+        if step.true is not None:
+            lines.append(row('  the same, true', step.true,
+                             f'  ({step.success:.0%} succeeded)'))
     lines.append(row('read-out RMSE (rollouts, last step)', r.read_rmse))
     return lines
 
@@ -220,12 +272,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='the policies K >= 2 to probe (default: every checked one)')
     parser.add_argument('--step-mults', type=float, nargs='+', default=[3.0, 10.0],
                         help='further steps to try, in multiples of lqr.kl_step (default 3 10)')
+    parser.add_argument('--episodes', type=int, default=0,
+                        help='also run each further step noise-free from this many validation'
+                             ' seeds, for its true end and success (default 0: none)')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch CPU threads, as the run was made with (learn.run --threads;'
                              ' default 1): with others the checks may not replay exactly')
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error('--threads must be >= 1')
+    if args.episodes < 0:
+        parser.error('--episodes must be >= 0')
     torch.set_num_threads(args.threads)
     if not all(m > 0 for m in args.step_mults):
         parser.error('--step-mults must be > 0')
@@ -236,7 +293,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             'name') == 'sawyer_stack' else 1.0
         print(f'offsets at the last step ({"cm" if scale == 100 else "env units"}, one column '
               'per axis, then |distance|)', flush=True)
-        for report in probe_steps(args.run_dir, args.policy, args.step_mults):
+        for report in probe_steps(args.run_dir, args.policy, args.step_mults, args.episodes):
             print('\n'.join(report_lines(report, scale)), flush=True)
     except (OSError, ValueError) as error:
         print(f'solar_ros.step_probe: cannot probe {args.run_dir}: {error}', file=sys.stderr)
