@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules."""
 
+from learning_runs import CHECKED_POINT_MASS, finished_run
 import pytest
 import rclpy
 
@@ -11,3 +12,9 @@ def context():
     rclpy.init(context=context)
     yield context
     rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture(scope='session')
+def checked_run(tmp_path_factory):
+    """Return a finished point-mass run with checks (``CHECKED_POINT_MASS``); read it only."""
+    return finished_run(CHECKED_POINT_MASS, tmp_path_factory.mktemp('checked_run'))

@@ -1,20 +1,11 @@
 """The cost probe: known answers on a quadratic cost, and a real point-mass run with checks."""
 
-from learning_runs import finished_run
 import numpy as np
 import pytest
 from solar_ros.core.cost import QuadraticCost
 from solar_ros.learn import cost_probe
 from solar_ros.learn.cost_probe import NEAR_GOAL_STEPS, score_cost
 import torch
-
-SETTINGS = {
-    'env': {'name': 'point_mass', 'horizon': 12, 'image_size': 16},
-    'model': {'latent_dim': 2, 'channels': 4, 'hidden': 8, 'image_size': 16,
-              'batch_size': 4, 'action_cost_weight': 0.01, 'seed': 7},
-    'loop': {'seed': 3, 'pretrain_episodes': 6, 'pretrain_updates': 4, 'iterations': 3,
-             'rollouts_per_iteration': 3, 'refit_updates': 2, 'check_rollouts': 3},
-}
 
 
 def _cost(horizon: int) -> QuadraticCost:
@@ -43,28 +34,22 @@ def test_the_true_cost_scores_one_and_a_cost_blind_near_the_goal_scores_about_ze
         score_cost(_cost(horizon), states, actions, true[:, :-1])
 
 
-@pytest.fixture(scope='module')
-def finished(tmp_path_factory):
-    """Return a finished point-mass run of three updates with three checks per policy."""
-    return finished_run(SETTINGS, tmp_path_factory.mktemp('cost_probe'))
-
-
-def test_the_probe_scores_every_checked_policy_after_the_first(finished, capsys):
-    scored = dict(cost_probe.probe_policies(finished))
+def test_the_probe_scores_every_checked_policy_after_the_first(checked_run, capsys):
+    scored = dict(cost_probe.probe_policies(checked_run))
     assert sorted(scored) == [2, 3]
     for scores in scored.values():
         assert scores.episodes == 3
         assert -1.0 <= scores.all_steps <= 1.0 and scores.last_step_std >= 0.0
-    assert cost_probe.main([str(finished)]) == 0
+    assert cost_probe.main([str(checked_run)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in lines[2:]] == [['2', '3'], ['3', '3']]
     assert float(lines[2].split()[2]) == pytest.approx(scored[2].all_steps, abs=0.005)
 
 
-def test_the_probe_refuses_what_it_cannot_score(finished, tmp_path, capsys):
-    assert cost_probe.main([str(finished), '--policy', '1']) == 2
+def test_the_probe_refuses_what_it_cannot_score(checked_run, tmp_path, capsys):
+    assert cost_probe.main([str(checked_run), '--policy', '1']) == 2
     assert 'first policy with a fitted cost is 2' in capsys.readouterr().err
-    assert cost_probe.main([str(finished), '--policy', '9']) == 2
+    assert cost_probe.main([str(checked_run), '--policy', '9']) == 2
     assert 'does not exist' in capsys.readouterr().err
     assert cost_probe.main([str(tmp_path)]) == 2
     assert 'not a run directory' in capsys.readouterr().err
