@@ -17,7 +17,8 @@ from solar_ros.learn import run
 from solar_ros.learn.agent import make_agent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
-from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION, METRICS, SolarLearner
+from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION, METRICS, new_lqr
+from solar_ros.learn.learner import SolarLearner
 from solar_ros.learn.loop import SolarLoop
 from solar_ros.learn.metrics import MetricsLog
 from solar_ros.sim.environments import make_env
@@ -324,7 +325,7 @@ def test_step_from_best_checked_steps_over_a_worse_policy_from_the_best_ones_rol
     actions = np.stack([e.actions for e in rollouts])
     costs = np.stack([e.costs for e in rollouts])
     refitted = SolarModel.load(learner.model_path(worse + 1))
-    lqr = learner._new_lqr()
+    lqr = new_lqr(learner.model_config, learner.config.lqr)
     lqr.load_state_dict(load_checkpoint(learner.files.learner(base), LEARNER_KIND,
                                         LEARNER_VERSION)['lqr'])
     lqr.change_coordinates(SolarModel.load(learner.model_path(base)).infer(images,

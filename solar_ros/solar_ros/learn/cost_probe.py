@@ -87,6 +87,44 @@ def score_cost(cost: QuadraticCost, states: torch.Tensor, actions: torch.Tensor,
                       episodes=len(true_costs))
 
 
+def episodes_of(episodes: Sequence[Episode], version: int) -> List[Episode]:
+    """Return the episodes of policy ``version`` among ``episodes``, in their order."""
+    return [e for e in episodes if e.policy_version == version]
+
+
+def probed_versions(run_dir: Path, checks: Sequence[Episode],
+                    versions: Optional[Sequence[int]]) -> List[int]:
+    """Return the policies K >= 2 to probe: ``versions``, or (None) every checked one.
+
+    Args:
+        run_dir: the run directory.
+        checks: the run's check episodes.
+        versions: the policies asked for; None: every policy from 2 on with checks and a
+            model, in order.
+
+    Raises:
+        ValueError: a K < 2, or a policy without its model or checks; (``versions`` None)
+            no such policy.
+
+    """
+    files = RunDir(run_dir)
+    checked = sorted({e.policy_version for e in checks if e.policy_version >= 2})
+    if versions is None:
+        versions = [v for v in checked if files.model(v).exists()]
+        if not versions:
+            raise ValueError(f'{run_dir}: no checked policy after the first '
+                             '(loop.check_rollouts: 0?)')
+    for version in versions:
+        if version < 2:
+            raise ValueError(f'policy {version}: the first policy with a fitted cost is 2 '
+                             '(the first policy made by an LQR-FLM step from a fitted model)')
+        if not files.model(version).exists():
+            raise ValueError(f'{files.model(version)} does not exist')
+        if version not in checked:
+            raise ValueError(f'{run_dir}: no checks of policy {version} (loop.check_rollouts)')
+    return list(versions)
+
+
 def update_fit(run_dir: Path, config: RunConfig, model: SolarModel, version: int,
                episodes: Sequence[Episode]) -> Tuple[LQRFLM, LocalFit]:
     """Return LQR-FLM and the local fit (dynamics, weighted cost) that made policy ``version``.
@@ -110,7 +148,7 @@ def update_fit(run_dir: Path, config: RunConfig, model: SolarModel, version: int
     first = next((i for i, e in enumerate(episodes) if e.policy_version == version - 1), None)
     if first is None:
         raise ValueError(f'{run_dir}: no rollouts of policy {version - 1}')
-    rollouts = episode_batch([e for e in episodes[first:] if e.policy_version == version - 1])
+    rollouts = episode_batch(episodes_of(episodes[first:], version - 1))
     count = config.loop.cost_fit_episodes
     samples = cost_samples(model, episodes[max(0, first - count):first]) if count else None
     lqr = new_lqr(c, config.lqr)
@@ -148,22 +186,10 @@ def probe_policies(run_dir: Path, versions: Optional[Sequence[int]] = None
     files = RunDir(run_dir)
     config = RunConfig.from_yaml(files.config)
     checks = list(EpisodeStore(files.checks))
-    if versions is None:
-        versions = sorted({e.policy_version for e in checks
-                           if e.policy_version >= 2 and files.model(e.policy_version).exists()})
-        if not versions:
-            raise ValueError(f'{run_dir}: no checked policy after the first '
-                             '(loop.check_rollouts: 0?)')
-    for version in versions:
-        if version < 2:
-            raise ValueError(f'policy {version}: the first policy with a fitted cost is 2')
-        if not files.model(version).exists():
-            raise ValueError(f'{files.model(version)} does not exist')
+    versions = probed_versions(run_dir, checks, versions)
     episodes = EpisodeStore(files.episodes).load()
     for version in versions:
-        mine = [e for e in checks if e.policy_version == version]
-        if not mine:
-            raise ValueError(f'{run_dir}: no checks of policy {version} (loop.check_rollouts)')
+        mine = episodes_of(checks, version)
         model = SolarModel.load(files.model(version))
         cost = lqr_cost(run_dir, config, model, version, episodes)
         batch = episode_batch(mine)

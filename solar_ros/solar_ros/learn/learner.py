@@ -111,7 +111,7 @@ class SolarLearner:
         done = self._last_checkpoint()
         if done is None:
             self.model = SolarModel(self.model_config)
-            self.lqr = self._new_lqr()
+            self.lqr = new_lqr(self.model_config, self.config.lqr)
             self.gains = TimeVaryingGains(self._random_policy(), self.model.dynamics(), 0, 0)
             self.episodes_used = 0
             self._pending = len(self._current(len(self.store)))  # episodes already on disk
@@ -250,7 +250,8 @@ class SolarLearner:
                 state = load_checkpoint(self.files.learner(base), LEARNER_KIND,
                                         LEARNER_VERSION)
                 steps_on = self._rollouts_of(base, int(state['episodes_used']), used)
-                self.lqr = self._new_lqr()  # its policy, carried below to the refitted model
+                # its policy, carried below to the refitted model
+                self.lqr = new_lqr(self.model_config, self.config.lqr)
                 self.lqr.load_state_dict(state['lqr'])
                 self.log(f'policy {self.policy_version + 1} steps from policy {base}, whose '
                          f"checks stacked more often than policy {self.policy_version}'s")
@@ -446,7 +447,7 @@ class SolarLearner:
                 f'{self.run_dir}: the run was made with other model settings than the '
                 "config given now; resume with the run's own config.yaml or use a new run "
                 f'directory (run: {self.model.config}; now: {self.model_config})')
-        self.lqr = self._new_lqr()
+        self.lqr = new_lqr(self.model_config, self.config.lqr)
         self.lqr.load_state_dict(state['lqr'])
         self.gains = TimeVaryingGains.from_dict(state['gains'])
         self.episodes_used = int(state['episodes_used'])
@@ -460,10 +461,6 @@ class SolarLearner:
         c = self.model_config
         return LinearGaussianPolicy.initial(c.horizon, c.latent_dim, c.action_dim,
                                             self.config.pretrain_std)
-
-    def _new_lqr(self) -> LQRFLM:
-        """Return a fresh LQR-FLM learner for this run's dims."""
-        return new_lqr(self.model_config, self.config.lqr)
 
 
 CheckScores = Dict[int, Tuple[float, float, int]]

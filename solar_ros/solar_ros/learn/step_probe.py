@@ -36,7 +36,7 @@ import numpy as np
 from solar_ros.core.lqr import forward_marginals, solve_kl_step
 from solar_ros.learn.agent import LatentAgent
 from solar_ros.learn.config import RunConfig
-from solar_ros.learn.cost_probe import update_fit
+from solar_ros.learn.cost_probe import episodes_of, probed_versions, update_fit
 from solar_ros.learn.episodes import Episode, EpisodeStore
 from solar_ros.learn.evaluate import load_policy
 from solar_ros.learn.rollout import run_episode
@@ -132,6 +132,19 @@ def read(W: np.ndarray, states: np.ndarray) -> np.ndarray:
     return states @ W[:-1] + W[-1]
 
 
+def run_with_offsets(env: Any, agent: LatentAgent, task: int, seed: int, noise: np.ndarray
+                     ) -> Tuple[Episode, np.ndarray]:
+    """Run one episode (:func:`run_episode`); return it and its offset before each action.
+
+    Returns:
+        The episode as recorded, and the offsets (T, d).
+    """
+    offsets: List[np.ndarray] = []
+    episode = run_episode(env, agent, task, seed, noise,
+                          before_action=lambda: offsets.append(env.aim_offset()))
+    return episode, np.array(offsets)
+
+
 def replay_check(env: Any, agent: LatentAgent, check: Episode) -> Tuple[np.ndarray, np.ndarray]:
     """Run ``check`` again with ``agent`` and no noise; return its last offset and belief.
 
@@ -144,10 +157,8 @@ def replay_check(env: Any, agent: LatentAgent, check: Episode) -> Tuple[np.ndarr
             this policy in this environment).
 
     """
-    offsets: List[np.ndarray] = []
-    again = run_episode(env, agent, int(check.task), int(check.seed),
-                        np.zeros_like(check.actions),
-                        before_action=lambda: offsets.append(env.aim_offset()))
+    again, offsets = run_with_offsets(env, agent, int(check.task), int(check.seed),
+                                      np.zeros_like(check.actions))
     if again.actions.shape != check.actions.shape or not np.allclose(
             again.actions, check.actions, rtol=0.0, atol=ACTION_TOLERANCE):
         raise ValueError(f'check (task {check.task}, seed {check.seed}) does not replay: '
@@ -165,9 +176,7 @@ def act_from_seeds(env: Any, agent: LatentAgent, task: int, seeds: Sequence[int]
     ends, successes = [], 0
     noise = np.zeros((agent.gains.horizon, agent.gains.action_dim))
     for seed in seeds:
-        offsets: List[np.ndarray] = []
-        episode = run_episode(env, agent, task, seed, noise,
-                              before_action=lambda: offsets.append(env.aim_offset()))
+        episode, offsets = run_with_offsets(env, agent, task, seed, noise)
         ends.append(offsets[-1])
         successes += bool(episode.success)
     return successes / len(seeds), np.mean(ends, 0)
@@ -192,30 +201,17 @@ def probe_steps(run_dir: Path, versions: Optional[Sequence[int]] = None,
                          "LQR-FLM's steps (loop.method: solar)")
     env = make_env(config.env)
     checks = list(EpisodeStore(files.checks))
-    checked = sorted({e.policy_version for e in checks if e.policy_version >= 2})
-    if versions is None:
-        versions = [v for v in checked if files.model(v).exists()]
-        if not versions:
-            raise ValueError(f'{run_dir}: no checked policy after the first '
-                             '(loop.check_rollouts: 0?)')
-    for version in versions:
-        if version < 2:
-            raise ValueError(f'policy {version}: the first policy made by an LQR-FLM step '
-                             'from a fitted model is 2')
-        if not files.model(version).exists():
-            raise ValueError(f'{files.model(version)} does not exist')
-        if version not in checked:
-            raise ValueError(f'{run_dir}: no checks of policy {version} (loop.check_rollouts)')
+    versions = probed_versions(run_dir, checks, versions)
     recorded = EpisodeStore(files.episodes).load()
     seeds = [VALIDATION_SEED_BASE + i for i in range(episodes)]
     for version in versions:
         agent = load_policy(run_dir, version)
         lqr, fit = update_fit(run_dir, config, agent.model, version, recorded)
-        rollouts = [e for e in recorded if e.policy_version == version - 1]
-        offsets = np.stack([replay_offsets(env, e) for e in rollouts])
+        offsets = np.stack([replay_offsets(env, e) for e in episodes_of(recorded, version - 1)])
         states = fit.local.trajectories.means.numpy()
         W = fit_read(states, offsets)
-        mine = [e for e in checks if e.policy_version == version]
+        rollout_ends = read(W, states[:, -1])
+        mine = episodes_of(checks, version)
         check_offsets, beliefs = (np.stack(a) for a in zip(
             *(replay_check(env, agent, e) for e in mine)))
         # the gains hold LQR-FLM's policy with the rollouts' noise scale
@@ -235,11 +231,11 @@ def probe_steps(run_dir: Path, versions: Optional[Sequence[int]] = None,
             further.append(result)
         yield StepReport(
             version=version, checks=len(mine), stacked=sum(bool(e.success) for e in mine),
-            rollouts_true=offsets[:, -1].mean(0), rollouts_read=read(W, states[:, -1]).mean(0),
+            rollouts_true=offsets[:, -1].mean(0), rollouts_read=rollout_ends.mean(0),
             checks_true=check_offsets.mean(0),
             belief=read(W, beliefs).mean(0), predicted=read(W, mean[-1, :dx].numpy()),
             further=further,
-            read_rmse=np.sqrt(((read(W, states[:, -1]) - offsets[:, -1]) ** 2).mean(0)))
+            read_rmse=np.sqrt(((rollout_ends - offsets[:, -1]) ** 2).mean(0)))
 
 
 def report_lines(report: StepReport, scale: float) -> List[str]:
@@ -283,9 +279,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error('--threads must be >= 1')
     if args.episodes < 0:
         parser.error('--episodes must be >= 0')
-    torch.set_num_threads(args.threads)
     if not all(m > 0 for m in args.step_mults):
         parser.error('--step-mults must be > 0')
+    torch.set_num_threads(args.threads)
     try:
         if not RunDir(args.run_dir).config.exists():
             raise ValueError(f'{args.run_dir} is not a run directory (no config.yaml)')
