@@ -2,20 +2,17 @@
 
 import csv
 
-from learning_runs import finished_run
+from learning_runs import CHECKED_POINT_MASS, finished_run
 import pytest
 from solar_ros.learn import evaluate, fork, summary, validate
 from solar_ros.learn.episodes import EpisodeStore
 from solar_ros.learn.run_dir import RunDir
 import torch
 
-SETTINGS = {
-    'env': {'name': 'point_mass', 'horizon': 5, 'image_size': 16},
-    'model': {'latent_dim': 2, 'channels': 4, 'hidden': 8, 'image_size': 16,
-              'batch_size': 4, 'action_cost_weight': 0.01, 'seed': 7},
-    'loop': {'seed': 3, 'pretrain_episodes': 6, 'pretrain_updates': 4, 'iterations': 3,
-             'rollouts_per_iteration': 3, 'refit_updates': 2, 'check_rollouts': 2},
-}
+# the checked point mass of the probe tests, shorter and with two checks per policy
+SETTINGS = {**CHECKED_POINT_MASS,
+            'env': {**CHECKED_POINT_MASS['env'], 'horizon': 5},
+            'loop': {**CHECKED_POINT_MASS['loop'], 'check_rollouts': 2}}
 
 
 @pytest.fixture(scope='module')

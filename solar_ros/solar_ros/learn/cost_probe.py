@@ -148,7 +148,7 @@ def update_fit(run_dir: Path, config: RunConfig, model: SolarModel, version: int
     first = next((i for i, e in enumerate(episodes) if e.policy_version == version - 1), None)
     if first is None:
         raise ValueError(f'{run_dir}: no rollouts of policy {version - 1}')
-    rollouts = episode_batch(episodes_of(episodes[first:], version - 1))
+    rollouts = episode_batch(episodes_of(episodes, version - 1))
     count = config.loop.cost_fit_episodes
     samples = cost_samples(model, episodes[max(0, first - count):first]) if count else None
     lqr = new_lqr(c, config.lqr)
