@@ -11,7 +11,8 @@ def _episode(horizon: int = 4, seed: int = 0) -> Episode:
     return Episode(images=rng.integers(0, 256, (horizon + 1, 8, 8, 3), dtype=np.uint8),
                    actions=rng.normal(size=(horizon, 2)), costs=rng.random(horizon),
                    task=2, seed=seed, success=bool(seed % 2), final_distance=0.25,
-                   policy_version=3, explored=seed != 1)
+                   policy_version=3, explored=seed != 1,
+                   aim_offsets=rng.normal(size=(horizon, 3)) if seed != 2 else None)
 
 
 def test_store_appends_in_order_and_round_trips_every_field(tmp_path):
@@ -27,6 +28,10 @@ def test_store_appends_in_order_and_round_trips_every_field(tmp_path):
         assert (loaded.task, loaded.seed, loaded.success, loaded.final_distance,
                 loaded.policy_version) == (2, original.seed, original.success, 0.25, 3)
     assert [e.explored for e in store] == [True, False, True]
+    loaded = list(store)
+    for original in written[:2]:
+        np.testing.assert_array_equal(loaded[original.seed].aim_offsets, original.aim_offsets)
+    assert loaded[2].aim_offsets is None  # the truth was not known: none is made up
     assert [e.seed for e in store.load(start=1)] == [1, 2]
 
 
@@ -37,7 +42,8 @@ def test_an_episode_file_from_before_the_explored_flag_loads_as_explored(tmp_pat
         'images', 'actions', 'costs', 'task', 'seed', 'success', 'final_distance',
         'policy_version')}
     np.savez(tmp_path / 'old.npz', **fields)
-    assert Episode.load(tmp_path / 'old.npz').explored
+    old = Episode.load(tmp_path / 'old.npz')
+    assert old.explored and old.aim_offsets is None
 
 
 def test_failed_write_leaves_no_file_behind(tmp_path, monkeypatch):
@@ -59,6 +65,8 @@ def test_failed_write_leaves_no_file_behind(tmp_path, monkeypatch):
     ({'costs': np.zeros(5)}, r'costs: expected \(4,\)'),
     ({'costs': np.array([0.0, np.nan, 0.0, 0.0])}, 'costs: contains NaN'),
     ({'images': np.zeros((5, 8, 8, 3), dtype=np.float32)}, 'images: expected'),
+    ({'aim_offsets': np.zeros((5, 3))}, r'aim_offsets: expected \(4, d\)'),
+    ({'aim_offsets': np.full((4, 3), np.inf)}, 'aim_offsets: contains NaN'),
 ])
 def test_inconsistent_episode_is_rejected(change, message):
     fields = vars(_episode()).copy()

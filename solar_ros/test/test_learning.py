@@ -46,6 +46,10 @@ def test_the_loop_learns_to_reach_the_goal(tmp_path, capsys):
                                              20)
     print(capsys.readouterr().out)
     assert all(math.isnan(float(r['probe_r2_x'])) for r in rows)  # no block to probe
+    # but the mass's true offset is recorded, and each model from the second is scored on it
+    near = [[float(r[f'near_goal_rmse_{axis}']) for axis in 'xyz'] for r in rows]
+    assert all(math.isnan(v) for v in near[0]), near  # policy 0's rollouts: not a learned one
+    assert all(0.0 < x < 1.0 and 0.0 < y < 1.0 and math.isnan(z) for x, y, z in near[1:]), near
     assert after['final_distance'] <= 0.25 * before['final_distance'], (before, after)
     assert after['mean_cost'] < before['mean_cost'], (before, after)
 
@@ -62,4 +66,7 @@ def test_the_arm_cost_falls_on_task_1(tmp_path, capsys):
     for axis in 'xyz':
         scores = [float(r[f'probe_r2_{axis}']) for r in rows]
         assert all(math.isfinite(v) and v <= 1.0 for v in scores), (axis, scores)
+        near = [float(r[f'near_goal_rmse_{axis}']) for r in rows]
+        # in metres, and within the arm's reach: scored on the rollouts' true offsets
+        assert math.isnan(near[0]) and all(0.0 < v < 0.5 for v in near[1:]), (axis, near)
     assert (tmp_path / 'run' / 'probe.npz').exists()

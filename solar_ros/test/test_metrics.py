@@ -25,6 +25,17 @@ def test_changed_columns_and_missing_values_are_errors(tmp_path):
         MetricsLog(path, ['iteration', 'success_rate'])
 
 
+def test_a_file_from_before_a_new_column_gains_it_as_nan(tmp_path):
+    path = tmp_path / 'metrics.csv'
+    MetricsLog(path, ['iteration', 'cost']).append({'iteration': 0, 'cost': 2.0})
+    log = MetricsLog(path, ['iteration', 'probe', 'cost'])  # a later version's columns
+    log.append({'iteration': 1, 'probe': 0.5, 'cost': 1.0})
+    assert log.rows() == [{'iteration': '0', 'probe': 'nan', 'cost': '2'},
+                          {'iteration': '1', 'probe': '0.5', 'cost': '1'}]
+    assert path.read_text().splitlines()[0] == 'iteration,probe,cost'
+    assert [p.name for p in tmp_path.iterdir()] == ['metrics.csv']
+
+
 def test_progress_line_names_every_value():
     line = progress_line({'iteration': 3, 'mean_cost': 0.123456789})
     assert line == 'iteration 3 | mean_cost 0.123457'

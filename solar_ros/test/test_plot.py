@@ -14,7 +14,8 @@ def _run(path, final_distances):
                     'model_fit_s': 1.0, 'policy_update_s': 0.1, 'kl': 1.0,
                     'step_mult': 1.0, 'predicted_gain': 0.5, 'realised_gain': 0.4,
                     'coords_r2': 1.0, 'probe_r2_x': 0.9, 'probe_r2_y': 0.9,
-                    'probe_r2_z': 0.9, 'check_success_rate': float('nan'),
+                    'probe_r2_z': 0.9, 'near_goal_rmse_x': 0.01, 'near_goal_rmse_y': 0.01,
+                    'near_goal_rmse_z': 0.01, 'check_success_rate': float('nan'),
                     'check_final_distance': float('nan')})
     return path
 

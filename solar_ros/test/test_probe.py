@@ -1,5 +1,6 @@
 """The linear probe of the held block's position: known answers and a real PyBullet run."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,8 @@ from solar_ros.core.online import episode_noise
 from solar_ros.learn.evaluate import load_gains, load_policy
 from solar_ros.learn.pixel_probe import encoder_network, pixel_regression
 from solar_ros.learn.probe import (
-    collect, linear_probe, main, NEAR_GOAL_FRAMES, probe_encoder, probe_model, probe_true_state,
-    ProbeData, score)
+    collect, linear_probe, main, NEAR_GOAL_FRAMES, probe_encoder, probe_model, probe_rollouts,
+    probe_true_state, ProbeData, score)
 from solar_ros.learn.rollout import run_episode
 from solar_ros.sim.environments import make_env
 from solar_ros.sim.point_mass import PointMassEnv
@@ -79,15 +80,29 @@ def test_near_goal_probe_runs_the_policy_on_its_last_frames(capsys):
     config, _, _ = load_gains(policy_dir)
     agent = load_policy(policy_dir)
     with make_env(config.env) as env:
-        data = collect(env, task=1, episodes=2, std=0.0, agent=agent)
-        seed = 700_000_001  # the second episode, as evaluate runs the policy from that seed
-        noise = episode_noise(env.horizon, env.action_dim, seed)
-        episode = run_episode(env, agent, 1, seed, noise)
-    np.testing.assert_allclose(data.actions[1], episode.actions)
-    np.testing.assert_array_equal(data.images[1], episode.images[:-1])
+        data = collect(env, task=1, episodes=4, std=0.0, agent=agent)
+        episodes = []
+        for index in range(4):  # as collect runs the policy, from the same seeds
+            seed = 700_000_000 + index
+            episodes.append(run_episode(env, agent, 1, seed,
+                                        episode_noise(env.horizon, env.action_dim, seed)))
+        aim_above_goal = env.aim_position() - env.goal_position()
+    for index, episode in enumerate(episodes):
+        np.testing.assert_allclose(data.actions[index], episode.actions)
+        np.testing.assert_array_equal(data.images[index], episode.images[:-1])
+        # the episode records the true offset from the aim point before each action
+        np.testing.assert_allclose(episode.aim_offsets, data.offsets[index] - aim_above_goal)
     # the policy brings the block within a few centimetres of the goal at the end
     assert np.linalg.norm(data.offsets[:, -1], axis=-1).max() < 0.05
     assert np.linalg.norm(data.offsets[:, 0], axis=-1).min() > 0.05
+    # the learner's near-goal probe of recorded rollouts scores what the command's does:
+    # offsets from the aim and from the goal differ by a constant, which the intercept takes
+    logged = probe_rollouts(agent.model, episodes)
+    np.testing.assert_allclose(logged.rmse, probe_model(agent.model, data, NEAR_GOAL_FRAMES).rmse,
+                               rtol=1e-6)
+    assert np.all(logged.rmse < 0.05), logged
+    assert probe_rollouts(agent.model, episodes[:1] + [dataclasses.replace(
+        episodes[1], aim_offsets=None)]) is None  # fewer than 2 episodes with the truth
     assert main([str(policy_dir), '--near-goal', '--episodes', '4', '--pixels', '2',
                  '--epochs', '1']) == 0
     out = capsys.readouterr().out

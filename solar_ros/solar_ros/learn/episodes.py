@@ -4,7 +4,9 @@ An episode file holds ``images (T + 1, H, W, 3 V) uint8`` (the frame after reset
 after each step; V camera views stacked on the channel axis), ``actions (T, du) float64``
 (the commands actually sent), ``costs (T,) float64`` (the cost returned by each step) and
 scalars ``task``, ``seed``, ``success``,
-``final_distance`` (metres or the environment's unit) and ``policy_version``. The format is
+``final_distance`` (metres or the environment's unit) and ``policy_version``; from an
+in-process simulation also ``aim_offsets (T, d) float64``, the true offset of the block (or
+mass) from the aim point before each action. The format is
 plain ``numpy.load``; any tool reads it. Files are written to a temporary name and renamed,
 so a crash never leaves a half-written episode under its final name.
 """
@@ -41,6 +43,9 @@ class Episode:
         policy_version: version of the policy that produced it (0 = random).
         explored: whether the policy's exploration noise was on; False for a check
             episode run by the policy's mean action (``loop.check_rollouts``).
+        aim_offsets: (T, d) float64 true offset from the aim point before each action
+            (the environment's ``aim_offset()``: the held block's x, y, z on the arm, m),
+            or None where the truth is not known (a real arm, episodes from the nodes).
 
     """
 
@@ -53,6 +58,7 @@ class Episode:
     final_distance: float
     policy_version: int = 0
     explored: bool = True
+    aim_offsets: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         """Check the shapes agree and every value is finite; raise EpisodeFormatError."""
@@ -74,6 +80,13 @@ class Episode:
         for name in ('actions', 'costs'):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise EpisodeFormatError(f'{name}: contains NaN or inf')
+        if self.aim_offsets is not None:
+            self.aim_offsets = np.asarray(self.aim_offsets, dtype=np.float64)
+            if self.aim_offsets.ndim != 2 or self.aim_offsets.shape[0] != horizon:
+                raise EpisodeFormatError(f'aim_offsets: expected ({horizon}, d), '
+                                         f'got {self.aim_offsets.shape}')
+            if not np.all(np.isfinite(self.aim_offsets)):
+                raise EpisodeFormatError('aim_offsets: contains NaN or inf')
         if not np.isfinite(self.final_distance):
             raise EpisodeFormatError(f'final_distance: not finite ({self.final_distance})')
 
@@ -84,10 +97,11 @@ class Episode:
 
     def save(self, path: Path) -> None:
         """Write the episode to ``path`` atomically (temporary file, then rename)."""
+        truth = {} if self.aim_offsets is None else {'aim_offsets': self.aim_offsets}
         write_npz(path, images=self.images, actions=self.actions, costs=self.costs,
                   task=self.task, seed=self.seed, success=self.success,
                   final_distance=self.final_distance, policy_version=self.policy_version,
-                  explored=self.explored)
+                  explored=self.explored, **truth)
 
     @classmethod
     def load(cls, path: Path) -> 'Episode':
@@ -99,7 +113,8 @@ class Episode:
                            seed=int(data['seed']), success=bool(data['success']),
                            final_distance=float(data['final_distance']),
                            policy_version=int(data['policy_version']),
-                           explored=bool(data['explored']) if 'explored' in data else True)
+                           explored=bool(data['explored']) if 'explored' in data else True,
+                           aim_offsets=data['aim_offsets'] if 'aim_offsets' in data else None)
         except (OSError, KeyError, ValueError) as error:
             if isinstance(error, EpisodeFormatError):
                 raise EpisodeFormatError(f'{path}: {error}') from error

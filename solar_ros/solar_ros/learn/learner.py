@@ -41,7 +41,7 @@ from solar_ros.core.sequences import EpisodeBatch
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EPISODE_GLOB, EpisodeStore
 from solar_ros.learn.metrics import MetricsLog, progress_line, TensorBoardLog
-from solar_ros.learn.probe import AXES, probe_model, ProbeData
+from solar_ros.learn.probe import AXES, probe_model, probe_rollouts, ProbeData
 from solar_ros.learn.run_dir import RunDir
 import torch
 import yaml
@@ -53,6 +53,7 @@ CHECK_SEED_OFFSET = 900_000  # check i of every policy resets with seed * 1e6 + 
 METRICS = ['policy', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
            'model_fit_s', 'policy_update_s', 'kl', 'step_mult', 'predicted_gain',
            'realised_gain', 'coords_r2', 'probe_r2_x', 'probe_r2_y', 'probe_r2_z',
+           'near_goal_rmse_x', 'near_goal_rmse_y', 'near_goal_rmse_z',
            'check_success_rate', 'check_final_distance']
 
 
@@ -396,6 +397,10 @@ class SolarLearner:
 
         ``cost_gains`` are the last KL step's predicted and realised cost decrease
         (:class:`~solar_ros.core.lqr_flm.UpdateResult`), in the model's cost units.
+        ``near_goal_rmse_*``: how precisely the new model's latent holds the true aim offset
+        on the last frames of ``episodes`` (:func:`~solar_ros.learn.probe.probe_rollouts`,
+        environment units: m on the arm), from policy 2 on; NaN where the episodes carry
+        no offsets (from the nodes) or for an axis the environment lacks.
         """
         row = {'policy': self.policy_version, 'episodes': self.episodes_used,
                'mean_cost': float(np.mean([e.costs.sum() for e in episodes])),
@@ -413,6 +418,12 @@ class SolarLearner:
         r2 = [float('nan')] * len(AXES) if self.probe is None else \
             probe_model(self.model, self.probe).r2
         row.update({f'probe_r2_{axis}': float(value) for axis, value in zip(AXES, r2)})
+        # The new model near the goal, on the learned policy's rollouts (not policy 0's).
+        near = probe_rollouts(self.model, episodes) if self.policy_version > 1 else None
+        rmse = np.full(len(AXES), np.nan)
+        if near is not None:
+            rmse[:len(near.rmse)] = near.rmse  # the point mass has x, y only
+        row.update({f'near_goal_rmse_{axis}': float(value) for axis, value in zip(AXES, rmse)})
         self.metrics.append(row)
         self.board.scalars('policy', row, self.episodes_used)
         self.log(progress_line(row))

@@ -26,8 +26,12 @@ class MetricsLog:
     def __init__(self, path: Path, columns: List[str]) -> None:
         """Open ``path`` for appending; a new file gets the header ``columns``.
 
+        A file written before some of ``columns`` existed (its header a subset of them) is
+        rewritten once with the full header, its rows holding ``nan`` in the new columns,
+        so a run made by an earlier version resumes.
+
         Raises:
-            ValueError: the file exists with a different header.
+            ValueError: the file exists with a header that is not a subset of ``columns``.
 
         """
         self.path = Path(path)
@@ -37,10 +41,24 @@ class MetricsLog:
             with open(self.path, newline='') as existing:
                 header = next(csv.reader(existing), [])
             if header != self.columns:
-                raise ValueError(
-                    f'{self.path}: existing columns {header} differ from {self.columns}')
+                if not set(header) <= set(self.columns):
+                    raise ValueError(
+                        f'{self.path}: existing columns {header} differ from {self.columns}')
+                self._add_columns()
         else:
             self._write(self.columns)
+
+    def _add_columns(self) -> None:
+        """Rewrite the file with every column, ``nan`` where a row lacks one (atomically)."""
+        rows = self.rows()
+        tmp = self.path.with_name(f'.tmp_{self.path.name}')
+        with open(tmp, 'w', newline='') as out:
+            writer = csv.writer(out)
+            writer.writerow(self.columns)
+            writer.writerows([row.get(c, 'nan') for c in self.columns] for row in rows)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
 
     def append(self, row: Mapping[str, Value]) -> None:
         """Write one row; every column must be present."""

@@ -25,7 +25,9 @@ noise on (the spread a regression needs; same reset seeds; the MPC ablation's pl
 none), and the regression uses only
 their last ``NEAR_GOAL_FRAMES`` frames, where the block is let go. Its RMSE says how
 precisely the latent holds the offset where success is decided (horizontally within about
-1.5 cm); these episodes are rendered on every call and not kept::
+1.5 cm); these episodes are rendered on every call and not kept. Every policy update of an
+in-process run logs the same RMSE for its model on the rollouts behind it, whose episodes
+record their true offsets (``near_goal_rmse_*`` in ``metrics.csv``, :func:`probe_rollouts`)::
 
     python -m solar_ros.learn.probe RUN_DIR --near-goal [--policy K] [--episodes 20] [--pixels N]
 """
@@ -41,7 +43,7 @@ from solar_ros.core.lds import frame_posteriors
 from solar_ros.core.model import SolarModel
 from solar_ros.core.online import episode_noise
 from solar_ros.learn.config import RunConfig
-from solar_ros.learn.episodes import write_npz
+from solar_ros.learn.episodes import Episode, write_npz
 from solar_ros.learn.pixel_probe import encoder_network, pixel_regression
 from solar_ros.learn.rollout import NoiseAgent, run_episode
 from solar_ros.learn.run_dir import RunDir
@@ -166,7 +168,7 @@ def linear_probe(features: np.ndarray, targets: np.ndarray) -> ProbeScores:
 
     Args:
         features: (N, T, d) regressors per frame.
-        targets: (N, T, 3) quantities to predict per frame.
+        targets: (N, T, d) quantities to predict per frame.
 
     Returns:
         the scores on the frames of the last N - N // 2 episodes.
@@ -177,13 +179,14 @@ def linear_probe(features: np.ndarray, targets: np.ndarray) -> ProbeScores:
     design = np.concatenate([features, np.ones(features.shape[:2] + (1,))], axis=-1)
     train_x, test_x = design[:split].reshape(-1, design.shape[-1]), \
         design[split:].reshape(-1, design.shape[-1])
-    train_y, test_y = targets[:split].reshape(-1, 3), targets[split:].reshape(-1, 3)
+    d = targets.shape[-1]
+    train_y, test_y = targets[:split].reshape(-1, d), targets[split:].reshape(-1, d)
     weights, *_ = np.linalg.lstsq(train_x, train_y, rcond=None)
     return score(test_y, test_x @ weights)
 
 
 def score(truth: np.ndarray, predicted: np.ndarray) -> ProbeScores:
-    """Return per-axis R^2 and RMSE of ``predicted`` against ``truth``, both (M, 3) m."""
+    """Return per-axis R^2 and RMSE of ``predicted`` against ``truth``, both (M, d) m."""
     residual = truth - predicted
     variance = np.maximum(truth.var(axis=0), 1e-12)
     return ProbeScores(r2=1.0 - (residual ** 2).mean(axis=0) / variance,
@@ -198,6 +201,25 @@ def probe_model(model: SolarModel, data: ProbeData, last: int = 0) -> ProbeScore
     """
     latents = model.infer(data.images, data.actions).means.numpy()
     return linear_probe(latents[:, -last:], data.offsets[:, -last:])
+
+
+def probe_rollouts(model: SolarModel, episodes: Sequence[Episode],
+                   last: int = NEAR_GOAL_FRAMES) -> Optional[ProbeScores]:
+    """Score the model's smoothed latent means on recorded episodes' true aim offsets.
+
+    The near-goal probe of a run's own rollouts, as a policy update logs it: the episodes
+    that carry ``aim_offsets`` (recorded in simulation), their last ``last`` frames, the
+    regression fitted on the first half of them and scored on the rest (:func:`linear_probe`).
+    Returns None when fewer than 2 episodes carry offsets.
+    """
+    recorded = [episode for episode in episodes if episode.aim_offsets is not None]
+    if len(recorded) < 2:
+        return None
+    images = np.stack([episode.images[:-1] for episode in recorded])
+    actions = np.stack([episode.actions for episode in recorded])
+    offsets = np.stack([episode.aim_offsets for episode in recorded])
+    latents = model.infer(images, actions).means.numpy()
+    return linear_probe(latents[:, -last:], offsets[:, -last:])
 
 
 def probe_encoder(model: SolarModel, data: ProbeData, last: int = 0) -> ProbeScores:

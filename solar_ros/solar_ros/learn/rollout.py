@@ -3,12 +3,14 @@
 Any environment works that has ``horizon``, ``action_dim``, ``reset(task, seed) -> image``
 and ``step(action) -> (image, cost, done, info)``, where ``info['action']`` is the action
 actually applied (after clipping) and the last step's ``info`` holds ``success`` and
-``final_distance``. An agent has ``reset(noise)``, ``act(image) -> action``,
-``observe_action(applied)`` and ``policy_version``: the SOLAR and MPC agents of
-:mod:`solar_ros.learn.agent`, or :class:`NoiseAgent`, the random policy.
+``final_distance``; an environment with ``aim_offset()`` (the simulators) also has the true
+offset from the aim point recorded before each action (``Episode.aim_offsets``). An agent
+has ``reset(noise)``, ``act(image) -> action``, ``observe_action(applied)`` and
+``policy_version``: the SOLAR and MPC agents of :mod:`solar_ros.learn.agent`, or
+:class:`NoiseAgent`, the random policy.
 """
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 from solar_ros.learn.episodes import Episode
@@ -56,8 +58,12 @@ def run_episode(env: Any, agent: Any, task: int, seed: int, noise: np.ndarray,
     image = env.reset(task=task, seed=seed)
     agent.reset(noise)
     images, actions, costs = [image], [], []
+    truth = getattr(env, 'aim_offset', None)
+    offsets: List[np.ndarray] = []
     info: Dict[str, Any] = {}
     for t in range(env.horizon):
+        if truth is not None:
+            offsets.append(np.asarray(truth(), dtype=np.float64))
         if before_action is not None:
             before_action()
         action = agent.act(image)
@@ -74,4 +80,5 @@ def run_episode(env: Any, agent: Any, task: int, seed: int, noise: np.ndarray,
                    costs=np.asarray(costs), task=task, seed=seed,
                    success=bool(info.get('success', False)),
                    final_distance=float(info.get('final_distance', np.nan)),
-                   policy_version=agent.policy_version, explored=bool(np.any(noise)))
+                   policy_version=agent.policy_version, explored=bool(np.any(noise)),
+                   aim_offsets=np.stack(offsets) if offsets else None)

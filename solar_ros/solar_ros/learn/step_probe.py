@@ -15,11 +15,13 @@ checks end and where the learner thought they would:
   also acts, noise-free, from the first N validation seeds, for its true end and success.
 
 The read-out is least squares from the smoothed latent means of the rollouts of policy K-1
-(every step) to their replayed offsets (its RMSE at their last step is printed: a read-out
-error, not a policy's). The last step is the one before the episode's final action, where
-the arm lets go. A belief near the truth with a prediction far from it is an error of the
-local dynamics; a prediction near the truth whose further steps move away from the aim,
-an error of the fitted cost; further steps that move towards the aim, a step too small::
+(every step) to their true offsets, as recorded (``Episode.aim_offsets``) or, in runs made
+before episodes recorded them, replayed in the simulator (its RMSE at their last step is
+printed: a read-out error, not a policy's). The last step is the one before the episode's
+final action, where the arm lets go. A belief near the truth with a prediction far from it
+is an error of the local dynamics; a prediction near the truth whose further steps move
+away from the aim, an error of the fitted cost; further steps that move towards the aim, a
+step too small::
 
     python -m solar_ros.learn.step_probe RUN_DIR [--policy K [K ...]] [--step-mults 3 10]
         [--episodes N] [--threads 1]
@@ -132,19 +134,6 @@ def read(W: np.ndarray, states: np.ndarray) -> np.ndarray:
     return states @ W[:-1] + W[-1]
 
 
-def run_with_offsets(env: Any, agent: LatentAgent, task: int, seed: int, noise: np.ndarray
-                     ) -> Tuple[Episode, np.ndarray]:
-    """Run one episode (:func:`run_episode`); return it and its offset before each action.
-
-    Returns:
-        The episode as recorded, and the offsets (T, d).
-    """
-    offsets: List[np.ndarray] = []
-    episode = run_episode(env, agent, task, seed, noise,
-                          before_action=lambda: offsets.append(env.aim_offset()))
-    return episode, np.array(offsets)
-
-
 def replay_check(env: Any, agent: LatentAgent, check: Episode) -> Tuple[np.ndarray, np.ndarray]:
     """Run ``check`` again with ``agent`` and no noise; return its last offset and belief.
 
@@ -157,14 +146,14 @@ def replay_check(env: Any, agent: LatentAgent, check: Episode) -> Tuple[np.ndarr
             this policy in this environment).
 
     """
-    again, offsets = run_with_offsets(env, agent, int(check.task), int(check.seed),
-                                      np.zeros_like(check.actions))
+    again = run_episode(env, agent, int(check.task), int(check.seed),
+                        np.zeros_like(check.actions))
     if again.actions.shape != check.actions.shape or not np.allclose(
             again.actions, check.actions, rtol=0.0, atol=ACTION_TOLERANCE):
         raise ValueError(f'check (task {check.task}, seed {check.seed}) does not replay: '
                          f'policy {agent.policy_version} acts otherwise in it (another policy, '
                          'or a run made with another --threads)')
-    return offsets[-1], agent.online.belief()[0]
+    return again.aim_offsets[-1], agent.online.belief()[0]
 
 
 def act_from_seeds(env: Any, agent: LatentAgent, task: int, seeds: Sequence[int]
@@ -176,8 +165,8 @@ def act_from_seeds(env: Any, agent: LatentAgent, task: int, seeds: Sequence[int]
     ends, successes = [], 0
     noise = np.zeros((agent.gains.horizon, agent.gains.action_dim))
     for seed in seeds:
-        episode, offsets = run_with_offsets(env, agent, task, seed, noise)
-        ends.append(offsets[-1])
+        episode = run_episode(env, agent, task, seed, noise)
+        ends.append(episode.aim_offsets[-1])
         successes += bool(episode.success)
     return successes / len(seeds), np.mean(ends, 0)
 
@@ -207,7 +196,8 @@ def probe_steps(run_dir: Path, versions: Optional[Sequence[int]] = None,
     for version in versions:
         agent = load_policy(run_dir, version)
         lqr, fit = update_fit(run_dir, config, agent.model, version, recorded)
-        offsets = np.stack([replay_offsets(env, e) for e in episodes_of(recorded, version - 1)])
+        offsets = np.stack([replay_offsets(env, e) if e.aim_offsets is None else e.aim_offsets
+                            for e in episodes_of(recorded, version - 1)])
         states = fit.local.trajectories.means.numpy()
         W = fit_read(states, offsets)
         rollout_ends = read(W, states[:, -1])
