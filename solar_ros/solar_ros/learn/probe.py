@@ -98,11 +98,11 @@ class ProbeData:
 
 @dataclass
 class ProbeScores:
-    """Held-out scores of one probe: per axis x, y, z.
+    """Held-out scores of one probe: per axis (x, y, z on the arm; x, y on the point mass).
 
     Attributes:
-        r2: (3,) coefficient of determination on the held-out frames.
-        rmse: (3,) root-mean-square error on the held-out frames, m.
+        r2: (d,) coefficient of determination on the held-out frames.
+        rmse: (d,) root-mean-square error on the held-out frames, m.
 
     """
 
