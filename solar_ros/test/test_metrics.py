@@ -1,5 +1,6 @@
 """The metrics CSV keeps its rows and header; TensorBoard event files read back."""
 
+import os
 import struct
 
 import pytest
@@ -33,6 +34,22 @@ def test_a_file_from_before_a_new_column_gains_it_as_nan(tmp_path):
     assert log.rows() == [{'iteration': '0', 'probe': 'nan', 'cost': '2'},
                           {'iteration': '1', 'probe': '0.5', 'cost': '1'}]
     assert path.read_text().splitlines()[0] == 'iteration,probe,cost'
+    assert [p.name for p in tmp_path.iterdir()] == ['metrics.csv']
+
+
+def test_a_failed_rewrite_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / 'metrics.csv'
+    MetricsLog(path, ['iteration', 'cost']).append({'iteration': 0, 'cost': 2.0})
+    before = path.read_text()
+
+    def broken_replace(*args, **kwargs):
+        raise OSError('disk full')
+
+    # A full disk cannot be caused on demand: the fault is injected into the rename.
+    monkeypatch.setattr(os, 'replace', broken_replace)
+    with pytest.raises(OSError, match='disk full'):
+        MetricsLog(path, ['iteration', 'probe', 'cost'])
+    assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ['metrics.csv']
 
 

@@ -49,16 +49,23 @@ class MetricsLog:
             self._write(self.columns)
 
     def _add_columns(self) -> None:
-        """Rewrite the file with every column, ``nan`` where a row lacks one (atomically)."""
+        """Rewrite the file with every column, ``nan`` where a row lacks one (atomically).
+
+        A crash leaves either the old file or the new one under its name, never a partial one.
+        """
         rows = self.rows()
         tmp = self.path.with_name(f'.tmp_{self.path.name}')
-        with open(tmp, 'w', newline='') as out:
-            writer = csv.writer(out)
-            writer.writerow(self.columns)
-            writer.writerows([row.get(c, 'nan') for c in self.columns] for row in rows)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, 'w', newline='') as out:
+                writer = csv.DictWriter(out, self.columns, restval='nan')
+                writer.writeheader()
+                writer.writerows(rows)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def append(self, row: Mapping[str, Value]) -> None:
         """Write one row; every column must be present."""
