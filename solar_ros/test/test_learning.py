@@ -3,7 +3,8 @@
 Pretraining on random episodes, then LQR-FLM iterations with the model refitted between
 them. On the image-observed point mass (``config/point_mass_ci.yaml``) the learned policy,
 run without exploration noise on fresh seeds, must bring the mass at least four times
-closer to the goal than the random policy does on the same seeds. On task 1 of the
+closer to the goal than the random policy does on the same seeds (ten times closer with the
+cost read out from its residuals, ``loop.lqr_cost: residuals``). On task 1 of the
 simulated arm (``config/sawyer_task1_ci.yaml``, 48x48 images, three updates) the cost
 must fall: the rollouts' and, without noise on fresh seeds, the policy's.
 """
@@ -22,12 +23,15 @@ pytestmark = pytest.mark.slow  # seconds to minutes: deselect with -m "not slow"
 CONFIGS = Path(__file__).resolve().parents[1] / 'config'
 
 
-def learn_and_evaluate(config: Path, run_dir: Path, episodes: int) -> tuple:
+def learn_and_evaluate(config: Path, run_dir: Path, episodes: int, *settings: str) -> tuple:
     """Run ``config``; return its metrics rows and the evaluations before and after.
 
-    Before: the random policy 0 with its noise; after: the last policy's mean action.
+    ``settings`` (``section.key=value``) replace the config's. Before: the random policy 0
+    with its noise; after: the last policy's mean action.
     """
-    assert run.main(['--config', str(config), '--run-dir', str(run_dir), '--threads', '1']) == 0
+    overrides = [arg for setting in settings for arg in ('--set', setting)]
+    assert run.main(['--config', str(config), '--run-dir', str(run_dir), '--threads', '1',
+                     *overrides]) == 0
     rows = MetricsLog(run_dir / 'metrics.csv', METRICS).rows()
     assert [int(r['policy']) for r in rows] == list(range(1, len(rows) + 1))
     assert evaluate.main([str(run_dir), '--policy', '0', '--noise',
@@ -52,6 +56,16 @@ def test_the_loop_learns_to_reach_the_goal(tmp_path, capsys):
     assert all(0.0 < x < 1.0 and 0.0 < y < 1.0 and math.isnan(z) for x, y, z in near[1:]), near
     assert after['final_distance'] <= 0.25 * before['final_distance'], (before, after)
     assert after['mean_cost'] < before['mean_cost'], (before, after)
+
+
+def test_the_loop_learns_from_the_cost_residuals(tmp_path, capsys):
+    """loop.lqr_cost residuals: the read-out of the mass's offset brings it near the goal."""
+    rows, before, after = learn_and_evaluate(CONFIGS / 'point_mass_ci.yaml', tmp_path / 'run',
+                                             20, 'loop.lqr_cost=residuals')
+    print(capsys.readouterr().out)
+    assert len(rows) == 5
+    assert after['final_distance'] <= 0.1 * before['final_distance'], (before, after)
+    assert after['mean_cost'] < 0.2 * before['mean_cost'], (before, after)
 
 
 def test_the_arm_cost_falls_on_task_1(tmp_path, capsys):

@@ -17,7 +17,8 @@ from solar_ros.learn import run
 from solar_ros.learn.agent import make_agent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
-from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION, METRICS, new_lqr
+from solar_ros.learn.learner import cost_residuals, LEARNER_KIND, LEARNER_VERSION, METRICS
+from solar_ros.learn.learner import new_lqr
 from solar_ros.learn.learner import SolarLearner
 from solar_ros.learn.loop import SolarLoop
 from solar_ros.learn.metrics import MetricsLog
@@ -220,6 +221,27 @@ def test_cost_fit_episodes_add_the_earlier_lqr_flm_rollouts_not_the_random_ones(
     assert SolarLearner(head, 6, 2, tmp_path / 'run', log=lambda _: None)._cost_samples() is None
     with pytest.raises(ValueError, match='cost_fit_episodes'):
         RunConfig.from_dict({'loop': {'cost_fit_episodes': -1}})
+
+
+def test_the_residual_cost_needs_recorded_offsets_of_a_squared_offset_cost():
+    """loop.lqr_cost residuals: the offsets over the env's scale; clear errors otherwise."""
+    config = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], lqr_cost='residuals')))
+    offsets = np.arange(12.0).reshape(6, 2)
+
+    def episode(aim_offsets):
+        return Episode(images=np.zeros((7, 32, 32, 3), np.uint8), actions=np.zeros((6, 2)),
+                       costs=np.zeros(6), task=1, seed=3, success=False, final_distance=0.1,
+                       aim_offsets=aim_offsets)
+    residuals = cost_residuals(config, [episode(offsets), episode(2 * offsets)])
+    np.testing.assert_allclose(residuals.numpy(), np.stack([offsets, 2 * offsets]))  # scale 1
+    with pytest.raises(ValueError, match=r'1 of the rollouts \(seeds \[3\]\) carry no'):
+        cost_residuals(config, [episode(offsets), episode(None)])
+    assert cost_residuals(RunConfig.from_dict(TINY), [episode(None)]) is None
+    linear = {'name': 'sawyer_stack', 'distance_cost': 'linear'}
+    for env, message in (({}, 'needs the env section'), (linear, 'not a squared offset')):
+        with pytest.raises(ValueError, match=f'loop.lqr_cost residuals.*{message}'):
+            RunConfig.from_dict(dict(TINY, env=env, loop=dict(TINY['loop'],
+                                                              lqr_cost='residuals')))
 
 
 @pytest.mark.slow

@@ -289,3 +289,39 @@ def test_cost_samples_of_earlier_rollouts_complete_the_cost_fit():
     result = learner.update(observed_trajectories(states, actions), actions, costs, prior,
                             earlier)
     torch.testing.assert_close(result.fit.cost.C, fits['with earlier'].C)
+
+
+def test_residuals_give_the_cost_that_their_scalar_costs_hide():
+    """The point mass's cost is ||p / sqrt(2)||^2: two rollouts' residuals recover it exactly.
+
+    The costs passed are zeros, so the fit can only have come from the residuals; LQR-FLM
+    then reaches the optimum as with the true cost.
+    """
+    system, cost, R = point_mass()
+    optimal, _ = lqr_backward(system, cost, eta=1e-12)
+    best = policy_cost(system, cost, optimal)
+    gen = torch.Generator().manual_seed(4)
+    random = LinearGaussianPolicy.initial(20, 4, 2, std=0.5)
+    prior = MNIW.prior(4, 2, 20).posterior(transition_stats(*rollouts(system, random, 50,
+                                                                      gen)[:2]))
+    learner = LQRFLM(4, 2, 20, action_cost=R)
+
+    def residuals(states):
+        return states[..., :2] / 2.0 ** 0.5
+
+    states, actions, _ = rollouts(system, random, 2, gen)
+    fit = learner.fit(observed_trajectories(states, actions), actions,
+                      torch.zeros(2, 20, dtype=DT), prior, residuals=residuals(states))
+    torch.testing.assert_close(fit.cost.C, cost.C, atol=1e-6, rtol=0)
+    torch.testing.assert_close(fit.cost.c, cost.c, atol=1e-6, rtol=0)
+    for _ in range(10):
+        states, actions, _ = rollouts(system, learner.policy, 20, gen)
+        learner.update(observed_trajectories(states, actions), actions,
+                       torch.zeros(20, 20, dtype=DT), prior, residuals=residuals(states))
+    assert policy_cost(system, cost, learner.policy) <= 1.05 * best
+    with pytest.raises(ValueError, match='one or the other'):
+        learner.fit(observed_trajectories(states, actions), actions, torch.zeros(20, 20), prior,
+                    (states, actions, torch.zeros(20, 20)), residuals(states))
+    with pytest.raises(ValueError, match='action_cost'):
+        LQRFLM(4, 2, 20).fit(observed_trajectories(states, actions), actions,
+                             torch.zeros(20, 20), prior, residuals=residuals(states))

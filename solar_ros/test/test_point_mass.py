@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from solar_ros.sim.environments import cost_residual_scale
 from solar_ros.sim.point_mass import PointMassEnv, random_episodes
 
 
@@ -32,6 +33,17 @@ def test_velocity_dynamics_cost_and_info():
     assert info['success'] == (info['final_distance'] < 0.1)
     with pytest.raises(RuntimeError):
         env.step(np.zeros(2))
+
+
+def test_the_cost_is_the_square_of_the_offset():
+    """cost_residual_scale is 1: c_t - w ||a_t||^2 = ||aim_offset before the step||^2."""
+    assert cost_residual_scale({'name': 'point_mass'}) == 1.0
+    env = PointMassEnv(horizon=3, noise_std=0.0, action_weight=0.5)
+    env.reset(seed=2)
+    for action in ([0.1, 0.0], [-0.05, 0.2]):
+        offset = env.aim_offset()
+        _, cost, _, _ = env.step(np.array(action))
+        assert cost - 0.5 * float(np.dot(action, action)) == pytest.approx(offset @ offset)
 
 
 def test_double_integrator_and_walls():

@@ -2,7 +2,8 @@
 
 import pytest
 from solar_ros.core.cost import QuadraticCost
-from solar_ros.core.regression import fit_affine_map, fit_quadratic_cost, fit_segmented_cost
+from solar_ros.core.regression import (fit_affine_map, fit_quadratic_cost, fit_residual_cost,
+                                       fit_segmented_cost)
 import torch
 
 DT = torch.float64
@@ -124,3 +125,41 @@ def test_weighted_cost_fit_agrees_on_a_quadratic_and_finds_the_minimum_of_a_quar
     for floor in (-0.1, float('nan'), float('inf')):
         with pytest.raises(ValueError, match='floor'):
             fit_quadratic_cost(states, actions, quartic, action_cost=R, floor=floor)
+
+
+def test_residual_cost_squares_an_exact_read_out():
+    """An exact read-out r = W s + b of 12-D states: ||r||^2 + 1/2 a^T R a, of rank 3."""
+    gen = torch.Generator().manual_seed(5)
+    states = 3.0 + torch.randn(4, 10, 12, dtype=torch.float64, generator=gen)
+    actions = torch.randn(4, 10, 2, dtype=torch.float64, generator=gen)
+    W = torch.randn(3, 12, dtype=torch.float64, generator=gen)
+    b = torch.randn(3, dtype=torch.float64, generator=gen)
+    residuals = states @ W.T + b
+    R = 0.2 * torch.eye(2, dtype=torch.float64)
+    cost = fit_residual_cost(states, residuals, R)
+    expected = (residuals ** 2).sum(-1) + 0.5 * ((actions @ R) * actions).sum(-1)
+    torch.testing.assert_close(cost.evaluate(torch.cat([states, actions], -1)), expected)
+    eigenvalues = torch.linalg.eigvalsh(cost.C[0, :12, :12])
+    assert eigenvalues.min() > -1e-9 and int((eigenvalues > 1e-6).sum()) == 3
+    torch.testing.assert_close(cost.C[3, 12:, 12:], R)
+    with pytest.raises(ValueError, match='expected'):
+        fit_residual_cost(states, residuals[:, :5], R)
+    with pytest.raises(ValueError, match='action_cost'):
+        fit_residual_cost(states, residuals, torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match='segments'):
+        fit_residual_cost(states, residuals, R, segments=11)
+
+
+def test_residual_cost_segments_follow_an_aim_that_moves():
+    """The residual's offset changes at step 5 (a via-point): one read-out per half fits it."""
+    gen = torch.Generator().manual_seed(6)
+    states = torch.randn(5, 10, 4, dtype=torch.float64, generator=gen)
+    W = torch.randn(2, 4, dtype=torch.float64, generator=gen)
+    aim = torch.tensor([[0.0, 1.0]] * 5 + [[0.0, 0.0]] * 5, dtype=torch.float64)
+    residuals = states @ W.T - aim
+    R = torch.eye(1, dtype=torch.float64)
+    x = torch.cat([states, torch.zeros(5, 10, 1, dtype=torch.float64)], -1)
+    halves = fit_residual_cost(states, residuals, R, segments=2).evaluate(x)
+    torch.testing.assert_close(halves, (residuals ** 2).sum(-1))
+    shared = fit_residual_cost(states, residuals, R).evaluate(x)
+    assert (shared - (residuals ** 2).sum(-1)).abs().max() > 0.1

@@ -12,6 +12,7 @@ import numpy as np
 import pybullet
 from pybullet_utils.bullet_client import BulletClient
 import pytest
+from solar_ros.sim.environments import cost_residual_scale
 from solar_ros.sim.expert import GreedyLineController, ScriptedExpert
 from solar_ros.sim.sawyer_config import SawyerStackConfig, TASKS
 from solar_ros.sim.sawyer_env import JOINT_LOWER, JOINT_MAX_VELOCITY, JOINT_UPPER, SawyerStackEnv
@@ -295,6 +296,27 @@ def test_squared_distance_cost_is_the_scaled_square_of_the_distance():
         SawyerStackConfig(distance_cost='cubic')
     with pytest.raises(ValueError, match='distance_scale'):
         SawyerStackConfig(distance_scale=0.0)
+
+
+def test_the_squared_cost_is_the_square_of_the_scaled_offset_and_the_linear_one_has_none():
+    """cost_residual_scale: c_t - 1/2 a^T R a = ||aim_offset / scale||^2, aimed above the goal."""
+    settings = {'name': 'sawyer_stack', 'distance_cost': 'squared', 'distance_scale': 0.05,
+                'goal_clearance': 0.01, 'render': False}
+    scale = cost_residual_scale(settings)
+    assert scale == 0.05
+    action = np.full(7, 0.3)
+    with SawyerStackEnv(SawyerStackConfig.from_dict(
+            {k: v for k, v in settings.items() if k != 'name'})) as env:
+        env.reset(task=2, seed=1)
+        for _ in range(3):
+            residual = env.aim_offset() / scale
+            _, cost, _, _ = env.step(action)
+            action_term = 0.5 * 0.01 * 7 * 0.3 ** 2
+            assert cost - action_term == pytest.approx(residual @ residual, rel=1e-9)
+    with pytest.raises(ValueError, match='not a squared offset'):
+        cost_residual_scale({'name': 'sawyer_stack', 'distance_cost': 'linear'})
+    with pytest.raises(ValueError, match='env.name'):
+        cost_residual_scale({'name': 'sawyr'})
 
 
 def test_config_from_dict_and_yaml_defaults():

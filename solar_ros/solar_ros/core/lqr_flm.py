@@ -8,7 +8,9 @@ One update, from the latest rollouts of the current policy:
    trajectories under the new local model (EM, :func:`local_dynamics.fit_local_dynamics`);
 2. cost: a quadratic fitted by least squares to (s, a, c) samples
    (:func:`regression.fit_quadratic_cost`), or one per segment of the horizon
-   (:func:`regression.fit_segmented_cost`), then weighted per step
+   (:func:`regression.fit_segmented_cost`), or, where the cost's residuals r are known
+   (c = ||r||^2 + action term), the square of a linear read-out of r from s
+   (:func:`regression.fit_residual_cost`); then weighted per step
    by the objective's weights (:meth:`LQRFLM.step_weights`, the last one
    ``final_cost_weight``);
 3. initial state: mean and diagonal variance of the smoothed s_0
@@ -31,7 +33,7 @@ from solar_ros.core.local_dynamics import (fit_local_dynamics, initial_state_est
 from solar_ros.core.lqr import adjust_step_mult, policy_cost, solve_kl_step
 from solar_ros.core.mniw import MNIW
 from solar_ros.core.policy import LinearGaussianPolicy
-from solar_ros.core.regression import fit_affine_map, fit_segmented_cost
+from solar_ros.core.regression import fit_affine_map, fit_residual_cost, fit_segmented_cost
 import torch
 from torch import Tensor
 
@@ -55,7 +57,8 @@ class LQRFLMConfig:
             regression, so the fit is accurate near the goal where the costs are small
             (:func:`~solar_ros.core.regression.fit_quadratic_cost`); 0 weighs all alike.
         cost_segments: fit one quadratic cost per this many contiguous parts of the horizon
-            (:func:`fit_segmented_cost`); 1 shares one cost over all steps (the authors').
+            (:func:`fit_segmented_cost`, or one residual read-out each: :func:`fit_residual_cost`);
+            1 shares one cost over all steps (the authors').
         final_cost_weight: weight of the last step's cost in the objective the policy
             minimises, sum_t w_t c_t with w_t = 1 before it (the fitted cost is scaled,
             and the rollouts' costs weighted alike for the step-size rule). Above 1 it
@@ -216,8 +219,8 @@ class LQRFLM:
                                                        self.action_dim, self.config.init_std)
 
     def fit(self, trajectories: Union[SmoothedTrajectories, Smoother], actions: Tensor,
-            costs: Tensor, prior: MNIW, cost_samples: Optional[CostSamples] = None
-            ) -> LocalFit:
+            costs: Tensor, prior: MNIW, cost_samples: Optional[CostSamples] = None,
+            residuals: Optional[Tensor] = None) -> LocalFit:
         """Fit local dynamics, cost and initial state to the latest rollouts.
 
         Args:
@@ -230,6 +233,10 @@ class LQRFLM:
                 rollouts: the cost does not depend on the policy, and a quadratic in dx
                 dimensions has (dx + 1)(dx + 2) / 2 coefficients per segment); None: the
                 rollouts alone.
+            residuals: (N, T, d) the cost's residuals at the rollouts' steps, where the
+                cost is ||r||^2 plus the action term: the cost is then the square of their
+                read-out from the smoothed states (:func:`fit_residual_cost`) instead of a
+                quadratic fitted to ``costs``; None fits ``costs``.
 
         Returns:
             :class:`LocalFit`.
@@ -243,8 +250,15 @@ class LQRFLM:
                              f' {self.state_dim}), got {tuple(means.shape)}')
         F, Q = local.posterior.mean_dynamics()
         mu0, P0 = initial_state_estimate(means[:, 0], covs[:, 0], self.config.initial_var_floor)
+        if cost_samples is not None and residuals is not None:
+            raise ValueError('cost_samples and residuals: the cost is fitted to one or the other')
         if self.known_cost is not None:
             cost = self.known_cost
+        elif residuals is not None:
+            if self.action_cost is None:
+                raise ValueError('residuals: the residual cost needs the known action_cost R')
+            cost = fit_residual_cost(means, residuals, self.action_cost,
+                                     self.config.cost_segments)
         else:
             samples = (means, torch.as_tensor(actions, dtype=torch.float64),
                        torch.as_tensor(costs, dtype=torch.float64))
@@ -258,8 +272,8 @@ class LQRFLM:
         return LocalFit(LDSParams(F=F, Q=Q, mu0=mu0, P0=P0), cost, local)
 
     def update(self, trajectories: Union[SmoothedTrajectories, Smoother], actions: Tensor,
-               costs: Tensor, prior: MNIW, cost_samples: Optional[CostSamples] = None
-               ) -> UpdateResult:
+               costs: Tensor, prior: MNIW, cost_samples: Optional[CostSamples] = None,
+               residuals: Optional[Tensor] = None) -> UpdateResult:
         """Fit the local model to rollouts of the current policy and take one KL step.
 
         The step multiplier is first adapted from the last update's predicted improvement
@@ -273,12 +287,13 @@ class LQRFLM:
             costs: (N, T) costs.
             prior: global dynamics model, leading dim T-1.
             cost_samples: more samples for the cost fit, as for :meth:`fit`.
+            residuals: the cost's residuals, as for :meth:`fit`.
 
         Returns:
             :class:`UpdateResult` with the new policy and diagnostics.
 
         """
-        fit = self.fit(trajectories, actions, costs, prior, cost_samples)
+        fit = self.fit(trajectories, actions, costs, prior, cost_samples, residuals)
         previous_cost = policy_cost(fit.dynamics, fit.cost, self.policy)
         sample_cost = float((torch.as_tensor(costs, dtype=torch.float64)
                              * self.step_weights()).sum(-1).mean())

@@ -1,7 +1,8 @@
 """Least-squares fits: quadratic costs over states and actions, affine maps between coordinates.
 
 The cost fits give LQR-FLM its quadratic c(s, a) from (s, a, c) samples of the latest
-rollouts (SOLAR paper); the affine map carries a policy's gains across a change of
+rollouts (SOLAR paper), or from (s, r) samples where the cost is a sum of squared residuals
+r (:func:`fit_residual_cost`); the affine map carries a policy's gains across a change of
 latent coordinates after a model refit. All math is torch float64.
 """
 
@@ -196,3 +197,53 @@ def fit_affine_map(source: Tensor, target: Tensor,
     residual = float(((yc - xc @ A.T) ** 2).sum())
     total = float((yc ** 2).sum())
     return A, b, 1.0 - residual / total if total > 0 else 1.0
+
+
+def fit_residual_cost(states: Tensor, residuals: Tensor, action_cost: Tensor,
+                      segments: int = 1, ridge: float = 1e-8) -> QuadraticCost:
+    """Fit a cost c(s, a) = ||W s + b||^2 + 1/2 a^T R a from residual samples.
+
+    For a cost that is a sum of squared residuals, c_t = ||r_t||^2 + 1/2 a_t^T R a_t with
+    r_t (d,) known at every step (the simulators' squared distance to the aim is one: r is
+    the offset divided by the distance scale), the affine read-out r ~ W s + b is fitted by
+    least squares (:func:`fit_affine_map`) and squared. Each sample then carries d numbers
+    instead of one, the fit has d (dx + 1) coefficients instead of the (dx + 1)(dx + 2) / 2
+    of a free quadratic, and the cost is PSD with rank <= d and its minimum where the
+    read-out says the residual is zero: it does not extrapolate a quadratic's curvature
+    from samples far from the goal to the goal itself. With ``segments`` > 1 each
+    contiguous part of the horizon has its own read-out (as :func:`fit_segmented_cost`), for
+    residuals whose aim moves during the episode (a via-point).
+
+    Args:
+        states: (N, T, dx) states (smoothed latent means for image observations).
+        residuals: (N, T, d) the cost's residuals at those states.
+        action_cost: (du, du) known action Hessian R.
+        segments: number of contiguous parts of the horizon, 1 <= segments <= T.
+        ridge: ridge of the read-out, relative to the mean squared state feature.
+
+    Returns:
+        :class:`QuadraticCost` over x = [s; a] with T steps, per segment C = blkdiag(2 W^T W,
+        R), c = [2 W^T b; 0], const = ||b||^2.
+
+    """
+    states = torch.as_tensor(states, dtype=torch.float64)
+    residuals = torch.as_tensor(residuals, dtype=torch.float64)
+    action_cost = torch.as_tensor(action_cost, dtype=torch.float64)
+    if states.dim() != 3 or residuals.dim() != 3 or states.shape[:2] != residuals.shape[:2]:
+        raise ValueError(f'states {tuple(states.shape)} and residuals {tuple(residuals.shape)}:'
+                         ' expected (N, T, dx) and (N, T, d)')
+    if action_cost.dim() != 2 or action_cost.shape[0] != action_cost.shape[1]:
+        raise ValueError(f'action_cost: expected shape (du, du), got {tuple(action_cost.shape)}')
+    horizon, dx, du = states.shape[1], states.shape[2], action_cost.shape[0]
+    if not 1 <= segments <= horizon:
+        raise ValueError(f'segments: expected 1 <= segments <= {horizon}, got {segments}')
+    C = torch.zeros(horizon, dx + du, dx + du, dtype=torch.float64)
+    c = torch.zeros(horizon, dx + du, dtype=torch.float64)
+    const = torch.zeros(horizon, dtype=torch.float64)
+    C[:, dx:, dx:] = action_cost
+    for steps in torch.arange(horizon).tensor_split(segments):
+        W, b, _ = fit_affine_map(states[:, steps], residuals[:, steps], ridge)
+        C[steps, :dx, :dx] = 2.0 * W.T @ W
+        c[steps, :dx] = 2.0 * W.T @ b
+        const[steps] = b @ b
+    return QuadraticCost(C=C, c=c, const=const)

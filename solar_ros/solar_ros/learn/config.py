@@ -28,7 +28,7 @@ Section = TypeVar('Section')
 
 SECTIONS = ('env', 'model', 'lqr', 'loop', 'mpc')
 METHODS = ('solar', 'mpc')
-LQR_COSTS = ('rollouts', 'model')
+LQR_COSTS = ('rollouts', 'model', 'residuals')
 STEP_FROM = ('last', 'best_checked')
 
 
@@ -68,7 +68,12 @@ class LoopConfig:
         lqr_cost: the quadratic cost LQR-FLM minimises: 'rollouts' fits it afresh to the
             latest rollouts' smoothed latents and costs at each update (the authors');
             'model' takes the model's own cost head (:meth:`SolarModel.cost_params`),
-            trained on every frame of the buffer together with the representation.
+            trained on every frame of the buffer together with the representation;
+            'residuals' squares a linear read-out, fitted afresh to the latest rollouts'
+            smoothed latents at each update, of the cost's residuals (the block's offset
+            from the aim over the distance scale, recorded with every simulated episode:
+            :func:`~solar_ros.sim.environments.cost_residual_scale`), where the cost is a
+            squared offset; episodes from the nodes carry no residuals.
         cost_fit_episodes: with 'rollouts', the cost is also fitted on up to this many
             earlier episodes of LQR-FLM's policies (the latest ones before the current
             rollouts; the random policy 0's are not used), smoothed by the refitted model:
@@ -229,6 +234,15 @@ class RunConfig:
         """Check the env and model sections (the typed ones checked themselves)."""
         check_env_section(self.env)
         check_model_section(self.model)
+        if self.loop.lqr_cost == 'residuals':
+            if not self.env:
+                raise ValueError('loop.lqr_cost residuals needs the env section: the '
+                                 "residuals are the simulator's recorded offsets")
+            from solar_ros.sim.environments import cost_residual_scale
+            try:
+                cost_residual_scale(self.env)
+            except ValueError as error:
+                raise ValueError(f'loop.lqr_cost residuals: {error}') from error
 
     @property
     def pretrain_std(self) -> float:

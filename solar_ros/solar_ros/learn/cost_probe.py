@@ -27,7 +27,7 @@ from solar_ros.core.lqr_flm import LocalFit, LQRFLM
 from solar_ros.core.model import SolarModel
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
-from solar_ros.learn.learner import cost_samples, episode_batch, new_lqr
+from solar_ros.learn.learner import cost_residuals, cost_samples, episode_batch, new_lqr
 from solar_ros.learn.run_dir import RunDir
 import torch
 
@@ -131,7 +131,7 @@ def update_fit(run_dir: Path, config: RunConfig, model: SolarModel, version: int
 
     The fit is the learner's: in model K = ``version``, on the rollouts of policy K-1 with
     the ``loop.cost_fit_episodes`` episodes before them (``loop.lqr_cost: model``: the
-    model's cost head).
+    model's cost head; ``residuals``: the read-out of their recorded residuals).
 
     Args:
         run_dir: the run directory (for messages).
@@ -148,14 +148,16 @@ def update_fit(run_dir: Path, config: RunConfig, model: SolarModel, version: int
     first = next((i for i, e in enumerate(episodes) if e.policy_version == version - 1), None)
     if first is None:
         raise ValueError(f'{run_dir}: no rollouts of policy {version - 1}')
-    rollouts = episode_batch(episodes_of(episodes, version - 1))
+    mine = episodes_of(episodes, version - 1)
+    rollouts = episode_batch(mine)
     count = config.loop.cost_fit_episodes
     samples = cost_samples(model, episodes[max(0, first - count):first]) if count else None
     lqr = new_lqr(c, config.lqr)
     if config.loop.lqr_cost == 'model':
         lqr.known_cost = QuadraticCost.tiled(*model.cost_params(), c.horizon)
     fit = lqr.fit(model.smoother(rollouts.images, rollouts.actions), rollouts.actions,
-                  rollouts.costs, prior=model.q, cost_samples=samples)
+                  rollouts.costs, prior=model.q, cost_samples=samples,
+                  residuals=cost_residuals(config, mine))
     return lqr, fit
 
 

@@ -43,6 +43,7 @@ from solar_ros.learn.episodes import Episode, EPISODE_GLOB, EpisodeStore
 from solar_ros.learn.metrics import MetricsLog, progress_line, TensorBoardLog
 from solar_ros.learn.probe import AXES, probe_model, probe_rollouts, ProbeData
 from solar_ros.learn.run_dir import RunDir
+from solar_ros.sim.environments import cost_residual_scale
 import torch
 import yaml
 
@@ -289,9 +290,11 @@ class SolarLearner:
             if loop.lqr_cost == 'model':
                 self.lqr.known_cost = QuadraticCost.tiled(*self.model.cost_params(),
                                                           self.model.config.horizon)
+            rollouts = steps_on[-loop.rollouts_per_iteration:]
             result = self.lqr.update(self.model.smoother(batch.images, batch.actions),
                                      batch.actions, batch.costs, prior=self.model.q,
-                                     cost_samples=self._cost_samples())
+                                     cost_samples=self._cost_samples(),
+                                     residuals=cost_residuals(self.config, rollouts))
             # LQR-FLM keeps its own policy; the rollouts may explore less.
             gains = TimeVaryingGains(result.policy.with_noise_scale(loop.rollout_noise),
                                      result.fit.dynamics,
@@ -506,6 +509,28 @@ def new_lqr(model_config: ModelConfig, config: LQRFLMConfig) -> LQRFLM:
     action_cost = 2.0 * c.action_cost_weight * torch.eye(c.action_dim, dtype=torch.float64)
     return LQRFLM(state_dim=c.latent_dim, action_dim=c.action_dim, horizon=c.horizon,
                   config=config, action_cost=action_cost)
+
+
+def cost_residuals(config: RunConfig, rollouts: Sequence[Episode]) -> Optional[torch.Tensor]:
+    """Return the rollouts' cost residuals (N, T, d) for ``loop.lqr_cost: residuals``.
+
+    r_t = ``aim_offsets[t]`` / :func:`~solar_ros.sim.environments.cost_residual_scale` of
+    the env section, so that the state cost is ||r_t||^2; None for the other costs.
+
+    Raises:
+        ValueError: a rollout carries no recorded offsets (episodes from the nodes).
+
+    """
+    if config.loop.lqr_cost != 'residuals':
+        return None
+    missing = [episode.seed for episode in rollouts if episode.aim_offsets is None]
+    if missing:
+        raise ValueError(f'loop.lqr_cost residuals: {len(missing)} of the rollouts '
+                         f'(seeds {missing[:5]}) carry no recorded offsets; only the '
+                         'in-process simulators record them')
+    scale = cost_residual_scale(config.env)
+    return torch.as_tensor(np.stack([episode.aim_offsets for episode in rollouts]) / scale,
+                           dtype=torch.float64)
 
 
 def cost_samples(model: SolarModel, earlier: Sequence[Episode]) -> Optional[CostSamples]:

@@ -3,6 +3,7 @@
 Names: ``point_mass`` (:class:`solar_ros.sim.point_mass.PointMassEnv`) and ``sawyer_stack``
 (:class:`solar_ros.sim.sawyer_env.SawyerStackEnv`, imported only when asked for, since it
 needs PyBullet). The other keys are the environment's own settings.
+:func:`cost_residual_scale` says how each one's cost is a squared offset.
 """
 
 from typing import Any, Mapping
@@ -26,4 +27,30 @@ def make_env(settings: Mapping[str, Any]) -> Any:
         from solar_ros.sim.sawyer_config import SawyerStackConfig
         from solar_ros.sim.sawyer_env import SawyerStackEnv
         return SawyerStackEnv(SawyerStackConfig.from_dict(options))
+    raise ValueError(f'env.name must be one of {NAMES}, got {name!r}')
+
+
+def cost_residual_scale(settings: Mapping[str, Any]) -> float:
+    """Return the scale (m) that makes the environment's state cost ||aim_offset / scale||^2.
+
+    The cost's residuals are then r_t = ``aim_offset()`` / scale, as recorded with every
+    simulated episode (``Episode.aim_offsets``): the point mass's cost is ||p||^2 (scale 1),
+    the stacking scene's squared distance cost (d / distance_scale)^2.
+
+    Raises:
+        ValueError: the name is missing or unknown, or the cost is not a squared offset
+            (the stacking scene's linear distance cost).
+
+    """
+    options = dict(settings)
+    name = options.pop('name', None)
+    if name == 'point_mass':
+        return 1.0
+    if name == 'sawyer_stack':
+        from solar_ros.sim.sawyer_config import SawyerStackConfig
+        config = SawyerStackConfig.from_dict(options)
+        if config.distance_cost != 'squared':
+            raise ValueError(f'env.distance_cost {config.distance_cost!r} is not a squared '
+                             "offset: only 'squared' has residuals")
+        return float(config.distance_scale)
     raise ValueError(f'env.name must be one of {NAMES}, got {name!r}')
