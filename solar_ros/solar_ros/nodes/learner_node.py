@@ -85,6 +85,10 @@ class LearnerNode(Node):
                 read_only=True, floating_point_range=[FloatingPointRange(
                     from_value=0.0, to_value=3600.0, step=0.0)])).value
         config, settings = served_config(config, '')
+        if settings.loop.lqr_cost == 'residuals':
+            raise ValueError(f"{config}: loop.lqr_cost residuals needs the simulator's recorded "
+                             'offsets, which episodes over topics do not carry; run it with '
+                             'python -m solar_ros.learn.run')
         self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
                                     log=self.get_logger().info,
                                     stop_when=lambda: not self.context.ok())
