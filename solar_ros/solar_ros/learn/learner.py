@@ -257,7 +257,8 @@ class SolarLearner:
                 self.lqr.load_state_dict(state['lqr'])
                 self.log(f'policy {self.policy_version + 1} steps from policy {base}, whose '
                          f"checks stacked more often than policy {self.policy_version}'s")
-        batch = episode_batch(steps_on[-loop.rollouts_per_iteration:])
+        rollouts = steps_on[-loop.rollouts_per_iteration:]
+        batch = episode_batch(rollouts)
         start = time.monotonic()
         coords_r2 = 1.0
         if self.policy_version == 0:
@@ -290,7 +291,6 @@ class SolarLearner:
             if loop.lqr_cost == 'model':
                 self.lqr.known_cost = QuadraticCost.tiled(*self.model.cost_params(),
                                                           self.model.config.horizon)
-            rollouts = steps_on[-loop.rollouts_per_iteration:]
             result = self.lqr.update(self.model.smoother(batch.images, batch.actions),
                                      batch.actions, batch.costs, prior=self.model.q,
                                      cost_samples=self._cost_samples(),
