@@ -67,6 +67,7 @@ def sample_messages() -> Dict[str, object]:
     event.step = 30
     event.cost = 0.0123456789
     event.success = True
+    event.aim_offset = _floats(3, 15)
     return {type(m).__name__: m for m in (potential, belief, gains, event)}
 
 

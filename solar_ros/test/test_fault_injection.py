@@ -86,6 +86,8 @@ def test_bad_inputs_on_every_topic_leave_the_system_learning(tmp_path):
             ('event', EpisodeEvent(episode_id=10**6, kind=EpisodeEvent.STEP, step=1,
                                    cost=NAN, action=[NAN] * 7)),
             ('event', EpisodeEvent(episode_id=10**6, kind=9)),
+            ('event', EpisodeEvent(episode_id=10**6 + 1, kind=EpisodeEvent.START,
+                                   aim_offset=[NAN, INF])),
         ] + [('gains', message) for message in _bad_gains()]
         for topic, message in bad:
             pub[topic].publish(message)

@@ -223,7 +223,7 @@ def test_cost_fit_episodes_add_the_earlier_lqr_flm_rollouts_not_the_random_ones(
         RunConfig.from_dict({'loop': {'cost_fit_episodes': -1}})
 
 
-def test_the_residual_cost_needs_recorded_offsets_of_a_squared_offset_cost():
+def test_the_residual_cost_needs_recorded_offsets_of_a_squared_offset_cost(tmp_path):
     """loop.lqr_cost residuals: the offsets over the env's scale; clear errors otherwise."""
     config = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], lqr_cost='residuals')))
     offsets = np.arange(12.0).reshape(6, 2)
@@ -237,6 +237,17 @@ def test_the_residual_cost_needs_recorded_offsets_of_a_squared_offset_cost():
     with pytest.raises(ValueError, match=r'1 of the rollouts \(seeds \[3\]\) carry no'):
         cost_residuals(config, [episode(offsets), episode(None)])
     assert cost_residuals(RunConfig.from_dict(TINY), [episode(None)]) is None
+    # The learner refuses to record a rollout without offsets (episodes from an arm whose
+    # events carry none), before any update needs them; a check needs none.
+    learner = SolarLearner(config, 6, 2, tmp_path / 'run', log=lambda _: None)
+    with pytest.raises(ValueError, match='episode 3 carries no aim offsets'):
+        learner.record(episode(None))
+    assert len(learner.store) == 0
+    learner.record(episode(offsets))
+    check = episode(None)
+    check.explored, check.policy_version = False, 1
+    learner.record(check)
+    assert (len(learner.store), len(learner.checks)) == (1, 1)
     linear = {'name': 'sawyer_stack', 'distance_cost': 'linear'}
     for env, message in (({}, 'needs the env section'), (linear, 'not a squared offset')):
         with pytest.raises(ValueError, match=f'loop.lqr_cost residuals.*{message}'):

@@ -133,3 +133,46 @@ def test_a_non_finite_action_or_cost_drops_the_episode_and_says_why():
                 for kind, args in _stream(episode_id=8, base=5000)[0]]
     assert _feed(recorder, nan_cost) == []
     assert recorder.dropped == 2 and 'episode 8 dropped' in recorder.last_problem
+
+
+def _with_offsets(items, offsets):
+    """Return ``items`` with ``offsets[k]`` in the START (k = 0) and STEP k events."""
+    out = []
+    for kind, args in items:
+        if kind == 'event' and args[0] in (START, STEP):
+            action = args[8] if len(args) > 8 else ()
+            args = (*args[:8], action, False, offsets[args[3]])
+        out.append((kind, args))
+    return out
+
+
+def test_the_offsets_the_events_carry_are_kept_for_the_steps_before_each_action():
+    """EpisodeEvent.aim_offset: offset k (after k steps) is the one seen before action k."""
+    items, _, _ = _stream()
+    offsets = np.arange(3.0 * (HORIZON + 1)).reshape(HORIZON + 1, 3) / 100
+    [episode] = _feed(EpisodeRecorder(HORIZON, DU), _with_offsets(items, offsets))
+    np.testing.assert_array_equal(episode.aim_offsets, offsets[:HORIZON])
+    # Events without offsets (a real arm that does not know them), or one step without:
+    # the episode is recorded without offsets.
+    [plain] = _feed(EpisodeRecorder(HORIZON, DU), items)
+    assert plain.aim_offsets is None
+    partial = [offsets[k] if k != 1 else () for k in range(HORIZON + 1)]
+    [gap] = _feed(EpisodeRecorder(HORIZON, DU), _with_offsets(items, partial))
+    assert gap.aim_offsets is None
+
+
+@pytest.mark.parametrize('bad, message', [((0.0, np.nan, 0.0), 'aim offset not finite'),
+                                          ((0.0, 0.1), 'aim offset of 2 values, earlier ones 3')])
+def test_a_bad_offset_drops_the_episode_and_says_why(bad, message):
+    items, _, _ = _stream()
+    offsets = [np.zeros(3), np.full(3, 0.01), np.asarray(bad), np.zeros(3)]
+    carried = _with_offsets(items, offsets)
+    third = next(n for n, (kind, args) in enumerate(carried)
+                 if kind == 'event' and args[0] == STEP and args[3] == 2)
+    recorder = EpisodeRecorder(HORIZON, DU)
+    assert _feed(recorder, carried[:third]) == []
+    with pytest.raises(ValueError, match=message):
+        _feed(recorder, carried[third:third + 1])
+    assert _feed(recorder, carried[third + 1:]) == []  # one step short: never complete
+    _feed(recorder, _stream(episode_id=8, base=5000)[0])
+    assert recorder.dropped == 1 and 'episode 7 dropped' in recorder.last_problem

@@ -17,7 +17,9 @@ import pytest
 import rclpy
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from solar_ros.learn.config import RunConfig
 from solar_ros.nodes.sim_node import SimNode
+from solar_ros.sim.environments import cost_residual_scale
 from solar_ros.sim.sawyer_env import SawyerStackEnv
 from solar_ros_msgs.msg import EpisodeEvent
 from solar_ros_msgs.srv import ResetEpisode
@@ -125,14 +127,23 @@ def test_lockstep_reset_steps_images_events_and_bad_input(peer):
         assert response.success and response.episode_id == 1, response.message
         start = peer.event(1, EpisodeEvent.START, 0)
         assert start.task_id == 2 and start.cost == 0.0
+        scale = cost_residual_scale(RunConfig.from_yaml(CONFIGS / 'sawyer_task1.yaml').env)
+        before = start
         for step in range(1, HORIZON + 1):
             peer.command([0.2, -0.1, 0.0, 0.1, 0.0, 0.0, 9.0])
             event = peer.event(1, EpisodeEvent.STEP, step)
             assert event.cost > 0.0
             # The event carries the action applied: the last joint clipped to its limit.
             np.testing.assert_allclose(event.action, [0.2, -0.1, 0.0, 0.1, 0.0, 0.0, 4.545])
+            # And the block's offset from the aim point: the step's cost is that of the
+            # served run config (task 1's: a squared offset) before it plus 0.5 a^T R a.
+            assert len(event.aim_offset) == 3
+            action_term = 0.5 * 0.01 * float(np.sum(np.square(event.action)))
+            residual = np.asarray(before.aim_offset) / scale
+            assert event.cost - action_term == pytest.approx(residual @ residual, rel=1e-9)
+            before = event
         end = peer.event(1, EpisodeEvent.END, HORIZON)
-        assert end.success is False and end.cost == event.cost
+        assert end.success is False and end.cost == event.cost and len(end.aim_offset) == 0
         peer.spin_until(lambda: len(peer.images) >= HORIZON + 1 and len(peer.infos) > 0,
                         'an image per step and the camera info')
         image = peer.images[-1]

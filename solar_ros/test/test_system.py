@@ -92,6 +92,37 @@ def test_episodes_flow_through_all_nodes_and_the_new_policy_is_used(system, tmp_
     assert (tmp_path / 'run' / 'checkpoints' / 'learner_0001.ckpt').exists()
 
 
+def test_the_nodes_learn_with_the_cost_read_out_from_the_events_offsets(tmp_path):
+    """loop.lqr_cost residuals over DDS: the sim's events carry the block's offsets.
+
+    The episodes the learner records hold them, each step's cost is the squared offset
+    before it (plus the action term), and LQR-FLM's updates, which fit the cost to them
+    and stop on an episode without, make policies 1 and 2.
+    """
+    params = _params(tmp_path)
+    run_config = yaml.safe_load((tmp_path / 'run.yaml').read_text())
+    run_config['env'] = {'name': 'sawyer_stack', 'distance_cost': 'squared',
+                         'distance_scale': 0.1}
+    run_config['loop']['lqr_cost'] = 'residuals'
+    (tmp_path / 'run.yaml').write_text(yaml.safe_dump(run_config))
+    system = Bringup([*default_params(), params])
+    try:
+        learner = system.learner.learner
+        assert system.spin_until(lambda: learner.policy_version == 2
+                                 and not system.learner.updating, timeout=180), \
+            f'ended at policy {learner.policy_version}'
+        episodes = list(learner.store)
+        assert [e.policy_version for e in episodes] == [0, 0, 1, 1]
+        for episode in episodes:
+            assert episode.aim_offsets.shape == (HORIZON, 3)
+            action_terms = 0.5 * 0.01 * np.sum(episode.actions ** 2, axis=1)
+            np.testing.assert_allclose(episode.costs - action_terms,
+                                       np.sum((episode.aim_offsets / 0.1) ** 2, axis=1),
+                                       rtol=1e-9)
+    finally:
+        system.shutdown()
+
+
 def test_check_rollouts_run_through_the_nodes_and_the_run_ends_on_the_best_checked(tmp_path):
     """loop.check_rollouts over DDS: the learner asks for the checks, the sim marks them.
 

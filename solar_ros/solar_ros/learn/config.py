@@ -73,7 +73,7 @@ class LoopConfig:
             smoothed latents at each update, of the cost's residuals (the block's offset
             from the aim over the distance scale, recorded with every simulated episode:
             :func:`~solar_ros.sim.environments.cost_residual_scale`), where the cost is a
-            squared offset; episodes from the nodes carry no residuals.
+            squared offset (the nodes' episodes carry them in ``EpisodeEvent.aim_offset``).
         cost_fit_episodes: with 'rollouts', the cost is also fitted on up to this many
             earlier episodes of LQR-FLM's policies (the latest ones before the current
             rollouts; the random policy 0's are not used), smoothed by the refitted model:

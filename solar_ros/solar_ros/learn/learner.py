@@ -193,10 +193,22 @@ class SolarLearner:
         the model's refit buffer, but only the current policy's count towards its update.
         A check episode (``explored`` False, of a policy after the random one) goes to the
         checks folder instead: it measures the policy and no update fits on it.
+
+        Raises:
+            ValueError: the episode's horizon is not the model's, or ``loop.lqr_cost`` is
+                ``residuals`` and an explored episode has no ``aim_offsets``.
+
         """
         if episode.horizon != self.model_config.horizon:
             raise ValueError(f'episode of {episode.horizon} steps; the model expects '
                              f'{self.model_config.horizon}')
+        if (self.config.loop.lqr_cost == 'residuals' and episode.explored
+                and episode.aim_offsets is None):
+            raise ValueError(f'episode {episode.seed} carries no aim offsets, and loop.lqr_cost '
+                             'residuals fits the cost to them: the episode events must carry '
+                             "the held block's offset from the aim point (EpisodeEvent."
+                             'aim_offset: the sim node sends it, a real arm needs a bridge '
+                             'that does)')
         with self._lock:
             if not episode.explored and episode.policy_version > 0:
                 path = self.checks.append(episode)

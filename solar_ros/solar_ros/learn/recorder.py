@@ -9,6 +9,11 @@ did, aligned with the frames, whatever was published on the command topic. Topic
 ordered with respect to one another, so every piece is buffered until the episode is
 complete: the end event seen, the policy known, T + 1 frames and T steps. No ROS import.
 
+Where the START and STEP events carry the held block's offset from the aim point (the
+simulator's truth, ``EpisodeEvent.aim_offset``), the episode keeps the T offsets seen
+before its actions (``Episode.aim_offsets``, which ``loop.lqr_cost: residuals`` fits the
+cost to); where any of them is missing, it has none.
+
 The events carry no seed: a recorded episode's ``seed`` is the sim's episode id; its
 ``final_distance`` is the one the END event reports, as ``learn.run`` records it. An
 episode that is still incomplete when the next one starts is dropped and counted in
@@ -38,6 +43,7 @@ class _Pending:
     stamps: Dict[int, int] = field(default_factory=dict)  # step -> stamp (ns)
     costs: Dict[int, float] = field(default_factory=dict)  # step k -> cost of step k
     actions: Dict[int, np.ndarray] = field(default_factory=dict)  # step k -> action of step k
+    offsets: Dict[int, np.ndarray] = field(default_factory=dict)  # step k -> (d,) m after step k
     explored: bool = True  # False: the START event asked for the mean action
     ended: bool = False
     success: bool = False
@@ -60,8 +66,8 @@ class EpisodeRecorder:
 
     def on_event(self, kind: int, episode_id: int, task: int, step: int, cost: float,
                  success: bool, final_distance: float, stamp_ns: int,
-                 action: Sequence[float] = (), mean_action: bool = False
-                 ) -> Optional[Episode]:
+                 action: Sequence[float] = (), mean_action: bool = False,
+                 aim_offset: Sequence[float] = ()) -> Optional[Episode]:
         """Take an episode event; return the episode if it is now complete.
 
         Args:
@@ -76,15 +82,22 @@ class EpisodeRecorder:
             action: at STEP, the (du,) action applied in the step, rad/s.
             mean_action: at START, whether the episode runs without exploration noise
                 (recorded as ``Episode.explored`` False).
+            aim_offset: at START and STEP, the (d,) offset of the held block from the aim
+                point in the state after ``step`` steps, m; empty where not known.
 
         Raises:
-            ValueError: a STEP action of the wrong length or not finite (the step is not
-                taken, so its episode will be dropped).
+            ValueError: a STEP action of the wrong length or not finite, or an offset
+                that is not finite or of another length than the episode's others (the
+                event is not taken, so its episode will be dropped).
 
         """
         if kind == START and self._episode is not None \
                 and self._episode.episode_id == episode_id:
             return None  # a resent copy of this episode's start
+        offset = np.asarray(aim_offset, dtype=np.float64)
+        if kind in (START, STEP) and not np.all(np.isfinite(offset)):
+            raise ValueError(f'event {step} of episode {episode_id}: aim offset not finite '
+                             f'({offset.tolist()}); the episode will be dropped')
         if kind == START:
             if self._episode is not None and not self._complete():
                 self.dropped += 1
@@ -93,6 +106,7 @@ class EpisodeRecorder:
             self._episode = _Pending(episode_id, task, self._policies.pop(episode_id, None),
                                      explored=not mean_action)
             self._episode.stamps[0] = stamp_ns
+            self._keep_offset(0, offset)
             self._last_started = max(self._last_started, episode_id)
         elif self._episode is None or self._episode.episode_id != episode_id:
             if kind == END and episode_id > self._last_started:
@@ -108,6 +122,7 @@ class EpisodeRecorder:
             if not np.all(np.isfinite(applied)):
                 raise ValueError(f'STEP {step} of episode {episode_id}: action not finite '
                                  f'({applied.tolist()}); the episode will be dropped')
+            self._keep_offset(step, offset)
             self._episode.stamps[step] = stamp_ns
             self._episode.costs[step] = float(cost)
             self._episode.actions[step] = applied
@@ -139,6 +154,22 @@ class EpisodeRecorder:
             del self._frames[stamp]
         return self._finish()
 
+    def _keep_offset(self, step: int, offset: np.ndarray) -> None:
+        """Keep the pending episode's offset after ``step`` steps, if the event had one.
+
+        Raises:
+            ValueError: its length differs from the episode's earlier offsets.
+
+        """
+        if not offset.size:
+            return
+        sizes = {kept.size for kept in self._episode.offsets.values()}
+        if sizes and sizes != {offset.size}:
+            raise ValueError(f'event {step} of episode {self._episode.episode_id}: aim offset '
+                             f'of {offset.size} values, earlier ones {sizes.pop()}; the '
+                             'episode will be dropped')
+        self._episode.offsets[step] = offset
+
     def _complete(self) -> bool:
         """Return whether the pending episode has every piece."""
         episode = self._episode
@@ -159,13 +190,16 @@ class EpisodeRecorder:
         steps = range(1, self.horizon + 1)
         costs = np.array([episode.costs[k] for k in steps])
         actions = np.stack([episode.actions[k] for k in steps])
+        before = range(self.horizon)  # the offset seen before each action
+        offsets = (np.stack([episode.offsets[k] for k in before])
+                   if all(k in episode.offsets for k in before) else None)
         self._episode = None
         try:
             return Episode(images=images, actions=actions, costs=costs,
                            task=episode.task, seed=episode.episode_id,
                            success=episode.success, final_distance=episode.final_distance,
                            policy_version=episode.policy_version,
-                           explored=episode.explored)
+                           explored=episode.explored, aim_offsets=offsets)
         except EpisodeFormatError as error:  # e.g. a non-finite cost: never stored
             self.dropped += 1
             self.last_problem = f'episode {episode.episode_id} dropped: {error}'

@@ -85,10 +85,6 @@ class LearnerNode(Node):
                 read_only=True, floating_point_range=[FloatingPointRange(
                     from_value=0.0, to_value=3600.0, step=0.0)])).value
         config, settings = served_config(config, '')
-        if settings.loop.lqr_cost == 'residuals':
-            raise ValueError(f"{config}: loop.lqr_cost residuals needs the simulator's recorded "
-                             'offsets, which episodes over topics do not carry; run it with '
-                             'python -m solar_ros.learn.run')
         self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
                                     log=self.get_logger().info,
                                     stop_when=lambda: not self.context.ok())
@@ -202,7 +198,8 @@ class LearnerNode(Node):
         try:
             episode = self._recorder.on_event(
                 msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
-                msg.final_distance, stamp_ns(msg.header), msg.action, msg.mean_action)
+                msg.final_distance, stamp_ns(msg.header), msg.action, msg.mean_action,
+                msg.aim_offset)
         except ValueError as error:
             self.get_logger().error(f'step not recorded: {error}', throttle_duration_sec=1.0)
             return

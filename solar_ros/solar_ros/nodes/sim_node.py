@@ -249,16 +249,18 @@ class SimNode(Node):
         """Publish one step's messages, all with one stamp.
 
         With ``image`` (H, W, 3 V) uint8: each view's image and camera info and the joint
-        states, then the event; without (the END event): the event alone.
+        states, then the event with the held block's offset from the aim point (3,) m in the
+        state the image shows; without (the END event): the event alone.
         """
         stamp = self.get_clock().now().to_msg()
+        offset = () if image is None else self._env.aim_offset().tolist()
         event = EpisodeEvent(header=Header(stamp=stamp, frame_id=self._frame_ids[0]),
                              episode_id=self._episode_id,
                              task_id=self._env.task, kind=kind, step=self._env.steps_taken,
                              mean_action=self._mean_action,
                              cost=float(cost), success=bool(success),
                              final_distance=float(final_distance),
-                             action=[float(a) for a in action])
+                             action=[float(a) for a in action], aim_offset=offset)
         if image is None:
             self._event_pub.publish(event)
             return
