@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Union
 
 from ament_index_python.packages import get_package_share_directory
 import numpy as np
@@ -261,6 +261,21 @@ def _wait_for_text(path: Path, text: str, timeout: float = LOG_WAIT) -> bool:
     return False
 
 
+def _every_log(folder: Path, processes: Dict[str, subprocess.Popen]) -> str:
+    """Return each node's log in ``folder`` and whether it still runs, for a failure message.
+
+    A node that never appears to the others (not started, crashed, or not discovered) shows
+    in its own log.
+    """
+    parts = []
+    for name, process in processes.items():
+        state = 'running' if process.poll() is None else f'exited {process.returncode}'
+        log = folder / f'{name}.log'
+        text = log.read_text() if log.exists() else '(no log)'
+        parts.append(f'--- {name} ({state}):\n{text[-3000:]}')
+    return '\n'.join(parts)
+
+
 def _exit_status(process: subprocess.Popen, timeout: float) -> Union[int, str]:
     """Return the process's exit status, or a line saying it still runs after ``timeout`` s."""
     try:
@@ -287,7 +302,7 @@ def test_separate_processes_and_a_learner_killed_mid_refit_resumes(tmp_path):
     try:
         learner_log = tmp_path / 'learner_node.log'
         assert _wait_for_text(learner_log, 'pretraining the model'), \
-            learner_log.read_text()
+            _every_log(tmp_path, processes)
         processes['learner_node'].send_signal(signal.SIGKILL)
         processes['learner_node'].wait()
         assert 'policy 1 |' not in learner_log.read_text()
@@ -328,7 +343,7 @@ def test_every_node_exits_cleanly_on_a_signal_even_mid_pretraining(tmp_path, sig
     try:
         learner_log = tmp_path / 'learner_node.log'
         assert _wait_for_text(learner_log, 'pretraining the model'), \
-            learner_log.read_text()
+            _every_log(tmp_path, processes)
         for sig in signals:
             for process in processes.values():
                 process.send_signal(sig)
