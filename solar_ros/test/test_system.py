@@ -101,8 +101,9 @@ def test_the_nodes_learn_with_the_cost_read_out_from_the_events_offsets(tmp_path
     """
     params = _params(tmp_path)
     run_config = yaml.safe_load((tmp_path / 'run.yaml').read_text())
+    scale = 0.1  # m: the squared cost is ||aim_offset / scale||^2
     run_config['env'] = {'name': 'sawyer_stack', 'distance_cost': 'squared',
-                         'distance_scale': 0.1}
+                         'distance_scale': scale}
     run_config['loop']['lqr_cost'] = 'residuals'
     (tmp_path / 'run.yaml').write_text(yaml.safe_dump(run_config))
     system = Bringup([*default_params(), params])
@@ -117,7 +118,7 @@ def test_the_nodes_learn_with_the_cost_read_out_from_the_events_offsets(tmp_path
             assert episode.aim_offsets.shape == (HORIZON, 3)
             action_terms = 0.5 * 0.01 * np.sum(episode.actions ** 2, axis=1)
             np.testing.assert_allclose(episode.costs - action_terms,
-                                       np.sum((episode.aim_offsets / 0.1) ** 2, axis=1),
+                                       np.sum((episode.aim_offsets / scale) ** 2, axis=1),
                                        rtol=1e-9)
     finally:
         system.shutdown()
