@@ -11,12 +11,20 @@ will not use, and none while it refits; each reset carries the budget's ``mean_a
 controller so that the controller stays a pure function of beliefs and gains, and so that
 a real arm can replace this node with its own reset procedure (keeping the same budget
 protocol, and copying ``mean_action`` into the episode's events).
+
+A reset whose response and START event both fail to arrive within ``reset_timeout``
+seconds is sent again, with the same seed, every ``reset_timeout`` seconds until one of
+them comes: a request or response can be lost while the service's endpoints are still
+matching, even after ``service_is_ready()``. A duplicate is harmless, as the sim refuses a
+reset while an episode runs; such a refusal of a resent reset means an earlier copy
+started the episode, so the runner waits for that episode's END.
 """
 
 from typing import Optional
 
-from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
+from rclpy.timer import Timer
 from solar_ros.nodes import qos
 from solar_ros.nodes.spin import spin_node
 from solar_ros_msgs.msg import EpisodeBudget, EpisodeEvent
@@ -43,6 +51,10 @@ class EpisodeRunnerNode(Node):
         self._paced = self.declare_parameter('paced', True, ParameterDescriptor(
             description='start episodes only as the learner asks (learner/episode_budget); '
                         'false: one after another (deploy mode)', read_only=True)).value
+        self._reset_timeout = self.declare_parameter('reset_timeout', 5.0, ParameterDescriptor(
+            description='s to wait for the response or START event of a reset before sending it '
+                        'again', read_only=True,
+            floating_point_range=[FloatingPointRange(from_value=0.1, to_value=600.0)])).value
         self.started = 0
         self.ended = 0
         self.successes = 0
@@ -50,6 +62,9 @@ class EpisodeRunnerNode(Node):
         self._ready = False  # the reset service is available
         self._budget: Optional[EpisodeBudget] = None
         self._started_in_session = 0
+        self.resends = 0  # resets sent again for want of a response or START event
+        self._unanswered: Optional[ResetEpisode.Request] = None  # no response nor START yet
+        self._resend_timer: Optional[Timer] = None
         self._client = self.create_client(ResetEpisode, 'reset_episode')
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, qos.EVENTS)
         self.create_subscription(EpisodeBudget, 'learner/episode_budget', self._on_budget,
@@ -87,13 +102,45 @@ class EpisodeRunnerNode(Node):
         self.started += 1
         self._started_in_session += 1
         self._running = True
-        self._client.call_async(request).add_done_callback(self._on_reset)
+        self._unanswered = request
+        self._resend_timer = self.create_timer(self._reset_timeout, self._resend)
+        self._send(request, resent=False)
 
-    def _on_reset(self, future) -> None:
+    def _send(self, request: ResetEpisode.Request, resent: bool) -> None:
+        self._client.call_async(request).add_done_callback(
+            lambda future: self._on_reset(future, request, resent))
+
+    def _resend(self) -> None:
+        """Send the unanswered reset again (called every ``reset_timeout`` seconds)."""
+        if self._unanswered is None:
+            return
+        self.resends += 1
+        self.get_logger().warning(
+            f'no response nor START event {self._reset_timeout:g} s after the reset with '
+            f'seed {self._unanswered.seed}: sending it again')
+        self._send(self._unanswered, resent=True)
+
+    def _answered(self) -> None:
+        """Stop resending: the reset was answered or its episode started."""
+        self._unanswered = None
+        if self._resend_timer is not None:
+            self.destroy_timer(self._resend_timer)
+            self._resend_timer = None
+
+    def _on_reset(self, future, request: ResetEpisode.Request, resent: bool) -> None:
         response = future.result()
-        if not response.success:
-            self._running = False
-            self.get_logger().error(f'reset failed: {response.message}')
+        if request is not self._unanswered:
+            return  # a copy of a reset already answered, or of an earlier episode's
+        self._answered()
+        if response.success:
+            return
+        if resent:
+            self.get_logger().info(
+                f'the resent reset with seed {request.seed} was refused ({response.message}); '
+                'an earlier copy started the episode: waiting for its END')
+            return
+        self._running = False
+        self.get_logger().error(f'reset failed: {response.message}')
 
     def _on_budget(self, msg: EpisodeBudget) -> None:
         if self._budget is None or msg.session != self._budget.session:
@@ -102,6 +149,9 @@ class EpisodeRunnerNode(Node):
         self._try_start()
 
     def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.kind == EpisodeEvent.STEP:
+            return
+        self._answered()  # a START, or an END whose START was missed
         if msg.kind != EpisodeEvent.END:
             return
         self._running = False

@@ -1,0 +1,116 @@
+"""The episode runner resends a reset that is lost, and only such a reset.
+
+A request or response of ``reset_episode`` can be lost while the service's endpoints are
+still matching; that cannot be caused on demand over loopback DDS, so the runner's client
+drops one here (the only fake): everything else is real rclpy with a peer node that serves
+``reset_episode`` and publishes the episode's events, as the sim does.
+"""
+
+import time
+from typing import List
+
+from rclpy.parameter import Parameter
+from rclpy.task import Future
+from solar_ros.nodes import qos
+from solar_ros.nodes.episode_runner_node import EpisodeRunnerNode
+from solar_ros_msgs.msg import EpisodeEvent
+from solar_ros_msgs.srv import ResetEpisode
+from spinning import spin_until, with_peer
+
+TIMEOUT = 0.3  # s, the runner's reset_timeout
+SEED = 5
+
+
+class FakeSim:
+    """Serve ``reset_episode`` on ``node`` like the sim: refuse while an episode runs."""
+
+    def __init__(self, node, announce_start: bool = True) -> None:
+        self.seeds: List[int] = []  # seed of every reset request received
+        self.running = False
+        self._announce_start = announce_start
+        self._episode = 0
+        self._events = node.create_publisher(EpisodeEvent, 'episode_events', qos.EVENTS)
+        node.create_service(ResetEpisode, 'reset_episode', self._on_reset)
+
+    def _on_reset(self, request, response):
+        self.seeds.append(int(request.seed))
+        if self.running:
+            response.success, response.message = False, 'an episode is running'
+            return response
+        self.running = True
+        self._episode += 1
+        if self._announce_start:
+            self.publish(EpisodeEvent.START)
+        response.success, response.episode_id = True, self._episode
+        return response
+
+    def publish(self, kind: int) -> None:
+        """Publish an event of the current episode; an END ends it."""
+        self._events.publish(EpisodeEvent(episode_id=self._episode, task_id=1, kind=kind))
+        self.running = self.running and kind != EpisodeEvent.END
+
+
+def _runner(context, episodes: int) -> EpisodeRunnerNode:
+    return EpisodeRunnerNode(context=context, parameter_overrides=[
+        Parameter('paced', value=False), Parameter('episodes', value=episodes),
+        Parameter('seed', value=SEED), Parameter('reset_timeout', value=TIMEOUT)])
+
+
+def _spin_for(executor, seconds: float) -> None:
+    """Spin ``executor`` for ``seconds``, whatever happens meanwhile."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.05)
+
+
+def test_a_lost_reset_request_is_sent_again_with_the_same_seed(context):
+    runner = _runner(context, episodes=1)
+    peer, executor = with_peer(runner, context, 'fake_sim')
+    sim = FakeSim(peer)
+    send = runner._client.call_async
+    calls = []
+
+    def lose_the_first(request):
+        calls.append(request.seed)
+        return Future() if len(calls) == 1 else send(request)  # never reaches the sim
+
+    runner._client.call_async = lose_the_first
+    try:
+        spin_until(executor, lambda: sim.seeds, 'the resent reset')
+        assert sim.seeds == [SEED] and calls == [SEED, SEED] and runner.resends == 1
+        _spin_for(executor, 4 * TIMEOUT)
+        assert sim.seeds == [SEED] and runner.resends == 1  # answered: no more copies
+        sim.publish(EpisodeEvent.END)
+        spin_until(executor, lambda: runner.finished, 'the end of the episode')
+        assert runner.started == 1
+    finally:
+        executor.shutdown()
+        runner.destroy_node()
+        peer.destroy_node()
+
+
+def test_a_refused_copy_of_a_reset_that_started_its_episode_waits_for_the_end(context):
+    runner = _runner(context, episodes=2)
+    peer, executor = with_peer(runner, context, 'fake_sim')
+    sim = FakeSim(peer, announce_start=False)  # the first START is lost too
+    send = runner._client.call_async
+    calls = []
+
+    def lose_the_first_response(request):
+        calls.append(request.seed)
+        future = send(request)
+        return Future() if len(calls) == 1 else future
+
+    runner._client.call_async = lose_the_first_response
+    try:
+        spin_until(executor, lambda: len(sim.seeds) == 2, 'the resent reset')
+        assert sim.seeds == [SEED, SEED] and runner.resends == 1
+        _spin_for(executor, 4 * TIMEOUT)
+        assert len(sim.seeds) == 2 and runner.started == 1  # waits; no new episode
+        sim.publish(EpisodeEvent.END)
+        spin_until(executor, lambda: len(sim.seeds) == 3, 'the reset of the next episode')
+        assert sim.seeds[2] == SEED + 1 and runner.started == 2 and runner.ended == 1
+    finally:
+        executor.shutdown()
+        runner.destroy_node()
+        peer.destroy_node()
