@@ -24,3 +24,10 @@ def spin_until(executor, done: Callable[[], bool], what: str, timeout: float = 2
     while not done() and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.05)
     assert done(), f'timed out waiting for {what}'
+
+
+def spin_for(executor, seconds: float) -> None:
+    """Spin ``executor`` for ``seconds``, whatever happens meanwhile."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.05)

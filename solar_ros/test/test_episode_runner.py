@@ -6,7 +6,6 @@ drops one here (the only fake): everything else is real rclpy with a peer node t
 ``reset_episode`` and publishes the episode's events, as the sim does.
 """
 
-import time
 from typing import List
 
 from rclpy.parameter import Parameter
@@ -15,7 +14,7 @@ from solar_ros.nodes import qos
 from solar_ros.nodes.episode_runner_node import EpisodeRunnerNode
 from solar_ros_msgs.msg import EpisodeEvent
 from solar_ros_msgs.srv import ResetEpisode
-from spinning import spin_until, with_peer
+from spinning import spin_for, spin_until, with_peer
 
 TIMEOUT = 0.3  # s, the runner's reset_timeout
 SEED = 5
@@ -56,29 +55,36 @@ def _runner(context, episodes: int) -> EpisodeRunnerNode:
         Parameter('seed', value=SEED), Parameter('reset_timeout', value=TIMEOUT)])
 
 
-def _spin_for(executor, seconds: float) -> None:
-    """Spin ``executor`` for ``seconds``, whatever happens meanwhile."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.05)
+def _lose_the_first_answer(runner: EpisodeRunnerNode, reaches_sim: bool) -> List[int]:
+    """Make the runner's first reset get no answer; return the seeds of its calls.
+
+    With ``reaches_sim`` the request is served and only its response is lost; without,
+    the request itself never reaches the sim.
+    """
+    send = runner._client.call_async
+    calls = []
+
+    def call_async(request):
+        calls.append(request.seed)
+        if len(calls) > 1:
+            return send(request)
+        if reaches_sim:
+            send(request)
+        return Future()  # never done
+
+    runner._client.call_async = call_async
+    return calls
 
 
 def test_a_lost_reset_request_is_sent_again_with_the_same_seed(context):
     runner = _runner(context, episodes=1)
     peer, executor = with_peer(runner, context, 'fake_sim')
     sim = FakeSim(peer)
-    send = runner._client.call_async
-    calls = []
-
-    def lose_the_first(request):
-        calls.append(request.seed)
-        return Future() if len(calls) == 1 else send(request)  # never reaches the sim
-
-    runner._client.call_async = lose_the_first
+    calls = _lose_the_first_answer(runner, reaches_sim=False)
     try:
         spin_until(executor, lambda: sim.seeds, 'the resent reset')
         assert sim.seeds == [SEED] and calls == [SEED, SEED] and runner.resends == 1
-        _spin_for(executor, 4 * TIMEOUT)
+        spin_for(executor, 4 * TIMEOUT)
         assert sim.seeds == [SEED] and runner.resends == 1  # answered: no more copies
         sim.publish(EpisodeEvent.END)
         spin_until(executor, lambda: runner.finished, 'the end of the episode')
@@ -93,19 +99,11 @@ def test_a_refused_copy_of_a_reset_that_started_its_episode_waits_for_the_end(co
     runner = _runner(context, episodes=2)
     peer, executor = with_peer(runner, context, 'fake_sim')
     sim = FakeSim(peer, announce_start=False)  # the first START is lost too
-    send = runner._client.call_async
-    calls = []
-
-    def lose_the_first_response(request):
-        calls.append(request.seed)
-        future = send(request)
-        return Future() if len(calls) == 1 else future
-
-    runner._client.call_async = lose_the_first_response
+    _lose_the_first_answer(runner, reaches_sim=True)
     try:
         spin_until(executor, lambda: len(sim.seeds) == 2, 'the resent reset')
         assert sim.seeds == [SEED, SEED] and runner.resends == 1
-        _spin_for(executor, 4 * TIMEOUT)
+        spin_for(executor, 4 * TIMEOUT)
         assert len(sim.seeds) == 2 and runner.started == 1  # waits; no new episode
         sim.publish(EpisodeEvent.END)
         spin_until(executor, lambda: len(sim.seeds) == 3, 'the reset of the next episode')

@@ -10,7 +10,6 @@ from pathlib import Path
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -23,6 +22,7 @@ from solar_ros.sim.environments import cost_residual_scale
 from solar_ros.sim.sawyer_env import SawyerStackEnv
 from solar_ros_msgs.msg import EpisodeEvent
 from solar_ros_msgs.srv import ResetEpisode
+from spinning import spin_for, spin_until
 from std_msgs.msg import Float64MultiArray
 import yaml
 
@@ -77,10 +77,7 @@ class Peer:
         self.reset_client = self.node.create_client(ResetEpisode, 'reset_episode')
 
     def spin_until(self, done, what: str):
-        deadline = time.monotonic() + TIMEOUT_S
-        while not done() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.05)
-        assert done(), f'timed out after {TIMEOUT_S} s waiting for {what}'
+        spin_until(self.executor, done, what, TIMEOUT_S)
 
     def reset(self, task: int, seed: int) -> ResetEpisode.Response:
         if not self.reset_client.service_is_ready():
@@ -88,9 +85,7 @@ class Peer:
             # Ready means our request reaches the server; the server may not have matched
             # our response reader yet, and a response sent before that is lost (a DDS
             # discovery race seen once in CI), so give discovery a moment to finish.
-            settle = time.monotonic() + SETTLE_S
-            while time.monotonic() < settle:
-                self.executor.spin_once(timeout_sec=0.05)
+            spin_for(self.executor, SETTLE_S)
         future = self.reset_client.call_async(ResetEpisode.Request(task_id=task, seed=seed))
         self.spin_until(future.done, 'the reset response')
         return future.result()
