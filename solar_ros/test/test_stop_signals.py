@@ -17,10 +17,13 @@ import sys
 import time
 
 from rclpy.node import Node
-from solar_ros.nodes.spin import spin_node
+from solar_ros.nodes import spin
 
 FIRST, SECOND = (getattr(signal, name) for name in sys.argv[1:3])
 AT_START = sys.argv[3] == 'START'
+HANG = sys.argv[3] == 'HANG'  # one signal; the node's cleanup then outlasts the stack dump's delay
+if HANG:
+    spin.STACKS_AFTER_STOP_S = 0.5
 
 
 class BusyNode(Node):
@@ -39,12 +42,18 @@ class BusyNode(Node):
         while self.context.ok() and time.monotonic() < deadline:
             time.sleep(0.01)
         print(f'context shut down: {not self.context.ok()}', flush=True)
-        os.kill(os.getpid(), SECOND)
+        if not HANG:
+            os.kill(os.getpid(), SECOND)
         time.sleep(0.3)
         print('cleanup done', flush=True)
 
+    def destroy_node(self):
+        if HANG:
+            time.sleep(1.5)
+        super().destroy_node()
 
-spin_node(BusyNode)
+
+spin.spin_node(BusyNode)
 print('exited', flush=True)
 """
 
@@ -91,3 +100,10 @@ def test_signals_are_ignored_once_cleanup_has_begun(tmp_path: Path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0 and 'still here' in done.stdout, done.stdout + done.stderr
+
+
+def test_a_stop_that_outlasts_the_delay_writes_where_it_hangs(tmp_path: Path):
+    output = _run_node(tmp_path, 'SIGINT', 'SIGINT', 'HANG')
+    assert 'cleanup done' in output, output
+    dump = output[output.index('most recent call first'):]
+    assert 'destroy_node' in dump and 'spin_node' in dump, output

@@ -1,5 +1,6 @@
 """Run one node in its own process: the body of every node's ``main``."""
 
+import faulthandler
 import signal
 import sys
 from types import FrameType
@@ -25,7 +26,9 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
     own; later signals are ignored, so the node's cleanup is not cut short (see
     :func:`stop_by_context`). A signal while the node starts raises KeyboardInterrupt,
     which ends the start. The shutdown can land while the executor converts a message; the
-    error that raises then is part of stopping, not a fault. A node that cannot start (a
+    error that raises then is part of stopping, not a fault. A process still running
+    :data:`STACKS_AFTER_STOP_S` after the first signal writes every thread's stack to
+    stderr, so that a stop that hangs names the call it hangs in. A node that cannot start (a
     bad parameter: ValueError, or a value outside its declared range) logs one line naming
     the problem and exits with status 1.
     """
@@ -60,6 +63,10 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+# Seconds after the first stop signal at which a process that is still running writes the
+# stack of every thread to stderr (faulthandler): a stop that hangs says where it hangs.
+STACKS_AFTER_STOP_S = 10.0
 
 # Whether the first stop signal raises KeyboardInterrupt (True until stop_by_context()).
 _raise_on_stop = True
@@ -99,5 +106,6 @@ def ignore_stop_signals() -> None:
 
 def _stop_once(signum: int, frame: Optional[FrameType]) -> None:
     ignore_stop_signals()
+    faulthandler.dump_traceback_later(STACKS_AFTER_STOP_S)
     if _raise_on_stop:
         raise KeyboardInterrupt
