@@ -281,6 +281,34 @@ def test_approach_clearance_raises_the_aim_for_the_first_steps_only():
             SawyerStackConfig(**bad)
 
 
+def test_lean_length_adds_the_held_blocks_lean_to_the_offset_and_the_cost():
+    """aim_offset goes on with lean_length * the horizontal part of the block's up axis."""
+    settings = {'distance_cost': 'squared', 'distance_scale': 0.1, 'render': False}
+    scale = cost_residual_scale({'name': 'sawyer_stack', **settings})
+    turn = np.zeros(7)
+    turn[5] = 1.0  # rad/s: the wrist tips the hand over
+    with SawyerStackEnv(SawyerStackConfig(lean_length=0.05, **settings)) as leaning, \
+            SawyerStackEnv(SawyerStackConfig(**settings)) as level:
+        leaning.reset(task=2, seed=3)
+        level.reset(task=2, seed=3)
+        start = leaning.aim_offset()
+        assert start.shape == (5,) and level.aim_offset().shape == (3,)
+        np.testing.assert_allclose(start[:3], level.aim_offset(), atol=1e-12)
+        assert np.linalg.norm(start[3:]) < 1e-3  # held level at the start
+        for _ in range(3):
+            residual = leaning.aim_offset() / scale
+            _, cost, _, _ = leaning.step(turn)
+            assert cost - 0.5 * 0.01 * 1.0 == pytest.approx(residual @ residual, rel=1e-9)
+        rotation = np.array(pybullet.getMatrixFromQuaternion(
+            leaning.held_block_pose()[3:])).reshape(3, 3)
+        tilt = math.acos(min(1.0, abs(rotation[2, 2])))
+        offset = leaning.aim_offset()
+    assert math.radians(10) < tilt < math.radians(80)
+    assert np.linalg.norm(offset[3:]) == pytest.approx(0.05 * math.sin(tilt), rel=1e-6)
+    with pytest.raises(ValueError, match='lean_length'):
+        SawyerStackConfig(lean_length=-0.01)
+
+
 def test_squared_distance_cost_is_the_scaled_square_of_the_distance():
     config = SawyerStackConfig(distance_cost='squared', distance_scale=0.05, render=False)
     with SawyerStackEnv(config) as squared:

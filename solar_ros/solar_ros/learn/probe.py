@@ -210,14 +210,16 @@ def probe_rollouts(model: SolarModel, episodes: Sequence[Episode],
     The near-goal probe of a run's own rollouts, as a policy update logs it: the episodes
     that carry ``aim_offsets`` (recorded in simulation), their last ``last`` frames, the
     regression fitted on the first half of them and scored on the rest (:func:`linear_probe`).
-    Returns None when fewer than 2 episodes carry offsets.
+    Only the position entries are scored (at most the first three, :data:`AXES`; the arm's
+    ``aim_offset`` may go on with the block's lean). Returns None when fewer than 2 episodes
+    carry offsets.
     """
     recorded = [episode for episode in episodes if episode.aim_offsets is not None]
     if len(recorded) < 2:
         return None
     images = np.stack([episode.images[:-1] for episode in recorded])
     actions = np.stack([episode.actions for episode in recorded])
-    offsets = np.stack([episode.aim_offsets for episode in recorded])
+    offsets = np.stack([episode.aim_offsets[:, :len(AXES)] for episode in recorded])
     latents = model.infer(images, actions).means.numpy()
     return linear_probe(latents[:, -last:], offsets[:, -last:])
 

@@ -47,6 +47,11 @@ class SawyerStackConfig:
         ' than pushed into its side, m', 0.0)
     approach_steps: int = _doc(
         'steps at the start of an episode whose cost aims approach_clearance higher', 0)
+    lean_length: float = _doc(
+        "height above the held block's centre of the point whose horizontal offset from the"
+        " centre, the block's lean, the cost also measures (aim_offset's entries 4 and 5):"
+        ' a block let go leaning over topples off the target; 0: the cost measures the'
+        ' position alone, m', 0.0)
     target_position: Tuple[float, ...] = _doc(
         'x, y of the target block centre on the table, m', (0.65, 0.0))
     task1_offset: Tuple[float, ...] = _doc(
@@ -103,7 +108,7 @@ class SawyerStackConfig:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
         for name in ('held_position_noise', 'target_position_noise', 'yaw_noise',
                      'block_friction', 'settle_time', 'goal_clearance',
-                     'approach_clearance'):
+                     'approach_clearance', 'lean_length'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
         if int(self.approach_steps) < 0:

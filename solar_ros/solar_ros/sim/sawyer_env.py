@@ -129,7 +129,8 @@ class SawyerStackEnv:
         Returns:
             observation (H, W, 3 * views) uint8, cost, done, info (class docstring).
             The cost is c_t = :meth:`distance_cost` of the distance to the aim point
-            (:meth:`aim_position`) in the state *before* the action plus
+            (:meth:`distance_to_aim`, with the block's lean where ``lean_length`` > 0) in
+            the state *before* the action plus
             0.5 a^T R a of the clipped action: the cost of the state the action was chosen
             in, as the model and LQR-FLM read c_t = c(s_t, a_t) (costs paired with the
             frames after the actions put a fitted cost's minimum one step short of the
@@ -210,11 +211,27 @@ class SawyerStackEnv:
         return self.goal_position() + np.array([0.0, 0.0, height])
 
     def aim_offset(self) -> np.ndarray:
-        """Return the held block's centre minus the aim point, (3,) m: x, y, z."""
-        return self.held_block_pose()[:3] - self.aim_position()
+        """Return the held block's offset from the aim, (3,) or (5,) m.
+
+        x, y, z: its centre minus the aim point; where ``lean_length`` > 0, then its lean
+        (:meth:`lean`) scaled by ``lean_length``, so that the cost's distance term also
+        counts a block held over at an angle.
+        """
+        offset = self.held_block_pose()[:3] - self.aim_position()
+        if self.config.lean_length > 0:
+            offset = np.concatenate([offset, self.config.lean_length * self.lean()])
+        return offset
+
+    def lean(self) -> np.ndarray:
+        """Return the horizontal part (x, y) of the held block's axis that starts vertical, (2,).
+
+        Its norm is the sine of the block's tilt from upright, 0 when it is held level.
+        """
+        rotation = self._client.getMatrixFromQuaternion(self.held_block_pose()[3:])
+        return np.array([rotation[2], rotation[5]])
 
     def distance_to_aim(self) -> float:
-        """Return the distance from the held block's centre to the aim point, m."""
+        """Return the norm of :meth:`aim_offset`, m: the distance to the aim point, and lean."""
         return float(np.linalg.norm(self.aim_offset()))
 
     def distance_to_goal(self) -> float:
