@@ -282,7 +282,10 @@ def test_approach_clearance_raises_the_aim_for_the_first_steps_only():
 
 
 def test_lean_length_adds_the_held_blocks_lean_to_the_offset_and_the_cost():
-    """aim_offset goes on with lean_length * the horizontal part of the block's up axis."""
+    """aim_offset goes on with lean_length * the horizontal part of the block's up axis.
+
+    The episode's end reports the tilt the block was let go at (``release_tilt_deg``).
+    """
     settings = {'distance_cost': 'squared', 'distance_scale': 0.1, 'render': False}
     scale = cost_residual_scale({'name': 'sawyer_stack', **settings})
     turn = np.zeros(7)
@@ -303,8 +306,12 @@ def test_lean_length_adds_the_held_blocks_lean_to_the_offset_and_the_cost():
             leaning.held_block_pose()[3:])).reshape(3, 3)
         tilt = math.acos(min(1.0, abs(rotation[2, 2])))
         offset = leaning.aim_offset()
+        done = False
+        while not done:  # held still, the block is let go as tilted
+            _, _, done, info = leaning.step(np.zeros(7))
     assert math.radians(10) < tilt < math.radians(80)
     assert np.linalg.norm(offset[3:]) == pytest.approx(0.05 * math.sin(tilt), rel=1e-6)
+    assert info['release_tilt_deg'] == pytest.approx(math.degrees(tilt), abs=0.5)
     with pytest.raises(ValueError, match='lean_length'):
         SawyerStackConfig(lean_length=-0.01)
 

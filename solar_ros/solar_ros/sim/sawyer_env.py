@@ -63,9 +63,10 @@ class SawyerStackEnv:
     x, y, z, w, ``distance`` (m), ``step`` and ``action`` (7,) rad/s, the command after
     clipping to the velocity limits (what was applied); at the end also ``success`` (bool),
     ``final_distance`` (m), ``horizontal_offset`` (m), ``vertical_gap`` (m) and
-    ``tilt_deg`` of the released block, and where it was let go: ``release_horizontal``
-    (m, horizontal offset of the block centres) and ``release_height`` (m, of the held
-    block's bottom above the target's top).
+    ``tilt_deg`` of the released block, and where and how it was let go:
+    ``release_horizontal`` (m, horizontal offset of the block centres), ``release_height``
+    (m, of the held block's bottom above the target's top) and ``release_tilt_deg`` (its
+    tilt from upright in the gripper).
     """
 
     action_dim = 7
@@ -447,23 +448,28 @@ class SawyerStackEnv:
         """Open the gripper, let the scene settle, and judge the stack."""
         c, cfg = self._client, self.config
         release_horizontal, release_height = self._offset_from_target()
+        release_tilt = self._held_tilt_deg()
         c.removeConstraint(self._weld)
         self._set_fingers(FINGER_TRAVEL, reset=False)
         for _ in range(int(round(cfg.settle_time / self._dt))):
             self._substep(np.zeros(7))
         horizontal, gap = self._offset_from_target()
         held = self.held_block_pose()
-        # Tilt: angle between the vertical and the block axis closest to it (a cube may
-        # rest on any face).
-        rotation = np.array(c.getMatrixFromQuaternion(held[3:])).reshape(3, 3)
-        tilt = math.degrees(math.acos(min(1.0, float(np.max(np.abs(rotation[2]))))))
+        tilt = self._held_tilt_deg()
         success = (horizontal < cfg.success_horizontal and abs(gap) < cfg.success_vertical
                    and tilt < cfg.success_tilt_deg)
         return {'success': bool(success), 'final_distance': self.distance_to_goal(),
                 'horizontal_offset': horizontal, 'vertical_gap': gap, 'tilt_deg': tilt,
                 'held_block_pose': held, 'joint_positions': self.joint_positions(),
                 'joint_velocities': self.joint_velocities(),
-                'release_horizontal': release_horizontal, 'release_height': release_height}
+                'release_horizontal': release_horizontal, 'release_height': release_height,
+                'release_tilt_deg': release_tilt}
+
+    def _held_tilt_deg(self) -> float:
+        """Return the held block's tilt, deg: from the vertical to its nearest axis (any face)."""
+        rotation = np.array(self._client.getMatrixFromQuaternion(
+            self.held_block_pose()[3:])).reshape(3, 3)
+        return math.degrees(math.acos(min(1.0, float(np.max(np.abs(rotation[2]))))))
 
     def _offset_from_target(self) -> Tuple[float, float]:
         """Return the held block's offset from the target block now, (horizontal, gap) m.
