@@ -228,8 +228,7 @@ class SawyerStackEnv:
 
         Its norm is the sine of the block's tilt from upright, 0 when it is held level.
         """
-        rotation = self._client.getMatrixFromQuaternion(self.held_block_pose()[3:])
-        return np.array([rotation[2], rotation[5]])
+        return self._rotation(self.held_block_pose())[:2, 2]
 
     def distance_to_aim(self) -> float:
         """Return the norm of :meth:`aim_offset`, m: the distance to the aim point, and lean."""
@@ -448,14 +447,14 @@ class SawyerStackEnv:
         """Open the gripper, let the scene settle, and judge the stack."""
         c, cfg = self._client, self.config
         release_horizontal, release_height = self._offset_from_target()
-        release_tilt = self._held_tilt_deg()
+        release_tilt = self._tilt_deg(self.held_block_pose())
         c.removeConstraint(self._weld)
         self._set_fingers(FINGER_TRAVEL, reset=False)
         for _ in range(int(round(cfg.settle_time / self._dt))):
             self._substep(np.zeros(7))
         horizontal, gap = self._offset_from_target()
         held = self.held_block_pose()
-        tilt = self._held_tilt_deg()
+        tilt = self._tilt_deg(held)
         success = (horizontal < cfg.success_horizontal and abs(gap) < cfg.success_vertical
                    and tilt < cfg.success_tilt_deg)
         return {'success': bool(success), 'final_distance': self.distance_to_goal(),
@@ -465,11 +464,14 @@ class SawyerStackEnv:
                 'release_horizontal': release_horizontal, 'release_height': release_height,
                 'release_tilt_deg': release_tilt}
 
-    def _held_tilt_deg(self) -> float:
-        """Return the held block's tilt, deg: from the vertical to its nearest axis (any face)."""
-        rotation = np.array(self._client.getMatrixFromQuaternion(
-            self.held_block_pose()[3:])).reshape(3, 3)
-        return math.degrees(math.acos(min(1.0, float(np.max(np.abs(rotation[2]))))))
+    def _rotation(self, pose: np.ndarray) -> np.ndarray:
+        """Return the rotation matrix (3, 3) of a pose (7,); its columns are the body's axes."""
+        return np.array(self._client.getMatrixFromQuaternion(pose[3:])).reshape(3, 3)
+
+    def _tilt_deg(self, pose: np.ndarray) -> float:
+        """Return a block's tilt at ``pose`` (7,), deg: from the vertical to its nearest axis."""
+        vertical = np.max(np.abs(self._rotation(pose)[2]))  # a cube may rest on any face
+        return math.degrees(math.acos(min(1.0, float(vertical))))
 
     def _offset_from_target(self) -> Tuple[float, float]:
         """Return the held block's offset from the target block now, (horizontal, gap) m.
