@@ -86,7 +86,9 @@ def test_near_goal_probe_runs_the_policy_on_its_last_frames(capsys):
             seed = 700_000_000 + index
             episodes.append(run_episode(env, agent, 1, seed,
                                         episode_noise(env.horizon, env.action_dim, seed)))
-        aim_above_goal = env.aim_position() - env.goal_position()
+        aim_above_goal = np.tile(env.aim_position() - env.goal_position(), (env.horizon, 1))
+    # a via-point: the first approach_steps steps aim approach_clearance higher still
+    aim_above_goal[:env.config.approach_steps, 2] += env.config.approach_clearance
     for index, episode in enumerate(episodes):
         np.testing.assert_allclose(data.actions[index], episode.actions)
         np.testing.assert_array_equal(data.images[index], episode.images[:-1])
