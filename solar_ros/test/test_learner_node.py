@@ -49,3 +49,25 @@ def test_episodes_asked_for_and_never_heard_of_are_asked_for_again(tmp_path):
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def test_the_run_configs_env_horizon_replaces_the_horizon_parameter(tmp_path):
+    # The sim node simulates the run config's env.horizon steps; the learner must expect
+    # as many, whatever the shared horizon parameter says.
+    run_config = tmp_path / 'run.yaml'
+    run_config.write_text(yaml.safe_dump({
+        'env': {'name': 'sawyer_stack', 'horizon': 7},
+        'model': {'latent_dim': 2, 'channels': 4, 'hidden': 8}}))
+    params = tmp_path / 'params.yaml'
+    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'run_dir': str(tmp_path / 'run'), 'run_config': str(run_config), 'horizon': 5}}}))
+    context = rclpy.Context()
+    rclpy.init(args=['--ros-args', '--params-file', str(params)], context=context)
+    node = LearnerNode(context=context)
+    try:
+        assert node.learner.model_config.horizon == 7
+        assert node._recorder.horizon == 7
+        assert node.learner.gains.horizon == 7  # the policy it publishes
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)

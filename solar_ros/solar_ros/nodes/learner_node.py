@@ -72,7 +72,8 @@ class LearnerNode(Node):
                                                  from_value=1, to_value=100_000, step=1)])
             return self.declare_parameter(name, default, descriptor).value
 
-        horizon = integer('horizon', 30, 'control steps per episode, T')
+        horizon = integer('horizon', 30, "control steps per episode, T; the run config's "
+                          'env.horizon replaces it where set, as in the sim node')
         self._task = self.declare_parameter('task', 1, ParameterDescriptor(
             description='the task this run learns (1, 2 or 3); episodes of another are not '
                         'recorded', read_only=True,
@@ -85,6 +86,7 @@ class LearnerNode(Node):
                 read_only=True, floating_point_range=[FloatingPointRange(
                     from_value=0.0, to_value=3600.0, step=0.0)])).value
         config, settings = served_config(config, '')
+        horizon = int(settings.env.get('horizon', horizon))
         self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
                                     log=self.get_logger().info,
                                     stop_when=lambda: not self.context.ok())
