@@ -1,6 +1,12 @@
-"""The learner node asks again for episodes that never arrive (an episode lost whole)."""
+"""The learner node: episodes it asked for and never heard of, and the episode length.
 
+It asks again for episodes that never arrive (an episode lost whole), and expects episodes
+as long as the run config's ``env.horizon`` where it sets one.
+"""
+
+from pathlib import Path
 import time
+from typing import Tuple
 
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
@@ -15,18 +21,24 @@ ASK_AGAIN_AFTER = 1.0  # s
 PRETRAIN_EPISODES = 4
 
 
+def start_learner(tmp_path: Path, run_config: Path,
+                  **params) -> Tuple[rclpy.Context, LearnerNode]:
+    """Start a learner node on ``run_config`` with a 5-step horizon parameter; its own context."""
+    params_file = tmp_path / 'params.yaml'
+    params_file.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'run_dir': str(tmp_path / 'run'), 'run_config': str(run_config), 'horizon': 5,
+        **params}}}))
+    context = rclpy.Context()
+    rclpy.init(args=['--ros-args', '--params-file', str(params_file)], context=context)
+    return context, LearnerNode(context=context)
+
+
 def test_episodes_asked_for_and_never_heard_of_are_asked_for_again(tmp_path):
     run_config = tmp_path / 'run.yaml'
     run_config.write_text(yaml.safe_dump({
         'model': {'latent_dim': 2, 'channels': 4, 'hidden': 8},
         'loop': {'pretrain_episodes': PRETRAIN_EPISODES, 'rollouts_per_iteration': 2}}))
-    params = tmp_path / 'params.yaml'
-    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
-        'run_dir': str(tmp_path / 'run'), 'run_config': str(run_config), 'horizon': 5,
-        'ask_again_after': ASK_AGAIN_AFTER}}}))
-    context = rclpy.Context()
-    rclpy.init(args=['--ros-args', '--params-file', str(params)], context=context)
-    node = LearnerNode(context=context)
+    context, node = start_learner(tmp_path, run_config, ask_again_after=ASK_AGAIN_AFTER)
     try:
         # The sim's and controller's topics have a publisher, so the learner asks for its
         # first episodes; none of them ever sends an event, as when episodes are lost whole.
@@ -58,12 +70,7 @@ def test_the_run_configs_env_horizon_replaces_the_horizon_parameter(tmp_path):
     run_config.write_text(yaml.safe_dump({
         'env': {'name': 'sawyer_stack', 'horizon': 7},
         'model': {'latent_dim': 2, 'channels': 4, 'hidden': 8}}))
-    params = tmp_path / 'params.yaml'
-    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
-        'run_dir': str(tmp_path / 'run'), 'run_config': str(run_config), 'horizon': 5}}}))
-    context = rclpy.Context()
-    rclpy.init(args=['--ros-args', '--params-file', str(params)], context=context)
-    node = LearnerNode(context=context)
+    context, node = start_learner(tmp_path, run_config)
     try:
         assert node.learner.model_config.horizon == 7
         assert node._recorder.horizon == 7
