@@ -31,6 +31,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from solar_ros.core.model import SolarModel
 from solar_ros.core.online import OnlineStep
+from solar_ros.learn.config import read_sections
 from solar_ros.learn.evaluate import load_gains
 from solar_ros.nodes import qos
 from solar_ros.nodes.bringup import default_params
@@ -91,7 +92,7 @@ class Probe:
 
 def _params(workdir: Path, image_size: int) -> List[str]:
     """Write the run config and the parameter overrides; return --params-file arguments."""
-    config = yaml.safe_load((default_params()[0].parent / 'sawyer_task1.yaml').read_text())
+    config = read_sections(default_params()[0].parent / 'sawyer_task1.yaml')
     config['loop'].update(NO_REFIT)
     config['model']['image_size'] = image_size
     (workdir / 'run.yaml').write_text(yaml.safe_dump(config))

@@ -132,6 +132,36 @@ def test_every_section_is_checked_when_the_config_is_read(section, settings, mes
         RunConfig.from_dict(values)
 
 
+def test_a_config_extends_another_setting_by_setting(tmp_path):
+    (tmp_path / 'base.yaml').write_text(
+        'env: {name: point_mass, horizon: 9}\nmodel: {latent_dim: 4, channels: 8}\n'
+        'loop: {iterations: 3, task: 3}\n')
+    (tmp_path / 'configs').mkdir()
+    path = tmp_path / 'configs' / 'task1.yaml'  # the base named relative to this file
+    path.write_text('extends: ../base.yaml\nloop: {task: 1}\nlqr: {kl_step: 0.5}\n')
+    config = RunConfig.from_yaml(path, ['loop.iterations=5'])
+    assert config.env == {'name': 'point_mass', 'horizon': 9}
+    assert config.model == {'latent_dim': 4, 'channels': 8}
+    assert (config.loop.task, config.loop.iterations, config.lqr.kl_step) == (1, 5, 0.5)
+    # The shipped task-1 config is task 3's but for the task.
+    task1, task3 = (RunConfig.from_yaml(CONFIGS / f'sawyer_task{task}.yaml').to_dict()
+                    for task in (1, 3))
+    assert task1['loop'].pop('task') == 1 and task3['loop'].pop('task') == 3
+    assert task1 == task3
+
+
+@pytest.mark.parametrize('text, message', [
+    ('extends: missing.yaml\n', r'cannot read .*missing.yaml \(extends\)'),
+    ('extends: [base.yaml]\n', 'extends must name a run config file'),
+    ('extends: run.yaml\n', 'extends run.yaml, which extends run.yaml in turn'),
+])
+def test_a_bad_extends_is_one_error_naming_the_file(tmp_path, text, message):
+    path = tmp_path / 'run.yaml'
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        RunConfig.from_yaml(path)
+
+
 def test_overrides_replace_single_settings_with_yaml_values(tmp_path):
     path = tmp_path / 'run.yaml'
     path.write_text('env: {name: point_mass}\nmodel: {latent_dim: 4, channels: 8}\n'

@@ -16,7 +16,7 @@ import pytest
 import rclpy
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from solar_ros.learn.config import RunConfig
+from solar_ros.learn.config import read_sections, RunConfig
 from solar_ros.nodes.sim_node import SimNode
 from solar_ros.sim.environments import cost_residual_scale
 from solar_ros.sim.sawyer_env import SawyerStackEnv
@@ -239,7 +239,7 @@ def test_a_start_that_fails_after_the_simulator_opened_closes_it(monkeypatch):
 
 
 def test_three_views_are_published_with_the_step_stamp_on_their_own_topics(peer, tmp_path):
-    settings = yaml.safe_load((CONFIGS / 'sawyer_task1.yaml').read_text())
+    settings = read_sections(CONFIGS / 'sawyer_task1.yaml')
     settings['env']['views'] = settings['model']['views'] = 3
     run_config = tmp_path / 'three_views.yaml'
     run_config.write_text(yaml.safe_dump(settings))

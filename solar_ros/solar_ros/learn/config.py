@@ -7,6 +7,10 @@ Example (``solar_ros/config/point_mass.yaml``)::
     lqr:   {kl_step: 1.0, data_strength: 10.0}
     loop:  {pretrain_episodes: 40, iterations: 10}
 
+A file may start from another: ``extends: sawyer_task3.yaml`` (a path relative to the file)
+reads that one first, and each of this file's settings replaces the one of the same section
+and key there (``config/sawyer_task1.yaml`` is task 3's with ``loop.task: 1``).
+
 ``model.horizon`` and ``model.action_dim`` default to the environment's; ``lqr`` holds the
 :class:`solar_ros.core.lqr_flm.LQRFLMConfig` and ``mpc`` the planner settings
 (:class:`solar_ros.core.cem.CEMConfig`) of ``loop.method: mpc``. Every section is checked
@@ -216,6 +220,43 @@ def check_model_section(model: Mapping[str, Any]) -> None:
         raise ValueError(f'model: {error}') from error
 
 
+def read_sections(path: Path, extended_by: Sequence[Path] = ()) -> Dict[str, Any]:
+    """Return the sections of a run config file, over those of the file it ``extends``.
+
+    Args:
+        path: the YAML file, a mapping of sections and optionally ``extends``.
+        extended_by: the files that extend ``path``, resolved (to refuse a cycle).
+
+    Raises:
+        ValueError: naming the file when it is not a mapping, when ``extends`` is not a
+            file name, or when the file it extends cannot be read or extends it in turn.
+
+    """
+    with open(path) as stream:
+        values = yaml.safe_load(stream) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f'{path}: expected a mapping of sections {SECTIONS}')
+    base = values.pop('extends', None)
+    if base is None:
+        return values
+    if not isinstance(base, str) or not base:
+        raise ValueError(f'{path}: extends must name a run config file, not {base!r}')
+    base_path = path.parent / base
+    chain = (*extended_by, path.resolve())
+    if base_path.resolve() in chain:
+        raise ValueError(f'{path}: extends {base}, which extends {path.name} in turn')
+    try:
+        merged = read_sections(base_path, chain)
+    except OSError as error:
+        raise ValueError(f'{path}: cannot read {base_path} (extends): {error.strerror}') from None
+    for section, settings in values.items():
+        if isinstance(settings, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **settings}
+        else:
+            merged[section] = settings
+    return merged
+
+
 @dataclass
 class RunConfig:
     """All settings of one run; every section is checked when built.
@@ -271,13 +312,11 @@ class RunConfig:
                 ``loop.method=mpc`` or ``model.inference=vae``; they replace the file's.
 
         Raises:
-            ValueError: naming the file when it is not a mapping, or the bad override.
+            ValueError: naming the file when it (or a file it extends) is not a mapping or
+                cannot be read, or the bad override.
 
         """
-        with open(path) as stream:
-            values = yaml.safe_load(stream) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f'{path}: expected a mapping of sections {SECTIONS}')
+        values = read_sections(Path(path))
         for override in overrides:
             name, sep, value = override.partition('=')
             section, dot, key = name.partition('.')

@@ -94,9 +94,10 @@ class LearnerNode(Node):
         if self.learner.policy_version or len(self.learner.store):
             self.get_logger().info(
                 f'resuming the run in {where} at policy {self.learner.policy_version} '
-                f'({len(self.learner.store)} episodes); give another run_dir for a new run')
+                f'({len(self.learner.store)} episodes, {horizon} steps each); give another '
+                'run_dir for a new run')
         else:
-            self.get_logger().info(f'new run in {where}')
+            self.get_logger().info(f'new run in {where}: {horizon} steps per episode')
         if self.learner.done():
             self.get_logger().warning(
                 f'{run_dir} already has its last policy (loop.iterations '
