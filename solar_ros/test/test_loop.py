@@ -153,9 +153,13 @@ def test_a_config_extends_another_setting_by_setting(tmp_path):
 @pytest.mark.parametrize('text, message', [
     ('extends: missing.yaml\n', r'cannot read .*missing.yaml \(extends\)'),
     ('extends: [base.yaml]\n', 'extends must name a run config file'),
-    ('extends: run.yaml\n', 'extends run.yaml, which extends run.yaml in turn'),
+    ('extends: run.yaml\n', r'run.yaml: extends run.yaml, a cycle: run.yaml -> run.yaml$'),
+    ('extends: b.yaml\n',
+     r'c.yaml: extends run.yaml, a cycle: run.yaml -> b.yaml -> c.yaml -> run.yaml$'),
 ])
 def test_a_bad_extends_is_one_error_naming_the_file(tmp_path, text, message):
+    (tmp_path / 'b.yaml').write_text('extends: c.yaml\n')
+    (tmp_path / 'c.yaml').write_text('extends: run.yaml\n')
     path = tmp_path / 'run.yaml'
     path.write_text(text)
     with pytest.raises(ValueError, match=message):

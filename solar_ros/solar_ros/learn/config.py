@@ -229,7 +229,7 @@ def read_sections(path: Path, extended_by: Sequence[Path] = ()) -> Dict[str, Any
 
     Raises:
         ValueError: naming the file when it is not a mapping, when ``extends`` is not a
-            file name, or when the file it extends cannot be read or extends it in turn.
+            file name, or when the file it extends cannot be read or leads back to it.
 
     """
     with open(path) as stream:
@@ -244,7 +244,8 @@ def read_sections(path: Path, extended_by: Sequence[Path] = ()) -> Dict[str, Any
     base_path = path.parent / base
     chain = (*extended_by, path.resolve())
     if base_path.resolve() in chain:
-        raise ValueError(f'{path}: extends {base}, which extends {path.name} in turn')
+        loop = [step.name for step in chain[chain.index(base_path.resolve()):]]
+        raise ValueError(f'{path}: extends {base}, a cycle: {" -> ".join(loop + [loop[0]])}')
     try:
         merged = read_sections(base_path, chain)
     except OSError as error:
