@@ -12,7 +12,7 @@ from solar_ros.learn.evaluate import load_gains, load_policy
 from solar_ros.learn.pixel_probe import encoder_network, pixel_regression
 from solar_ros.learn.probe import (
     collect, linear_probe, main, NEAR_GOAL_FRAMES, probe_encoder, probe_model, probe_rollouts,
-    probe_true_state, ProbeData, score)
+    probe_true_state, ProbeData, score, target_line, target_positions)
 from solar_ros.learn.rollout import run_episode
 from solar_ros.sim.environments import make_env
 from solar_ros.sim.point_mass import PointMassEnv
@@ -63,6 +63,12 @@ def test_collect_records_the_block_offset_and_true_state_on_the_arm(tmp_path):
     model = SolarModel(ModelConfig(latent_dim=3, action_dim=7, horizon=8, image_size=16,
                                    keypoints=4))
     assert probe_model(model, data).r2.shape == (3,)
+    # each reset moves the target block by up to target_position_noise (1 cm) in x and y
+    targets = target_positions(data)
+    np.testing.assert_array_equal(targets, data.true_states[..., 7:9])
+    np.testing.assert_allclose(targets[:, 0], targets[:, -1])  # it stands still
+    assert np.all(np.abs(targets[:, 0] - [0.65, 0.0]) <= 0.01) and np.all(targets.std(0) > 0.002)
+    assert probe_model(model, data, targets=targets).r2.shape == (2,)
     assert probe_encoder(model, data, last=3).rmse.shape == (3,)
 
 
@@ -113,6 +119,16 @@ def test_near_goal_probe_runs_the_policy_on_its_last_frames(capsys):
         ('latent', 'encoders', 'CNN from the frames (2 episodes)',
          "the model's encoder design", 'true state'))]
     assert len(rows) == 5 and all(len(row.split(')')[-1].split()) == 6 for row in rows)
+    assert 'target block x, y from the latent (smoothed means): R^2 ' in out
+
+
+def test_the_target_line_compares_the_error_with_the_targets_spread():
+    true_states = np.zeros((4, 3, 9))
+    true_states[:, :, 7] = np.array([0.0, 0.0, 0.01, 0.03])[:, None]  # scored: the last two
+    data = ProbeData(np.zeros((4, 3, 8, 8, 3), np.uint8), np.zeros((4, 3, 7)),
+                     np.zeros((4, 3, 3)), true_states)
+    line = target_line(score(np.zeros((2, 2)), np.full((2, 2), 0.005)), data)
+    assert line.endswith('RMSE 0.50 0.50 cm; std of the target x, y 1.00 0.00 cm'), line
 
 
 def _square_frames(offsets: np.ndarray) -> np.ndarray:

@@ -12,7 +12,10 @@ means of the encoders' product of experts (no dynamics) says whether the filter'
 loses what the encoders hold. ``--pixels N`` adds a CNN trained on the true offsets of N
 other such episodes (:mod:`solar_ros.learn.pixel_probe`): what the cameras' frames hold;
 and the model's own encoder design (new weights, linear read-out) trained the same way:
-what that design can hold when the objective asks for the offset.
+what that design can hold when the objective asks for the offset. The same regression from
+the smoothed latent means to the target block's x, y (which each reset moves by up to
+``target_position_noise``, 1 cm) says whether the latent knows where the block must go: a
+latent that does not can only bring the block to where the target stands on average.
 
 The probe episodes are rendered once per run and kept in ``RUN_DIR/probe.npz``, so every
 policy update scores its model on the same frames (the ``probe_r2_*`` columns of
@@ -54,6 +57,7 @@ PROBE_SEED_BASE = 700_000_000
 PIXEL_SEED_BASE = 710_000_000  # the episodes the CNN of --pixels is trained on
 AXES = ('x', 'y', 'z')
 NEAR_GOAL_FRAMES = 10  # the last frames of an episode, where the block is let go
+TARGET_XY = slice(7, 9)  # the target block's x, y among ProbeData.true_states' 9 entries
 
 
 @dataclass
@@ -193,14 +197,22 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> ProbeScores:
                        rmse=np.sqrt((residual ** 2).mean(axis=0)))
 
 
-def probe_model(model: SolarModel, data: ProbeData, last: int = 0) -> ProbeScores:
+def probe_model(model: SolarModel, data: ProbeData, last: int = 0,
+                targets: Optional[np.ndarray] = None) -> ProbeScores:
     """Score the model's smoothed latent means on the probe episodes.
 
     ``last`` > 0 scores only each episode's last ``last`` frames (smoothed over the whole
-    episode).
+    episode). ``targets`` (N, T, d), default ``data.offsets``: what the means are regressed
+    on (e.g. :func:`target_positions`).
     """
     latents = model.infer(data.images, data.actions).means.numpy()
-    return linear_probe(latents[:, -last:], data.offsets[:, -last:])
+    targets = data.offsets if targets is None else targets
+    return linear_probe(latents[:, -last:], targets[:, -last:])
+
+
+def target_positions(data: ProbeData) -> np.ndarray:
+    """Return the target block's x, y behind every frame, (N, T, 2) m."""
+    return data.true_states[..., TARGET_XY]
 
 
 def probe_rollouts(model: SolarModel, episodes: Sequence[Episode],
@@ -351,7 +363,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows.append(('true state (joint angles, target x, y)', probe_true_state(data, last)))
     for line in report(rows):
         print(line)
+    print(target_line(probe_model(model, data, last, target_positions(data)), data, last))
     return 0
+
+
+def target_line(scores: ProbeScores, data: ProbeData, last: int = 0) -> str:
+    """Return the line of the target probe: R^2, RMSE and spread of the target's x, y.
+
+    The spread is the standard deviation of the scored frames' target x, y (the last
+    N - N // 2 episodes; with ``last`` > 0 their last ``last`` frames), cm: an RMSE near
+    it says the latent does not know where the target is.
+    """
+    frames = slice(-last, None) if last else slice(None)
+    spread = target_positions(data)[len(data.images) // 2:, frames].reshape(-1, 2).std(axis=0)
+    return ('target block x, y from the latent (smoothed means): R^2 '
+            + ' '.join(f'{v:.2f}' for v in scores.r2) + ', RMSE '
+            + ' '.join(f'{100 * v:.2f}' for v in scores.rmse) + ' cm; std of the target x, y '
+            + ' '.join(f'{100 * v:.2f}' for v in spread) + ' cm')
 
 
 def _epoch_line(epoch: int, error: float) -> None:
