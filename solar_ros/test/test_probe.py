@@ -8,12 +8,14 @@ import pytest
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.online import episode_noise
+from solar_ros.learn.config import RunConfig
 from solar_ros.learn.evaluate import load_gains, load_policy
 from solar_ros.learn.pixel_probe import encoder_network, pixel_regression
 from solar_ros.learn.probe import (
-    collect, linear_probe, main, NEAR_GOAL_FRAMES, probe_encoder, probe_model, probe_rollouts,
-    probe_true_state, ProbeData, score, target_line, target_positions)
+    collect, linear_probe, load_or_collect, main, NEAR_GOAL_FRAMES, probe_encoder, probe_model,
+    probe_rollouts, probe_true_state, ProbeData, score, target_line, target_positions)
 from solar_ros.learn.rollout import run_episode
+from solar_ros.learn.run_dir import RunDir
 from solar_ros.sim.environments import make_env
 from solar_ros.sim.point_mass import PointMassEnv
 from solar_ros.sim.sawyer_config import SawyerStackConfig
@@ -72,6 +74,18 @@ def test_collect_records_the_block_offset_and_true_state_on_the_arm(tmp_path):
     assert probe_encoder(model, data, last=3).rmse.shape == (3,)
 
 
+def test_a_run_keeps_its_probe_episodes_and_renders_other_counts_afresh(tmp_path):
+    config = RunConfig.from_dict({'env': {'name': 'sawyer_stack', 'horizon': 3, 'image_size': 16},
+                                  'model': {'latent_dim': 2, 'channels': 4}})
+    with make_env(config.env) as env:
+        kept = load_or_collect(tmp_path, env, config, episodes=2)  # rendered and saved
+        assert len(load_or_collect(tmp_path, env, config, episodes=2).images) == 2
+        more = load_or_collect(tmp_path, env, config, episodes=4)  # rendered, not saved
+    np.testing.assert_array_equal(more.images[:2], kept.images)  # the same reset seeds first
+    assert len(more.images) == 4
+    assert len(ProbeData.load(RunDir(tmp_path).probe).images) == 2
+
+
 def test_probe_data_needs_two_episodes_and_a_probeable_env(tmp_path):
     with pytest.raises(ValueError, match='2 episodes'):
         ProbeData(np.zeros((1, 2, 8, 8, 3), np.uint8), np.zeros((1, 2, 7)),
@@ -127,8 +141,12 @@ def test_the_target_line_compares_the_error_with_the_targets_spread():
     true_states[:, :, 7] = np.array([0.0, 0.0, 0.01, 0.03])[:, None]  # scored: the last two
     data = ProbeData(np.zeros((4, 3, 8, 8, 3), np.uint8), np.zeros((4, 3, 7)),
                      np.zeros((4, 3, 3)), true_states)
-    line = target_line(score(np.zeros((2, 2)), np.full((2, 2), 0.005)), data)
-    assert line.endswith('RMSE 0.50 0.50 cm; std of the target x, y 1.00 0.00 cm'), line
+    scores = score(np.zeros((2, 2)), np.full((2, 2), 0.005))
+    line = target_line(scores, data, coefficients=1)
+    assert line.endswith('RMSE 0.50 0.50 cm; std of the target x, y 1.00 0.00 cm;'
+                         ' fitted on 2 placements'), line
+    assert target_line(scores, data, coefficients=2).endswith(
+        'fitted on 2 placements, too few for 2 coefficients: use --episodes 8')
 
 
 def _square_frames(offsets: np.ndarray) -> np.ndarray:

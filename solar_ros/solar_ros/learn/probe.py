@@ -158,12 +158,19 @@ def collect(env: Any, task: int, episodes: int, std: float,
 
 def load_or_collect(run_dir: Path, env: Any, config: RunConfig,
                     episodes: int = 20) -> ProbeData:
-    """Return the run's probe episodes, rendering and saving them on first use."""
+    """Return the run's ``episodes`` probe episodes, rendering and saving them on first use.
+
+    The run keeps one set, ``RUN_DIR/probe.npz``, which every policy update scores; asked
+    for another number of episodes than it holds, this renders that many (the same reset
+    seeds, so the kept episodes come first) and leaves the file as it is.
+    """
     path = RunDir(run_dir).probe
-    if path.exists():
-        return ProbeData.load(path)
+    kept = ProbeData.load(path) if path.exists() else None
+    if kept is not None and len(kept.images) == episodes:
+        return kept
     data = collect(env, config.loop.task, episodes, config.pretrain_std)
-    data.save(path)
+    if kept is None:
+        data.save(path)
     return data
 
 
@@ -363,23 +370,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows.append(('true state (joint angles, target x, y)', probe_true_state(data, last)))
     for line in report(rows):
         print(line)
-    print(target_line(probe_model(model, data, last, target_positions(data)), data, last))
+    print(target_line(probe_model(model, data, last, target_positions(data)), data,
+                      model.config.latent_dim + 1, last))
     return 0
 
 
-def target_line(scores: ProbeScores, data: ProbeData, last: int = 0) -> str:
+def target_line(scores: ProbeScores, data: ProbeData, coefficients: int, last: int = 0) -> str:
     """Return the line of the target probe: R^2, RMSE and spread of the target's x, y.
 
     The spread is the standard deviation of the scored frames' target x, y (the last
     N - N // 2 episodes; with ``last`` > 0 their last ``last`` frames), cm: an RMSE near
-    it says the latent does not know where the target is.
+    it says the latent does not know where the target is. The target stands still in an
+    episode, so the regression is fitted on N // 2 placements; with no more placements
+    than it has coefficients (``latent_dim`` + 1) it cannot generalise, and the line says so.
     """
     frames = slice(-last, None) if last else slice(None)
     spread = target_positions(data)[len(data.images) // 2:, frames].reshape(-1, 2).std(axis=0)
-    return ('target block x, y from the latent (smoothed means): R^2 '
+    placements = len(data.images) // 2
+    line = ('target block x, y from the latent (smoothed means): R^2 '
             + ' '.join(f'{v:.2f}' for v in scores.r2) + ', RMSE '
             + ' '.join(f'{100 * v:.2f}' for v in scores.rmse) + ' cm; std of the target x, y '
-            + ' '.join(f'{100 * v:.2f}' for v in spread) + ' cm')
+            + ' '.join(f'{100 * v:.2f}' for v in spread)
+            + f' cm; fitted on {placements} placements')
+    if placements <= coefficients:
+        line += f', too few for {coefficients} coefficients: use --episodes {4 * coefficients}'
+    return line
 
 
 def _epoch_line(epoch: int, error: float) -> None:
