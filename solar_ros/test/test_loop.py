@@ -289,6 +289,29 @@ def test_the_residual_cost_needs_recorded_offsets_of_a_squared_offset_cost(tmp_p
                                                               lqr_cost='residuals')))
 
 
+def test_a_residual_read_out_that_the_rollouts_cannot_fit_is_refused_before_the_run():
+    """Each update fits dx + 1 coefficients per cost segment on its rollouts' steps."""
+    def build(rollouts: int, segments: int, method: str = 'solar') -> RunConfig:
+        # TINY: point mass of 6 steps, latent_dim 2
+        return RunConfig.from_dict(dict(
+            TINY, lqr=dict(TINY['lqr'], cost_segments=segments),
+            loop=dict(TINY['loop'], lqr_cost='residuals', rollouts_per_iteration=rollouts,
+                      method=method)))
+    assert build(rollouts=1, segments=2).loop.rollouts_per_iteration == 1  # 3 samples > 2
+    with pytest.raises(ValueError, match=r'loop.rollouts_per_iteration \(1\) x 2 steps per cost '
+                       r'segment \(env.horizon 6 / lqr.cost_segments 3\) = 2 samples; it needs '
+                       r'more than 2'):
+        build(rollouts=1, segments=3)
+    assert build(rollouts=1, segments=3, method='mpc').loop.method == 'mpc'  # no read-out
+    sawyer = {'name': 'sawyer_stack', 'distance_cost': 'squared', 'horizon': 40}
+    with pytest.raises(ValueError, match=r'\(1\) x 10 steps .* = 10 samples; it needs more '
+                       r'than 20'):  # the run that lost its pretraining to this
+        RunConfig.from_dict(dict(TINY, env=sawyer, model=dict(TINY['model'], latent_dim=20),
+                                 lqr=dict(TINY['lqr'], cost_segments=4),
+                                 loop=dict(TINY['loop'], lqr_cost='residuals',
+                                           rollouts_per_iteration=1)))
+
+
 @pytest.mark.slow
 def test_checks_run_the_mean_action_apart_and_the_run_ends_on_the_best_checked_policy(
         tmp_path):

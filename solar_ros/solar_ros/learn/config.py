@@ -280,11 +280,32 @@ class RunConfig:
             if not self.env:
                 raise ValueError('loop.lqr_cost residuals needs the env section: the '
                                  "residuals are the simulator's recorded offsets")
-            from solar_ros.sim.environments import cost_residual_scale
+            from solar_ros.sim.environments import cost_residual_scale, env_horizon
             try:
                 cost_residual_scale(self.env)
             except ValueError as error:
                 raise ValueError(f'loop.lqr_cost residuals: {error}') from error
+            self._check_residual_samples(env_horizon(self.env))
+
+    def _check_residual_samples(self, horizon: int) -> None:
+        """Refuse a residual read-out that an update's rollouts cannot fit.
+
+        Each LQR-FLM step fits an affine read-out from ``model.latent_dim`` latent dims per
+        cost segment on ``loop.rollouts_per_iteration`` rollouts x the segment's steps; it
+        needs more samples than dims. Checked here, not after the pretraining it follows.
+        """
+        latent_dim = self.model.get('latent_dim')
+        if latent_dim is None or self.loop.method != 'solar':
+            return
+        steps = horizon // self.lqr.cost_segments  # the shortest segment
+        samples = self.loop.rollouts_per_iteration * steps
+        if samples <= latent_dim:
+            raise ValueError(
+                f'loop.lqr_cost residuals: each update fits the read-out of '
+                f'{latent_dim} latent dims (model.latent_dim) on loop.rollouts_per_iteration '
+                f'({self.loop.rollouts_per_iteration}) x {steps} steps per cost segment '
+                f'(env.horizon {horizon} / lqr.cost_segments {self.lqr.cost_segments}) = '
+                f'{samples} samples; it needs more than {latent_dim}')
 
     @property
     def pretrain_std(self) -> float:

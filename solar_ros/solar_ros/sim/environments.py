@@ -3,6 +3,7 @@
 Names: ``point_mass`` (:class:`solar_ros.sim.point_mass.PointMassEnv`) and ``sawyer_stack``
 (:class:`solar_ros.sim.sawyer_env.SawyerStackEnv`, imported only when asked for, since it
 needs PyBullet). The other keys are the environment's own settings.
+:func:`env_horizon` reads the episode length from the settings alone;
 :func:`cost_residual_scale` says how each one's cost is a squared offset.
 """
 
@@ -27,6 +28,26 @@ def make_env(settings: Mapping[str, Any]) -> Any:
         from solar_ros.sim.sawyer_config import SawyerStackConfig
         from solar_ros.sim.sawyer_env import SawyerStackEnv
         return SawyerStackEnv(SawyerStackConfig.from_dict(options))
+    raise ValueError(f'env.name must be one of {NAMES}, got {name!r}')
+
+
+def env_horizon(settings: Mapping[str, Any]) -> int:
+    """Return the steps per episode of the environment ``settings`` name, without building it.
+
+    Raises:
+        ValueError: the name is missing or unknown, or a setting is invalid.
+
+    """
+    options = dict(settings)
+    name = options.pop('name', None)
+    if name == 'point_mass':
+        import inspect
+        from solar_ros.sim.point_mass import PointMassEnv
+        return int(options.get('horizon',
+                               inspect.signature(PointMassEnv).parameters['horizon'].default))
+    if name == 'sawyer_stack':
+        from solar_ros.sim.sawyer_config import SawyerStackConfig
+        return int(SawyerStackConfig.from_dict(options).horizon)
     raise ValueError(f'env.name must be one of {NAMES}, got {name!r}')
 
 
