@@ -204,17 +204,18 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> ProbeScores:
                        rmse=np.sqrt((residual ** 2).mean(axis=0)))
 
 
-def probe_model(model: SolarModel, data: ProbeData, last: int = 0,
-                targets: Optional[np.ndarray] = None) -> ProbeScores:
+def smoothed_means(model: SolarModel, data: ProbeData) -> np.ndarray:
+    """Return the model's smoothed latent means of the probe episodes, (N, T, dx)."""
+    return model.infer(data.images, data.actions).means.numpy()
+
+
+def probe_model(model: SolarModel, data: ProbeData, last: int = 0) -> ProbeScores:
     """Score the model's smoothed latent means on the probe episodes.
 
     ``last`` > 0 scores only each episode's last ``last`` frames (smoothed over the whole
-    episode). ``targets`` (N, T, d), default ``data.offsets``: what the means are regressed
-    on (e.g. :func:`target_positions`).
+    episode).
     """
-    latents = model.infer(data.images, data.actions).means.numpy()
-    targets = data.offsets if targets is None else targets
-    return linear_probe(latents[:, -last:], targets[:, -last:])
+    return linear_probe(smoothed_means(model, data)[:, -last:], data.offsets[:, -last:])
 
 
 def target_positions(data: ProbeData) -> np.ndarray:
@@ -355,7 +356,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         last = 0
         print(f'{path.name}: linear probe of the held block offset on {len(data.images)} '
               f'random-action episodes (fitted on {len(data.images) // 2}, scored on the rest)')
-    rows = [('latent (smoothed means)', probe_model(model, data, last)),
+    latents = smoothed_means(model, data)[:, -last:]  # inferred once for both probes
+    rows = [('latent (smoothed means)', linear_probe(latents, data.offsets[:, -last:])),
             ('encoders (their product, no dynamics)', probe_encoder(model, data, last))]
     if args.pixels:
         print(f'training a CNN on the frames of {args.pixels} other episodes '
@@ -370,7 +372,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows.append(('true state (joint angles, target x, y)', probe_true_state(data, last)))
     for line in report(rows):
         print(line)
-    print(target_line(probe_model(model, data, last, target_positions(data)), data,
+    print(target_line(linear_probe(latents, target_positions(data)[:, -last:]), data,
                       model.config.latent_dim + 1, last))
     return 0
 
@@ -384,9 +386,9 @@ def target_line(scores: ProbeScores, data: ProbeData, coefficients: int, last: i
     episode, so the regression is fitted on N // 2 placements; with no more placements
     than it has coefficients (``latent_dim`` + 1) it cannot generalise, and the line says so.
     """
-    frames = slice(-last, None) if last else slice(None)
-    spread = target_positions(data)[len(data.images) // 2:, frames].reshape(-1, 2).std(axis=0)
     placements = len(data.images) // 2
+    frames = slice(-last, None) if last else slice(None)
+    spread = target_positions(data)[placements:, frames].reshape(-1, 2).std(axis=0)
     line = ('target block x, y from the latent (smoothed means): R^2 '
             + ' '.join(f'{v:.2f}' for v in scores.r2) + ', RMSE '
             + ' '.join(f'{100 * v:.2f}' for v in scores.rmse) + ' cm; std of the target x, y '
