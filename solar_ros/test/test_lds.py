@@ -172,8 +172,22 @@ def test_frame_posteriors_read_each_potential_alone():
     torch.testing.assert_close(result.stats.yx[t], y.T @ x)
     yy = y.T @ y + torch.diag((1.0 / J[:, t + 1]).sum(0))
     torch.testing.assert_close(result.stats.yy[t], yy)
-    with pytest.raises(ValueError, match='diagonal'):
-        frame_posteriors(GaussianPotentials(J=torch.diag_embed(J), h=h), actions)
+    full = frame_posteriors(GaussianPotentials(J=torch.diag_embed(J), h=h), actions)
+    torch.testing.assert_close(full.means, result.means)
+    torch.testing.assert_close(full.stats.xx, result.stats.xx)
+    with pytest.raises(ValueError, match=r'expected shape \(2, 4, 3\) or'):
+        frame_posteriors(GaussianPotentials(J=J[..., :2], h=h), actions)
+
+
+def test_frame_posteriors_of_full_precisions_are_their_gaussians():
+    gen = torch.Generator().manual_seed(6)
+    factor = torch.randn(2, 4, 3, 3, dtype=torch.float64, generator=gen)
+    J = factor @ factor.transpose(-1, -2) + 0.5 * torch.eye(3, dtype=torch.float64)
+    h = torch.randn(2, 4, 3, dtype=torch.float64, generator=gen)
+    result = frame_posteriors(GaussianPotentials(J=J, h=h),
+                              torch.zeros(2, 4, 1, dtype=torch.float64))
+    torch.testing.assert_close(result.covs, torch.linalg.inv(J))
+    torch.testing.assert_close(result.means, torch.linalg.solve(J, h.unsqueeze(-1)).squeeze(-1))
 
 
 def test_online_filter_reproduces_the_batch_filter_step_by_step():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from solar_ros.core import model as model_module
 from solar_ros.core.checkpoint import CheckpointError
-from solar_ros.core.lds import LDSParams
+from solar_ros.core.lds import GaussianPotentials, LDSParams
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.networks import (bernoulli_log_likelihood, Encoder, LogCostHead,
@@ -232,6 +232,106 @@ def test_dense_branch_starts_at_the_keypoint_mean_and_reads_more_finely():
         ModelConfig(latent_dim=2, action_dim=1, horizon=3, dense_branch=8)
     with pytest.raises(ValueError, match='dense_branch must be >= 0'):
         ModelConfig(latent_dim=2, action_dim=1, horizon=3, keypoints=2, dense_branch=-1)
+
+
+def test_full_precision_starts_diagonal_and_is_l_l_transpose():
+    """With its head at zero a full-precision encoder gives the diagonal potential; then L L^T."""
+    images = torch.rand(2, 3, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    diagonal = Encoder(latent_dim=3, image_size=16, channels=4, hidden=8)
+    torch.manual_seed(0)
+    full = Encoder(latent_dim=3, image_size=16, channels=4, hidden=8, full_precision=True)
+    J_diagonal, h_diagonal = diagonal.potential(images)
+    J, h = full.potential(images)
+    assert J_diagonal.shape == (2, 3, 3) and J.shape == (2, 3, 3, 3)
+    torch.testing.assert_close(J, torch.diag_embed(J_diagonal))
+    torch.testing.assert_close(h, h_diagonal)
+    with torch.no_grad():
+        full.lower_head.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    J, h = full.potential(images)
+    mean, std = full(images)
+    factor = torch.diag_embed(1.0 / std.double())
+    factor[..., 1, 0], factor[..., 2, 0], factor[..., 2, 1] = 0.5, -1.0, 2.0
+    torch.testing.assert_close(J, factor @ factor.transpose(-1, -2))
+    torch.testing.assert_close(h, (J @ mean.double().unsqueeze(-1)).squeeze(-1))
+    assert torch.all(torch.linalg.eigvalsh(J) > 0)
+
+
+def test_full_precision_lets_a_camera_leave_any_direction_open():
+    """Two cameras, a latent z = R [a; b] in a basis turned by 45 degrees from what they see.
+
+    Camera A sees a in half of the frames and nothing in the others; camera B always sees b.
+    Trained on the product's likelihood of z, full precisions let A say nothing along R e_a
+    when it sees nothing, so the product still knows z along R e_b; diagonal precisions
+    cannot leave a turned direction open, and the product errs along R e_b as well.
+    """
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(1)
+    a, b = 2 * torch.rand(2, 96, generator=generator) - 1
+    seen = torch.rand(96, generator=generator) < 0.5
+    view_a, view_b = torch.zeros(2, 96, 16, 16, 3)
+    view_a[:, 4:12, 4:12] = (seen * (0.6 + 0.4 * a))[:, None, None, None]
+    view_b[:, 4:12, 4:12] = (0.6 + 0.4 * b)[:, None, None, None]
+    rotation = torch.tensor([[1.0, -1.0], [1.0, 1.0]], dtype=torch.float64) / 2 ** 0.5
+    z = torch.stack([a, b], 1).double() @ rotation.T
+    results = {}
+    for full in (False, True):
+        torch.manual_seed(0)
+        encoders = [Encoder(2, 16, 4, 16, full_precision=full) for _ in range(2)]
+        optimizer = torch.optim.Adam([p for e in encoders for p in e.parameters()], lr=3e-3)
+        for _ in range(300):
+            (J_a, h_a), (J_b, h_b) = encoders[0].potential(view_a), encoders[1].potential(view_b)
+            J = J_a + J_b if full else torch.diag_embed(J_a + J_b)
+            mean = torch.linalg.solve(J, (h_a + h_b).unsqueeze(-1)).squeeze(-1)
+            error = (z - mean).unsqueeze(-1)
+            loss = (0.5 * (error.transpose(-1, -2) @ J @ error).squeeze()
+                    - 0.5 * torch.logdet(J)).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        along_b = ((z - mean.detach()) @ rotation[:, 1])[~seen]
+        results[full] = (loss.item(), along_b.pow(2).mean().item())
+    print('negative log-likelihood, squared error along R e_b where A sees nothing:', results)
+    assert results[True][0] < results[False][0] - 1.0
+    assert results[True][1] < results[False][1] / 10
+
+
+def test_full_precision_model_trains_and_keeps_its_precision(tmp_path):
+    """A two-view full-precision model: potentials add, the ELBO term is exact, it trains."""
+    torch.set_num_threads(1)
+    batch = make_batch(8, seed=0)
+    images = torch.cat([batch.images, batch.images.flip(-1)], -1)
+    two_views = EpisodeBatch(images, batch.actions, batch.costs)
+    model = SolarModel(make_config(views=2, precision='full', batch_size=4))
+    with torch.no_grad():
+        for encoder in model.view_encoders():
+            encoder.lower_head.bias.normal_(0.0, 0.5)
+    potentials = model.encode(images)
+    floats = images.float() / 255.0
+    parts = [encoder.potential(floats[..., 3 * v:3 * v + 3])
+             for v, encoder in enumerate(model.view_encoders())]
+    torch.testing.assert_close(potentials.J, parts[0][0] + parts[1][0])
+    torch.testing.assert_close(potentials.h, parts[0][1] + parts[1][1])
+    # local_kl of full potentials that happen to be diagonal equals the diagonal form's
+    diagonal = GaussianPotentials(J=torch.diagonal(potentials.J, dim1=-2, dim2=-1).detach(),
+                                  h=potentials.h.detach())
+    actions = torch.as_tensor(batch.actions, dtype=torch.float64)
+    kls = []
+    for J in (diagonal.J, torch.diag_embed(diagonal.J)):
+        model.generator.manual_seed(0)
+        kls.append(model._local_terms(GaussianPotentials(J=J, h=diagonal.h), actions)[1])
+    torch.testing.assert_close(kls[0], kls[1])
+    history = model.fit(two_views, 10)
+    assert all(np.isfinite(step['elbo']) for step in history)
+    model.save(tmp_path / 'full.ckpt')
+    loaded = SolarModel.load(tmp_path / 'full.ckpt')
+    assert loaded.config.precision == 'full'
+    torch.testing.assert_close(loaded.encode(images).J, model.encode(images).J)
+    assert model.predict(images[:2], batch.actions[:2], 3).shape == images[:2].shape
+    with pytest.raises(ValueError, match="precision 'full' needs inference 'solar'"):
+        make_config(precision='full', inference='vae')
+    with pytest.raises(ValueError, match='precision must be one of'):
+        make_config(precision='low')
 
 
 def test_vae_ablation_reads_frames_alone_with_a_standard_normal_prior():

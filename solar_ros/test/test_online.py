@@ -14,9 +14,13 @@ import torch
 T, DX, DU, SIZE = 5, 3, 2, 16
 
 
-def _model(seed: int = 0) -> SolarModel:
-    return SolarModel(ModelConfig(latent_dim=DX, action_dim=DU, horizon=T, image_size=SIZE,
-                                  channels=4, hidden=8, seed=seed))
+def _model(seed: int = 0, precision: str = 'diagonal') -> SolarModel:
+    model = SolarModel(ModelConfig(latent_dim=DX, action_dim=DU, horizon=T, image_size=SIZE,
+                                   channels=4, hidden=8, seed=seed, precision=precision))
+    if precision == 'full':  # off-diagonal precisions from the start (the head starts at 0)
+        with torch.no_grad():
+            model.encoder.lower_head.bias.copy_(torch.tensor([0.8, -0.5, 0.3]))
+    return model
 
 
 def _gains(seed: int, version: int) -> TimeVaryingGains:
@@ -37,8 +41,9 @@ def _frames(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (T, SIZE, SIZE, 3), dtype=np.uint8)
 
 
-def test_step_is_the_closed_form_kalman_filter_and_policy():
-    model, gains = _model(), _gains(1, 4)
+@pytest.mark.parametrize('precision', ['diagonal', 'full'])
+def test_step_is_the_closed_form_kalman_filter_and_policy(precision):
+    model, gains = _model(precision=precision), _gains(1, 4)
     online = OnlineStep(model, gains, noise_scale=0.5)
     noise = episode_noise(T, DU, seed=11)
     online.start(noise)
@@ -48,7 +53,10 @@ def test_step_is_the_closed_form_kalman_filter_and_policy():
         with torch.no_grad():
             potential = model.encode(torch.as_tensor(frame)[None, None])
         J, h = potential.J[0, 0].numpy(), potential.h[0, 0].numpy()
-        P_post = np.linalg.inv(np.linalg.inv(P) + np.diag(J))
+        assert J.shape == ((DX,) if precision == 'diagonal' else (DX, DX))
+        if precision == 'full':
+            assert abs(J[1, 0]) > 0.1  # a full matrix, not a diagonal one
+        P_post = np.linalg.inv(np.linalg.inv(P) + (np.diag(J) if J.ndim == 1 else J))
         m_post = P_post @ (np.linalg.solve(P, m) + h)
         expected = (policy.K[t].numpy() @ m_post + policy.k[t].numpy()
                     + 0.5 * policy.chol[t].numpy() @ noise[t])

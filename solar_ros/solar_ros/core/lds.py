@@ -286,26 +286,30 @@ def _expected_stats(means: Tensor, covs: Tensor, cross: Tensor,
 
 
 def frame_posteriors(potentials: GaussianPotentials, actions: ArrayLike) -> SmootherResult:
-    """Return the per-frame posteriors q(s_t) = N(h_t / J_t, J_t^-1), independent over t.
+    """Return the per-frame posteriors q(s_t) = N(J_t^-1 h_t, J_t^-1), independent over t.
 
     The VAE ablation's inference: each potential is read as a posterior on its own, with
     no dynamics linking the frames (cross-covariances zero; log_normalizer zero, unused).
 
     Args:
-        potentials: diagonal evidence, J and h (B, T, dx).
+        potentials: evidence, J (B, T, dx) diagonal or (B, T, dx, dx) full, h (B, T, dx).
         actions: (B, T, du), for the transition statistics.
 
     Returns:
         :class:`SmootherResult` of the independent frames.
 
     """
-    if potentials.J.shape != potentials.h.shape:
-        raise ValueError(f'potentials.J: expected the diagonal shape {tuple(potentials.h.shape)}'
-                         f', got {tuple(potentials.J.shape)}')
-    actions = torch.as_tensor(actions, dtype=torch.float64)
     batch, horizon, dx = potentials.h.shape
-    means = potentials.h / potentials.J
-    covs = torch.diag_embed(1.0 / potentials.J)
+    if tuple(potentials.J.shape) not in ((batch, horizon, dx), (batch, horizon, dx, dx)):
+        raise ValueError(f'potentials.J: expected shape ({batch}, {horizon}, {dx}) or '
+                         f'({batch}, {horizon}, {dx}, {dx}), got {tuple(potentials.J.shape)}')
+    actions = torch.as_tensor(actions, dtype=torch.float64)
+    if potentials.J.ndim == 3:
+        means = potentials.h / potentials.J
+        covs = torch.diag_embed(1.0 / potentials.J)
+    else:
+        covs = torch.cholesky_inverse(torch.linalg.cholesky(potentials.J))
+        means = (covs @ potentials.h.unsqueeze(-1)).squeeze(-1)
     cross = torch.zeros(batch, horizon - 1, dx, dx, dtype=torch.float64)
     return SmootherResult(means, covs, cross, torch.zeros(batch, dtype=torch.float64),
                           _expected_stats(means, covs, cross, actions))

@@ -12,7 +12,8 @@ to L below: a training signal only, steepest where the squared cost is flat (at 
 
 Variational family: q(F, Sigma) q(s | o, a) with q(F, Sigma) a time-varying MNIW and
 q(s) proportional to exp(E_q(F,Sigma)[log p(s | a, F, Sigma)]) times the encoder potentials
-psi_t(s_t) = exp(-1/2 s_t^T J_t s_t + h_t^T s_t), J_t = diag(std_t^-2), h_t = mean_t / std_t^2.
+psi_t(s_t) = exp(-1/2 s_t^T J_t s_t + h_t^T s_t), J_t = diag(std_t^-2), h_t = mean_t / std_t^2
+(or, with ``precision: full``, J_t = L_t L_t^T a full matrix and h_t = J_t mean_t).
 
 Expected-parameter LDS. Write e1 = E[Sigma^-1], e2 = E[Sigma^-1 F], e3 = E[F^T Sigma^-1 F].
 Then E[log N(s'; F x, Sigma)] = log N(s'; Fbar x, Qbar) - 1/2 x^T D x + k with
@@ -78,7 +79,8 @@ def build_encoders(config: ModelConfig) -> List[Encoder]:
     They draw their initial weights from torch's global generator (seed it first).
     """
     return [Encoder(config.latent_dim, config.image_size, config.channels, config.hidden,
-                    config.min_std, config.keypoints, config.dense_branch)
+                    config.min_std, config.keypoints, config.dense_branch,
+                    config.precision == 'full')
             for _ in range(config.views)]
 
 
@@ -127,16 +129,17 @@ class SolarModel(nn.Module):
         return min(c.beta_max, c.beta_start + c.beta_increment * self.num_updates)
 
     def encode(self, images: torch.Tensor) -> GaussianPotentials:
-        """Return the encoder potentials of ``images`` (B, T, H, W, 3 V): J, h (B, T, dx) float64.
+        """Return the encoder potentials of ``images`` (B, T, H, W, 3 V), float64.
 
-        With V > 1 views, the product of the views' Gaussian potentials (their J and h add).
+        J is (B, T, dx) diagonal or, with ``config.precision`` 'full', (B, T, dx, dx); h is
+        (B, T, dx). With V > 1 views, the product of the views' Gaussian potentials (their
+        J and h add).
         """
         images = _as_float_images(images)
         J = h = 0.0
         for view, encoder in enumerate(self.view_encoders()):
-            mean, std = encoder(images[..., 3 * view:3 * view + 3])
-            precision = std.to(torch.float64) ** -2
-            J, h = J + precision, h + mean.to(torch.float64) * precision
+            precision, weighted_mean = encoder.potential(images[..., 3 * view:3 * view + 3])
+            J, h = J + precision, h + weighted_mean
         return GaussianPotentials(J=J, h=h)
 
     def view_encoders(self) -> List[Encoder]:
@@ -213,8 +216,11 @@ class SolarModel(nn.Module):
         params, augmented, const = self._local_lds(potentials, actions)
         smoothed = kalman_smoother(params, augmented, actions)
         second = smoothed.covs + smoothed.means.unsqueeze(-1) * smoothed.means.unsqueeze(-2)
-        expected_log_psi = (-0.5 * (potentials.J * torch.diagonal(second, dim1=-2, dim2=-1))
-                            + potentials.h * smoothed.means).sum(dim=(-2, -1))
+        if potentials.J.ndim == 4:
+            quadratic = torch.einsum('btij,btij->b', potentials.J, second)
+        else:
+            quadratic = (potentials.J * torch.diagonal(second, dim1=-2, dim2=-1)).sum(dim=(-2, -1))
+        expected_log_psi = -0.5 * quadratic + (potentials.h * smoothed.means).sum(dim=(-2, -1))
         local_kl = expected_log_psi - smoothed.log_normalizer + const
         samples = sample_backward(params, augmented, actions, num_samples, self.generator)
         return smoothed, local_kl, samples
@@ -335,8 +341,9 @@ class SolarModel(nn.Module):
         with torch.no_grad():
             potentials = self.encode(images)
             keep = (torch.arange(self.config.horizon) < num_observed).to(torch.float64)
-            observed = GaussianPotentials(J=potentials.J * keep[:, None],
-                                          h=potentials.h * keep[:, None])
+            observed = GaussianPotentials(
+                J=potentials.J * keep.reshape(-1, *[1] * (potentials.J.ndim - 2)),
+                h=potentials.h * keep[:, None])
             smoothed = kalman_smoother(params or self.dynamics(), observed, actions)
             return torch.sigmoid(self.decoder(smoothed.means.to(torch.float32)))
 

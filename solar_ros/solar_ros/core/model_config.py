@@ -5,6 +5,7 @@ import os
 from typing import Dict, Union
 
 INFERENCE = ('solar', 'vae')
+PRECISION = ('diagonal', 'full')
 
 
 @dataclass
@@ -26,6 +27,10 @@ class ModelConfig:
         dense_branch: B > 0 adds a dense branch of B units to each keypoint encoder's mean
             (zero at the start of training; see the Encoder); 0: none.
         min_std: floor added to the encoder's softplus standard deviation.
+        precision: 'diagonal' (each camera's potential has precision diag(std^-2)) or
+            'full' (a full precision L L^T per camera, so that a camera that does not see a
+            direction of the latent can leave it open whatever the basis; solar inference
+            only; see the Encoder).
         cost_std: standard deviation of the cost likelihood N(c_t; cost_head(s_t), sigma_t^2)
             for a zero cost.
         cost_rel_std: growth of that std per unit of observed cost: sigma_t = cost_std +
@@ -67,6 +72,7 @@ class ModelConfig:
     keypoints: int = 0
     dense_branch: int = 0
     min_std: float = 0.01
+    precision: str = 'diagonal'
     cost_std: float = 1.0
     cost_rel_std: float = 0.0
     recon_focus: float = 0.0
@@ -116,6 +122,12 @@ class ModelConfig:
         if self.inference not in INFERENCE:
             raise ValueError(f'ModelConfig.inference must be one of {INFERENCE}, '
                              f'got {self.inference!r}')
+        if self.precision not in PRECISION:
+            raise ValueError(f'ModelConfig.precision must be one of {PRECISION}, '
+                             f'got {self.precision!r}')
+        if self.precision == 'full' and self.inference == 'vae':
+            raise ValueError("ModelConfig.precision 'full' needs inference 'solar' (the VAE "
+                             'ablation reads each potential as a diagonal posterior)')
         if not 0 < self.mniw_step <= 1:
             raise ValueError(f'ModelConfig.mniw_step must be in (0, 1], got {self.mniw_step}')
 

@@ -38,7 +38,7 @@ class Encoder(nn.Module):
 
     def __init__(self, latent_dim: int, image_size: int = 64, channels: int = 16,
                  hidden: int = 128, min_std: float = 0.01, keypoints: int = 0,
-                 dense_branch: int = 0) -> None:
+                 dense_branch: int = 0, full_precision: bool = False) -> None:
         """Build the layers (sizes as in the class docstring; ``keypoints``: see below).
 
         With ``keypoints`` K > 0 the encoder is a spatial soft-argmax instead: two 4x4
@@ -55,6 +55,12 @@ class Encoder(nn.Module):
         keypoint mean. Soft-argmax coordinates alone read a block's position to about a
         centimetre; the branch can refine it to millimetres (docs/results.md, "Task 3 with a
         dense branch"). The std head reads the keypoints only.
+
+        ``full_precision`` adds a head of dx (dx - 1) / 2 outputs, the strictly lower triangle
+        of a factor L = diag(1 / std) + lower, so that the precision J = L L^T of
+        :meth:`potential` is a full matrix: a camera can then be sure of some directions of
+        the latent and say nothing about others, whatever their basis. The head starts at
+        zero (J starts diagonal, as without it).
         """
         super().__init__()
         _check_size(image_size)
@@ -94,11 +100,41 @@ class Encoder(nn.Module):
             self.branch_head = nn.Linear(dense_branch, latent_dim)
             nn.init.zeros_(self.branch_head.weight)
             nn.init.zeros_(self.branch_head.bias)
+        self.lower_head: Optional[nn.Linear] = None
+        if full_precision:
+            self.lower_head = nn.Linear(features, latent_dim * (latent_dim - 1) // 2)
+            nn.init.zeros_(self.lower_head.weight)
+            nn.init.zeros_(self.lower_head.bias)
         self.latent_dim = latent_dim
         self.min_std = min_std
 
     def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encode ``images`` (..., H, W, 3) float32 in [0, 1] to (mean, std), each (..., dx)."""
+        mean, std, _ = self._heads(images)
+        return mean, std
+
+    def potential(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return the Gaussian potential of ``images`` (..., H, W, 3): J and h, float64.
+
+        J is (..., dx) diagonal, std^-2, or with ``full_precision`` (..., dx, dx), L L^T
+        (see ``__init__``); h = J mean, (..., dx).
+        """
+        mean, std, lower = self._heads(images)
+        mean = mean.to(torch.float64)
+        if lower is None:
+            precision = std.to(torch.float64) ** -2
+            return precision, precision * mean
+        dx = self.latent_dim
+        rows, cols = torch.tril_indices(dx, dx, offset=-1)
+        strict = torch.zeros(*lower.shape[:-1], dx, dx, dtype=torch.float64)
+        strict[..., rows, cols] = lower.to(torch.float64)
+        factor = torch.diag_embed(1.0 / std.to(torch.float64)) + strict
+        precision = factor @ factor.transpose(-1, -2)
+        return precision, (precision @ mean.unsqueeze(-1)).squeeze(-1)
+
+    def _heads(self, images: torch.Tensor
+               ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Return mean and std (..., dx) and the precision factor's lower triangle or None."""
         lead = images.shape[:-3]
         x = images.reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2)
         for conv in self.convs:
@@ -113,7 +149,8 @@ class Encoder(nn.Module):
             x = functional.relu(self.dense(x.flatten(1)))
         mean = self.mean_head(x) + refinement
         std = functional.softplus(self.std_head(x)) + self.min_std
-        return mean.reshape(*lead, self.latent_dim), std.reshape(*lead, self.latent_dim)
+        lower = None if self.lower_head is None else self.lower_head(x).reshape(*lead, -1)
+        return mean.reshape(*lead, self.latent_dim), std.reshape(*lead, self.latent_dim), lower
 
 
 def _grouped(layers: Sequence[nn.Module]) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -167,8 +204,11 @@ class KeypointEncoderStack:
 
     @staticmethod
     def can_stack(encoders: Sequence[Encoder]) -> bool:
-        """Return whether ``encoders`` can be stacked: keypoint encoders, branches alike."""
-        if not encoders or not all(e.keypoints for e in encoders):
+        """Return whether ``encoders`` stack: diagonal keypoint encoders, branches alike.
+
+        Full-precision encoders are encoded one by one (:meth:`SolarModel.encode`).
+        """
+        if not encoders or not all(e.keypoints and e.lower_head is None for e in encoders):
             return False
         units = {None if e.branch is None else e.branch_head.in_features for e in encoders}
         return len(units) == 1

@@ -138,7 +138,7 @@ class OnlineStep:
         return self.gains
 
     def encode(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Return the frame's potential: J (dx,) diagonal precision and h (dx,), float64.
+        """Return the frame's potential: J (dx,) diagonal or (dx, dx), h (dx,), float64.
 
         Args:
             image: (H, W, 3 V) uint8 frame of the model's size and views.

@@ -8,7 +8,8 @@
   and ``learner/model`` (std_msgs/String, latched: the path of a new model checkpoint; the
   node loads it at once and swaps it in at the next episode start, so no frame waits for a
   load and each episode is encoded by one model).
-- publishes ``latent_potential`` (solar_ros_msgs/LatentPotential, diagonal precision).
+- publishes ``latent_potential`` (solar_ros_msgs/LatentPotential: the diagonal precision,
+  or the full one of a model with ``precision: full``).
 
 A copy of the frame encoded last (the same stamp: the sim resends an unanswered frame in
 lockstep) is answered with that frame's potential again, not encoded as a new step, so a
@@ -19,6 +20,8 @@ The encoding is :meth:`solar_ros.core.online.OnlineStep.encode`, as in one proce
 """
 
 from typing import Optional
+
+import numpy as np
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -101,7 +104,8 @@ class EncoderNode(Node):
         if frame is None:
             return  # another view of this step is still to come, or a bad frame
         precision, h = self._online.encode(frame)
-        potential = potential_to_msg(msg.header, self._episode_id, self._step, h / precision,
+        mean = h / precision if precision.ndim == 1 else np.linalg.solve(precision, h)
+        potential = potential_to_msg(msg.header, self._episode_id, self._step, mean,
                                      precision, self._model_version)
         self._publisher.publish(potential)
         self._step += 1
