@@ -19,7 +19,6 @@ work starts, so a typo never silently falls back to a default.
 """
 
 from dataclasses import asdict, dataclass, field, fields
-import inspect
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Type, TypeVar, Union
 
@@ -189,20 +188,8 @@ def check_env_section(env: Mapping[str, Any]) -> None:
     """
     if not env:
         return
-    from solar_ros.sim.environments import NAMES
-    options = dict(env)
-    name = options.pop('name', None)
-    if name == 'sawyer_stack':
-        from solar_ros.sim.sawyer_config import SawyerStackConfig
-        SawyerStackConfig.from_dict(options)
-    elif name == 'point_mass':
-        from solar_ros.sim.point_mass import PointMassEnv
-        known = set(inspect.signature(PointMassEnv).parameters)
-        if set(options) - known:
-            raise ValueError(f'unknown env settings {sorted(set(options) - known)};'
-                             f' known: {sorted(known)}')
-    else:
-        raise ValueError(f'env.name must be one of {NAMES}, got {name!r}')
+    from solar_ros.sim.environments import env_settings
+    env_settings(env)
 
 
 def check_model_section(model: Mapping[str, Any]) -> None:
