@@ -2,15 +2,17 @@
 
 Figures: encoder time per frame (forward, no gradient); a running episode's encoding of
 one two-camera frame by the keypoint encoders view by view (``SolarModel.encode``) and in
-one pass (``KeypointEncoderStack``), without and with a 64-unit dense branch; one step of
-the online Kalman filter (update + predict); and one training update (encoder, smoother,
-sample, decoder, backward, Adam and the MNIW natural-gradient step) for the stated batch
-and horizon.
+one pass (``KeypointEncoderStack``), without and with a 64-unit dense branch, and with
+full-precision potentials (``precision: full``, view by view); one step of the online
+Kalman filter (update + predict); and one training update (encoder, smoother, sample,
+decoder, backward, Adam and the MNIW natural-gradient step) for the stated batch and
+horizon, with diagonal and with full-precision potentials.
 
 Usage: python bench/model_speed.py [--threads 1] [--batch 8] [--horizon 20] [--latent 4]
 """
 
 import argparse
+from dataclasses import replace
 import time
 
 from solar_ros.core.model import SolarModel
@@ -57,6 +59,7 @@ def main() -> None:
           f'(batches of {len(frames)} frames)')
 
     frame = torch.randint(0, 256, (64, 64, 6), dtype=torch.uint8)
+    plain_by_view = 0.0
     for branch in (0, 64):
         views = SolarModel(ModelConfig(latent_dim=12, action_dim=7, horizon=args.horizon,
                                        views=2, keypoints=16, dense_branch=branch))
@@ -68,6 +71,13 @@ def main() -> None:
         print(f'two-camera frame (keypoint encoders, dx=12, dense branch {branch}): '
               f'{10 * by_view:.3f} ms view by view, {10 * in_one:.3f} ms in one pass '
               f'({by_view / in_one:.1f} x faster)')
+        plain_by_view = plain_by_view or by_view
+    full = SolarModel(ModelConfig(latent_dim=12, action_dim=7, horizon=args.horizon, views=2,
+                                  keypoints=16, precision='full'))
+    with torch.no_grad():
+        full_by_view = best_time(lambda: [full.encode(frame[None, None]) for _ in range(100)], 5)
+    print(f'two-camera frame with full precisions (dx=12, view by view): '
+          f'{10 * full_by_view:.3f} ms ({full_by_view / plain_by_view:.2f} x the diagonal)')
 
     params = model.dynamics()
     filt = OnlineKalmanFilter(args.latent)
@@ -91,6 +101,11 @@ def main() -> None:
     update = best_time(lambda: model.fit(batch, 1), 5)
     print(f'training update: {1e3 * update:.1f} ms (batch {args.batch} sequences x '
           f'horizon {args.horizon} = {args.batch * args.horizon} frames)')
+    full_model = SolarModel(replace(config, precision='full'))
+    full_model.fit(batch, 2)
+    full_update = best_time(lambda: full_model.fit(batch, 1), 5)
+    print(f'training update with full precisions: {1e3 * full_update:.1f} ms '
+          f'({full_update / update:.2f} x the diagonal)')
 
 
 if __name__ == '__main__':
