@@ -119,9 +119,8 @@ class SmootherResult:
     stats: LDSSuffStats
 
 
-def _check(params: LDSParams, potentials: GaussianPotentials,
-           actions: Tensor) -> Tuple[int, int, int, int]:
-    """Check shapes and values; return (B, T, dx, du) or raise ValueError naming the input."""
+def _potential_shape(potentials: GaussianPotentials) -> Tuple[int, int, int]:
+    """Return (B, T, dx) of ``potentials`` or raise ValueError naming the bad shape."""
     h = potentials.h
     if h.dim() != 3:
         raise ValueError(f'potentials.h: expected shape (B, T, dx), got {tuple(h.shape)}')
@@ -129,6 +128,14 @@ def _check(params: LDSParams, potentials: GaussianPotentials,
     if tuple(potentials.J.shape) not in ((batch, horizon, dx), (batch, horizon, dx, dx)):
         raise ValueError(f'potentials.J: expected shape ({batch}, {horizon}, {dx}) or '
                          f'({batch}, {horizon}, {dx}, {dx}), got {tuple(potentials.J.shape)}')
+    return batch, horizon, dx
+
+
+def _check(params: LDSParams, potentials: GaussianPotentials,
+           actions: Tensor) -> Tuple[int, int, int, int]:
+    """Check shapes and values; return (B, T, dx, du) or raise ValueError naming the input."""
+    h = potentials.h
+    batch, horizon, dx = _potential_shape(potentials)
     if params.state_dim != dx or params.horizon != horizon:
         raise ValueError(f'params.F: expected (..., {horizon - 1}, {dx}, {dx}+du) for '
                          f'T={horizon}, dx={dx}, got {tuple(params.F.shape)}')
@@ -299,10 +306,7 @@ def frame_posteriors(potentials: GaussianPotentials, actions: ArrayLike) -> Smoo
         :class:`SmootherResult` of the independent frames.
 
     """
-    batch, horizon, dx = potentials.h.shape
-    if tuple(potentials.J.shape) not in ((batch, horizon, dx), (batch, horizon, dx, dx)):
-        raise ValueError(f'potentials.J: expected shape ({batch}, {horizon}, {dx}) or '
-                         f'({batch}, {horizon}, {dx}, {dx}), got {tuple(potentials.J.shape)}')
+    batch, horizon, dx = _potential_shape(potentials)
     actions = torch.as_tensor(actions, dtype=torch.float64)
     if potentials.J.ndim == 3:
         means = potentials.h / potentials.J

@@ -195,7 +195,7 @@ class SolarModel(nn.Module):
         params = LDSParams(F=F, Q=Q, mu0=torch.zeros(dx, dtype=torch.float64),
                            P0=torch.eye(dx, dtype=torch.float64))
         a = actions[:, :-1]
-        J = torch.diag_embed(potentials.J) if potentials.J.ndim == 3 else potentials.J
+        J = potentials.full_precision()
         extra_J = torch.nn.functional.pad(D[:, :dx, :dx], (0, 0, 0, 0, 0, 1))
         extra_h = torch.nn.functional.pad(
             -torch.einsum('tij,btj->bti', D[:, :dx, dx:], a), (0, 0, 0, 1))

@@ -11,6 +11,7 @@ squared offset.
 import inspect
 from typing import Any, Dict, Mapping, Union
 
+from solar_ros.sim.point_mass import PointMassEnv
 from solar_ros.sim.sawyer_config import SawyerStackConfig
 
 
@@ -19,7 +20,6 @@ class PointMassSettings:
 
     def __init__(self, options: Dict[str, Any]) -> None:
         """Keep ``options``, the constructor's keyword arguments; unknown ones: ValueError."""
-        from solar_ros.sim.point_mass import PointMassEnv
         parameters = inspect.signature(PointMassEnv).parameters
         unknown = sorted(set(options) - set(parameters))
         if unknown:
@@ -29,7 +29,6 @@ class PointMassSettings:
 
     def build(self) -> Any:
         """Return a new environment of these settings."""
-        from solar_ros.sim.point_mass import PointMassEnv
         return PointMassEnv(**self.options)
 
     def residual_scale(self) -> float:
