@@ -403,6 +403,30 @@ def test_reconstruction_weights_count_the_pixels_that_differ_from_the_mean_frame
     torch.testing.assert_close(weights[0, 0, 0, 0], torch.ones(3))
 
 
+def test_view_weights_scale_each_cameras_channels_and_multiply_the_focus():
+    config = {'latent_dim': 2, 'action_dim': 1, 'horizon': 3, 'image_size': 16, 'views': 2}
+    frames = torch.zeros(2, 3, 16, 16, 6)
+    frames[0, 0, 5, 7] = 1.0
+    weighted = SolarModel(ModelConfig(**config, view_weights=[1.0, 4.0]))
+    weights = weighted._recon_weights(frames)
+    torch.testing.assert_close(weights, torch.tensor([1.0, 1.0, 1.0, 4.0, 4.0, 4.0]))
+    both = SolarModel(ModelConfig(**config, view_weights=[1.0, 4.0], recon_focus=4.0))
+    focused = both._recon_weights(frames)[0, 0, 5, 7]
+    torch.testing.assert_close(focused, (1.0 + 4.0 * 5 / 6) * torch.tensor(
+        [1.0, 1.0, 1.0, 4.0, 4.0, 4.0]))
+    # the weighted camera's errors cost four times as much in the ELBO's reconstruction
+    logits, images = torch.randn(2, 3, 16, 16, 6), torch.rand(2, 3, 16, 16, 6)
+    per_view = [bernoulli_log_likelihood(logits[..., 3 * v:3 * v + 3],
+                                         images[..., 3 * v:3 * v + 3]) for v in range(2)]
+    torch.testing.assert_close(bernoulli_log_likelihood(logits, images, weighted._recon_weights(
+        images)), per_view[0] + 4.0 * per_view[1])
+    assert ModelConfig.from_dict(weighted.config.to_dict()) == weighted.config
+    assert weighted.config.to_dict()['view_weights'] == [1.0, 4.0]
+    for bad in ([1.0], [1.0, 0.0], [1.0, 2.0, 3.0]):
+        with pytest.raises(ValueError, match='view_weights'):
+            ModelConfig(**config, view_weights=bad)
+
+
 def test_log_cost_likelihood_is_gaussian_in_log_cost_and_moves_only_what_it_should():
     torch.manual_seed(0)
     head = LogCostHead(2, eps=0.01, std=0.2)

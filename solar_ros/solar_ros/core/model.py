@@ -253,15 +253,21 @@ class SolarModel(nn.Module):
         return loss, terms, smoothed
 
     def _recon_weights(self, images: torch.Tensor) -> Optional[torch.Tensor]:
-        """Return per-pixel weights 1 + recon_focus |o - minibatch mean frame|, or None.
+        """Return per-pixel reconstruction weights, or None where every weight is 1.
 
-        ``images``: (B, T, H, W, 3 V) in [0, 1]. The pixels that differ from the mean frame
-        of the minibatch are those of the arm and the blocks.
+        ``images``: (B, T, H, W, 3 V) in [0, 1]. With recon_focus f the weight of a pixel
+        is 1 + f |o - minibatch mean frame| (the pixels that differ from the mean frame are
+        those of the arm and the blocks); view_weights multiply each camera's 3 channels.
         """
-        if not self.config.recon_focus:
-            return None
-        mean_frame = images.mean(dim=(0, 1), keepdim=True)
-        return 1.0 + self.config.recon_focus * (images - mean_frame).abs()
+        weights = None
+        if self.config.recon_focus:
+            mean_frame = images.mean(dim=(0, 1), keepdim=True)
+            weights = 1.0 + self.config.recon_focus * (images - mean_frame).abs()
+        if self.config.view_weights:
+            per_channel = torch.tensor(self.config.view_weights, dtype=images.dtype,
+                                       device=images.device).repeat_interleave(3)
+            weights = per_channel if weights is None else weights * per_channel
+        return weights
 
     def elbo(self, batch: EpisodeBatch, beta: float = 1.0,
              num_data: Optional[int] = None) -> Dict[str, float]:

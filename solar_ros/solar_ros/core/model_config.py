@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass, fields, MISSING
 import os
-from typing import Dict, Union
+from typing import Dict, Tuple, Union
 
 INFERENCE = ('solar', 'vae')
 PRECISION = ('diagonal', 'full')
@@ -38,6 +38,9 @@ class ModelConfig:
         recon_focus: f > 0 weighs each pixel's reconstruction term by 1 + f |o - m|, m the
             minibatch's mean frame: the moving arm and blocks count more than the static
             scene (0: the plain likelihood).
+        view_weights: V positive weights of the cameras' reconstruction terms, in view
+            order, so that a camera that sees what the others do not (a zoomed one) counts
+            more; () weighs every camera 1. Multiplies the recon_focus weights.
         log_cost_weight: w > 0 adds w beta sum_t log N(log(c_t + eps); g(s~_t), std^2) to
             the objective, g a small MLP (:class:`~solar_ros.core.networks.LogCostHead`): a
             training signal that is steepest at the goal, where the squared cost is flat
@@ -76,6 +79,7 @@ class ModelConfig:
     cost_std: float = 1.0
     cost_rel_std: float = 0.0
     recon_focus: float = 0.0
+    view_weights: Tuple[float, ...] = ()
     log_cost_weight: float = 0.0
     log_cost_eps: float = 0.01
     log_cost_std: float = 0.2
@@ -128,6 +132,11 @@ class ModelConfig:
         if self.precision == 'full' and self.inference == 'vae':
             raise ValueError("ModelConfig.precision 'full' needs inference 'solar' (the VAE "
                              'ablation reads each potential as a diagonal posterior)')
+        self.view_weights = tuple(float(w) for w in self.view_weights)
+        if self.view_weights and (len(self.view_weights) != self.views
+                                  or not all(w > 0 for w in self.view_weights)):
+            raise ValueError(f'ModelConfig.view_weights must be {self.views} positive weights '
+                             f'(one per view) or empty, got {list(self.view_weights)}')
         if not 0 < self.mniw_step <= 1:
             raise ValueError(f'ModelConfig.mniw_step must be in (0, 1], got {self.mniw_step}')
 
@@ -158,4 +167,6 @@ class ModelConfig:
 
     def to_dict(self) -> Dict:
         """Return the settings as a plain dict (YAML/JSON-serialisable)."""
-        return asdict(self)
+        values = asdict(self)
+        values['view_weights'] = list(self.view_weights)
+        return values
