@@ -26,14 +26,17 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
     own; later signals are ignored, so the node's cleanup is not cut short (see
     :func:`stop_by_context`). A signal while the node starts raises KeyboardInterrupt,
     which ends the start. The shutdown can land while the executor converts a message; the
-    error that raises then is part of stopping, not a fault. A process still running
-    :data:`STACKS_AFTER_STOP_S` after the first signal writes every thread's stack to
-    stderr, so that a stop that hangs names the call it hangs in. A node that cannot start (a
-    bad parameter: ValueError, or a value outside its declared range) logs one line naming
-    the problem and exits with status 1.
+    error that raises then is part of stopping, not a fault. Cleanup shuts the executor
+    down before it destroys the node (as :mod:`solar_ros.nodes.bringup` does): an executor
+    torn down after the node it spun once hung a sim node's exit in an event handler's
+    ``__exit__``. A process still running :data:`STACKS_AFTER_STOP_S` after the first
+    signal writes every thread's stack to stderr, so that a stop that hangs names the call
+    it hangs in. A node that cannot start (a bad parameter: ValueError, or a value outside
+    its declared range) logs one line naming the problem and exits with status 1.
     """
     stop_on_first_signal()  # before rclpy.init: rclpy's handlers then call this one
     node = None
+    executor = None
     status = 0
     try:
         rclpy.init(args=args)
@@ -55,6 +58,8 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
             raise
     finally:
         ignore_stop_signals()
+        if executor is not None:
+            executor.shutdown()  # lets go of the node's entities before they are destroyed
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
