@@ -145,3 +145,11 @@ def test_unknown_task_is_an_error_not_a_traceback(tmp_path, capsys):
     assert evaluate.main([str(tmp_path), '--tasks', '9', '--episodes', '1']) == 2
     assert 'task 9' in capsys.readouterr().err
     assert not list(tmp_path.glob('evaluation_*.csv'))
+
+
+def test_ending_lines_put_the_misses_median_beside_every_episodes_figures():
+    endings = [{'task': 2, 'seed': s, 'success': float(s < 3), 'target_shift': 0.001 * s}
+               for s in range(5)]  # seeds 3 and 4 miss, where the target moved farthest
+    assert evaluate.ending_lines(endings) == ['target_shift: 0.002, 0.004; misses 0.004']
+    assert evaluate.ending_lines(endings[:3]) == ['target_shift: 0.001, 0.002']  # no misses
+    assert evaluate.ending_lines(endings[3:]) == ['target_shift: 0.004, 0.004']  # no stacks

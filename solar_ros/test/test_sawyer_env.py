@@ -233,6 +233,9 @@ def test_hold_still_drops_the_block_and_reports_the_outcome(env):
     assert cost == pytest.approx(start_distance, abs=2e-3)
     assert info['vertical_gap'] == pytest.approx(-env.config.block_size, abs=2e-3)
     assert info['final_distance'] > 0.05
+    assert info['target_shift'] == pytest.approx(
+        np.linalg.norm(target[:2] - np.array(env.config.target_position)), abs=1e-6)
+    assert 0 < info['target_shift'] <= np.sqrt(2) * env.config.target_position_noise
 
 
 def test_cost_scores_the_state_the_action_is_chosen_in(env):

@@ -10,9 +10,10 @@ rates come with their 95% Wilson score interval (``success_low``, ``success_high
 is printed and written to ``evaluation_policy_NNNN.csv`` in ``--out`` (default: RUN_DIR),
 with one row per episode in ``evaluation_policy_NNNN_episodes.csv``: its seed, success,
 final distance and the environment's other numbers on how it ended (for the arm: where the
-block was let go and where it came to rest, :class:`~solar_ros.sim.sawyer_env.SawyerStackEnv`),
-whose medians and 90th percentiles are printed too. ``--gifs`` also writes each episode
-there as a GIF, the camera beside a wide view, to watch the policy.
+block was let go and where it came to rest, how far the reset moved the target,
+:class:`~solar_ros.sim.sawyer_env.SawyerStackEnv`), whose medians and 90th percentiles are
+printed too, with the median over the misses beside them (:func:`ending_lines`). ``--gifs``
+also writes each episode there as a GIF, the camera beside a wide view, to watch the policy.
 """
 
 import argparse
@@ -152,6 +153,25 @@ def evaluate(env, agent: Union[LatentAgent, MPCAgent], task: int, episodes: int,
     return row, runs
 
 
+def ending_lines(endings: List[Dict[str, float]]) -> List[str]:
+    """Return one line per number of the episodes' endings (not task, seed or success).
+
+    Each line reads ``name: median, 90th percentile`` over every episode, then, where some
+    episodes failed and some succeeded, ``; misses median`` over the failed ones: a number
+    whose misses' median stands apart (a target moved farther by the reset, a block let go
+    more tilted) says what the misses have in common.
+    """
+    misses = [e for e in endings if not e['success']]
+    lines = []
+    for key in [k for k in endings[0] if k not in ('task', 'seed', 'success')]:
+        values = [e[key] for e in endings]
+        line = f'{key}: {np.median(values):.3f}, {np.percentile(values, 90):.3f}'
+        if 0 < len(misses) < len(endings):
+            line += f'; misses {np.median([e[key] for e in misses]):.3f}'
+        lines.append(line)
+    return lines
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv``, evaluate, print and save the table; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -207,12 +227,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     for row in rows:
         print(f'  task {row["task"]}: success {format_rate(row)}, '
               f'final distance {row["final_distance"]:.3f}, cost {row["mean_cost"]:.3f}; '
-              'how the episodes ended (median, 90th percentile):')
-        ended = [e for e in env.endings if e['task'] == row['task']]
-        for key in columns[2:]:
-            if key != 'success':
-                values = [e[key] for e in ended]
-                print(f'    {key}: {np.median(values):.3f}, {np.percentile(values, 90):.3f}')
+              'how the episodes ended (median, 90th percentile; median of the misses):')
+        for line in ending_lines([e for e in env.endings if e['task'] == row['task']]):
+            print(f'    {line}')
     print(f'written to {path} and {endings}')
     return 0
 

@@ -66,7 +66,8 @@ class SawyerStackEnv:
     ``tilt_deg`` of the released block, and where and how it was let go:
     ``release_horizontal`` (m, horizontal offset of the block centres), ``release_height``
     (m, of the held block's bottom above the target's top) and ``release_tilt_deg`` (its
-    tilt from upright in the gripper).
+    tilt from upright in the gripper); and ``target_shift`` (m), how far the reset moved the
+    target block horizontally from ``target_position``.
     """
 
     action_dim = 7
@@ -114,6 +115,7 @@ class SawyerStackEnv:
         offset = np.array(getattr(cfg, f'task{task}_offset'))
         held_xy_noise = rng.uniform(-cfg.held_position_noise, cfg.held_position_noise, 2)
         self._yaw = float(rng.uniform(-cfg.yaw_noise, cfg.yaw_noise))
+        self._target_shift = float(np.linalg.norm(target_xy - np.array(cfg.target_position)))
         self._build_scene(np.array([target_xy[0], target_xy[1], half]))
         start = self.goal_position() + offset
         start[:2] += held_xy_noise
@@ -462,7 +464,7 @@ class SawyerStackEnv:
                 'held_block_pose': held, 'joint_positions': self.joint_positions(),
                 'joint_velocities': self.joint_velocities(),
                 'release_horizontal': release_horizontal, 'release_height': release_height,
-                'release_tilt_deg': release_tilt}
+                'release_tilt_deg': release_tilt, 'target_shift': self._target_shift}
 
     def _rotation(self, pose: np.ndarray) -> np.ndarray:
         """Return the rotation matrix (3, 3) of a pose (7,); its columns are the body's axes."""
