@@ -17,7 +17,8 @@ from solar_ros.learn import run
 from solar_ros.learn.agent import make_agent
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EpisodeStore
-from solar_ros.learn.learner import cost_residuals, LEARNER_KIND, LEARNER_VERSION, METRICS
+from solar_ros.learn.learner import (cost_residuals, LEARNER_KIND, LEARNER_VERSION, METRICS,
+                                     model_batch)
 from solar_ros.learn.learner import new_lqr
 from solar_ros.learn.learner import SolarLearner
 from solar_ros.learn.loop import SolarLoop
@@ -268,7 +269,7 @@ def test_the_residual_cost_needs_recorded_offsets_of_a_squared_offset_cost(tmp_p
                        aim_offsets=aim_offsets)
     residuals = cost_residuals(config, [episode(offsets), episode(2 * offsets)])
     np.testing.assert_allclose(residuals.numpy(), np.stack([offsets, 2 * offsets]))  # scale 1
-    with pytest.raises(ValueError, match=r'1 of the rollouts \(seeds \[3\]\) carry no'):
+    with pytest.raises(ValueError, match=r'1 of the episodes \(seeds \[3\]\) carry no'):
         cost_residuals(config, [episode(offsets), episode(None)])
     assert cost_residuals(RunConfig.from_dict(TINY), [episode(None)]) is None
     # The learner refuses to record a rollout without offsets (episodes from an arm whose
@@ -287,6 +288,31 @@ def test_the_residual_cost_needs_recorded_offsets_of_a_squared_offset_cost(tmp_p
         with pytest.raises(ValueError, match=f'loop.lqr_cost residuals.*{message}'):
             RunConfig.from_dict(dict(TINY, env=env, loop=dict(TINY['loop'],
                                                               lqr_cost='residuals')))
+
+
+def test_a_model_that_reads_the_residuals_trains_on_the_recorded_offsets(tmp_path):
+    """model.residual_dim: the batches carry the offsets over the env's scale; a run uses them."""
+    config = RunConfig.from_dict(dict(TINY, model=dict(TINY['model'], residual_dim=2)))
+    offsets = np.arange(12.0).reshape(6, 2)
+
+    def episode(aim_offsets):
+        return Episode(images=np.zeros((7, 32, 32, 3), np.uint8), actions=np.zeros((6, 2)),
+                       costs=np.zeros(6), task=1, seed=4, success=False, final_distance=0.1,
+                       aim_offsets=aim_offsets)
+    batch = model_batch(config, [episode(offsets), episode(2 * offsets)])
+    np.testing.assert_allclose(batch.residuals.numpy(), np.stack([offsets, 2 * offsets]))
+    assert model_batch(RunConfig.from_dict(TINY), [episode(None)]).residuals is None
+    with pytest.raises(ValueError, match=r'model.residual_dim: 1 of the episodes \(seeds \[4\]'):
+        model_batch(config, [episode(offsets), episode(None)])
+    loop = SolarLoop(make_env(config.env), RunConfig.from_dict(dict(
+        config.to_dict(), loop=dict(TINY['loop'], iterations=1))), tmp_path / 'run',
+        log=lambda _: None)
+    loop.run()  # the point mass records its offsets: the pretraining reads them
+    assert loop.learner.model.residual_head.weight.abs().sum() > 0
+    linear = {'name': 'sawyer_stack', 'distance_cost': 'linear'}
+    for env, message in (({}, 'env.name'), (linear, 'not a squared offset')):
+        with pytest.raises(ValueError, match=f'model.residual_dim.*{message}'):
+            RunConfig.from_dict(dict(TINY, env=env, model=dict(TINY['model'], residual_dim=3)))
 
 
 def test_a_residual_read_out_that_the_rollouts_cannot_fit_is_refused_before_the_run():

@@ -11,7 +11,7 @@ from solar_ros.core.lds import GaussianPotentials, LDSParams
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.networks import (bernoulli_log_likelihood, Encoder, LogCostHead,
-                                     QuadraticCostHead)
+                                     QuadraticCostHead, ResidualHead)
 from solar_ros.core.sequences import EpisodeBatch, ModelInputError
 from solar_ros.sim.point_mass import PointMassEnv, random_episodes
 import torch
@@ -466,3 +466,51 @@ def test_log_cost_head_is_trained_with_the_model_and_kept_in_its_checkpoint(tmp_
     loaded = SolarModel.load(tmp_path / 'model.pt')
     latents = torch.randn(5, 4)
     torch.testing.assert_close(loaded.log_cost_head(latents), model.log_cost_head(latents))
+
+
+def test_residual_head_reads_the_residuals_linearly_with_a_bias_per_step():
+    head = ResidualHead(latent_dim=2, residual_dim=3, horizon=2, std=0.5)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]))
+        head.bias.copy_(torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.1]]))
+    latents = torch.tensor([[[1.0, 2.0], [0.0, -1.0]]], requires_grad=True)  # (1, T=2, dx)
+    expected = torch.tensor([[[1.0, 4.0, 3.0], [0.0, -2.0, -0.9]]])
+    torch.testing.assert_close(head(latents), expected)
+    residuals = torch.zeros(1, 2, 3)
+    log_likelihood = head.log_likelihood(latents, residuals, detach_params=True)
+    torch.testing.assert_close(log_likelihood, torch.distributions.Normal(
+        expected, 0.5).log_prob(residuals).sum(-1))
+    log_likelihood.sum().backward()
+    assert latents.grad.abs().sum() > 0
+    assert all(p.grad is None for p in head.parameters())
+    with pytest.raises(ValueError, match='residual_std'):
+        ModelConfig(latent_dim=2, action_dim=1, horizon=4, residual_dim=3, residual_std=0.0)
+    with pytest.raises(ValueError, match='residual_dim'):
+        ModelConfig(latent_dim=2, action_dim=1, horizon=4, residual_dim=-1)
+
+
+def test_residual_term_joins_the_objective_and_its_head_trains(tmp_path):
+    torch.set_num_threads(1)
+    batch = make_batch(8, seed=6)
+    residuals = torch.randn(8, HORIZON, 3, generator=torch.Generator().manual_seed(0),
+                            dtype=torch.float64)
+    with_residuals = EpisodeBatch(batch.images, batch.actions, batch.costs, residuals)
+    plain, model = SolarModel(make_config()), SolarModel(make_config(residual_dim=3))
+    assert plain.residual_head is None
+    # W = 0 and b = 0 at the start: the term is log N(r; 0, std^2 I), whatever the latent
+    expected = torch.distributions.Normal(0.0, 0.1).log_prob(residuals).sum((-2, -1)).mean()
+    gained = model.elbo(with_residuals)['cost_ll'] - plain.elbo(batch)['cost_ll']
+    assert gained == pytest.approx(float(expected), rel=1e-4)
+    with pytest.raises(ModelInputError, match='residual_dim'):
+        model.fit(batch, 1)  # the sequences carry none
+    with pytest.raises(ModelInputError, match='3 cost residuals per step'):
+        model.fit(EpisodeBatch(batch.images, batch.actions, batch.costs, residuals[..., :2]), 1)
+    with pytest.raises(ModelInputError, match='residuals must have shape'):
+        EpisodeBatch(batch.images, batch.actions, batch.costs, residuals[:, :-1])
+    assert len(with_residuals.select([0, 2]).residuals) == 2
+    model.fit(with_residuals, 2)
+    assert model.residual_head.weight.abs().sum() > 0
+    model.save(tmp_path / 'model.pt')
+    loaded = SolarModel.load(tmp_path / 'model.pt')
+    latents = torch.randn(2, HORIZON, 4)
+    torch.testing.assert_close(loaded.residual_head(latents), model.residual_head(latents))

@@ -9,6 +9,9 @@ Generative model (SOLAR paper; the SVAE of Johnson et al., 2016), for one sequen
 
 With ``log_cost_weight`` w > 0 an MLP g adds w beta sum_t log N(log(c_t + eps); g(s~_t), std^2)
 to L below: a training signal only, steepest where the squared cost is flat (at the goal).
+With ``residual_dim`` d > 0 a linear read-out adds beta sum_t log N(r_t; W s~_t + b_t,
+residual_std^2 I) of the cost's residuals r_t (the sequences carry them): a training signal
+only, which asks the latent to hold the block's offset linearly.
 
 Variational family: q(F, Sigma) q(s | o, a) with q(F, Sigma) a time-varying MNIW and
 q(s) proportional to exp(E_q(F,Sigma)[log p(s | a, F, Sigma)]) times the encoder potentials
@@ -59,7 +62,8 @@ from .lds import (frame_posteriors, GaussianPotentials, kalman_smoother, LDSPara
                   sample_backward, SmootherResult)
 from .mniw import MNIW, mniw_natural_step
 from .model_config import ModelConfig
-from .networks import bernoulli_log_likelihood, Decoder, Encoder, LogCostHead, QuadraticCostHead
+from .networks import (bernoulli_log_likelihood, Decoder, Encoder, LogCostHead,
+                       QuadraticCostHead, ResidualHead)
 from .sequences import ArrayLike, check_sequences, EpisodeBatch, ModelInputError
 from .tensors import symmetrize
 
@@ -92,6 +96,7 @@ class SolarModel(nn.Module):
         encoder, decoder, cost_head: the float32 networks; with V > 1 views ``encoder`` is
             a ModuleList of V encoders, one per camera.
         log_cost_head: the LogCostHead when config.log_cost_weight > 0, else None.
+        residual_head: the ResidualHead when config.residual_dim > 0, else None.
         prior, q: the MNIW prior and variational posterior over (F_t, Sigma_t), leading dim
             T - 1, float64, outside autograd.
         num_updates: number of training updates done (drives beta).
@@ -113,6 +118,9 @@ class SolarModel(nn.Module):
                                                cost_rel_std=config.cost_rel_std)
             self.log_cost_head = (LogCostHead(dx, config.log_cost_eps, config.log_cost_std)
                                   if config.log_cost_weight else None)
+            self.residual_head = (ResidualHead(dx, config.residual_dim, config.horizon,
+                                               config.residual_std)
+                                  if config.residual_dim else None)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
         self.prior = MNIW.prior(dx, du, config.horizon, scale=config.prior_scale)
         noise = config.init_noise * torch.randn(
@@ -226,7 +234,8 @@ class SolarModel(nn.Module):
         return smoothed, local_kl, samples
 
     def _terms(self, images: torch.Tensor, actions: torch.Tensor, costs: torch.Tensor,
-               beta: float, num_data: int) -> Tuple[torch.Tensor, Dict, SmootherResult]:
+               beta: float, num_data: int, residuals: Optional[torch.Tensor] = None
+               ) -> Tuple[torch.Tensor, Dict, SmootherResult]:
         """Return the training loss, the per-term minibatch means and the smoother result."""
         float_images = _as_float_images(images)
         potentials = self.encode(images)
@@ -243,6 +252,12 @@ class SolarModel(nn.Module):
                 latents, target, detach_params=True).sum(-1)
             head_ll = head_ll + weight * self.log_cost_head.log_likelihood(
                 latents.detach(), target).sum(-1)
+        if self.residual_head is not None:
+            residuals = residuals.float()
+            cost_ll = cost_ll + self.residual_head.log_likelihood(
+                latents, residuals, detach_params=True).sum(-1)
+            head_ll = head_ll + self.residual_head.log_likelihood(
+                latents.detach(), residuals).sum(-1)
         with torch.no_grad():
             global_kl = self.q.kl(self.prior).sum()
         local = recon + beta * (cost_ll.double() - local_kl)
@@ -280,14 +295,14 @@ class SolarModel(nn.Module):
 
         Returns:
             dict of floats: 'elbo', 'recon', 'cost_ll' (with the weighted log-cost term
-            when config.log_cost_weight > 0), 'local_kl' (means per sequence), 'global_kl'
-            and 'beta'.
+            when config.log_cost_weight > 0 and the residuals' term when residual_dim > 0),
+            'local_kl' (means per sequence), 'global_kl' and 'beta'.
 
         """
         self._check_batch(batch)
         with torch.no_grad():
             _, terms, _ = self._terms(batch.images, batch.actions, batch.costs, beta,
-                                      num_data or len(batch))
+                                      num_data or len(batch), batch.residuals)
         return {key: float(value) for key, value in terms.items()}
 
     def infer(self, images: ArrayLike, actions: ArrayLike) -> SmootherResult:
@@ -376,8 +391,10 @@ class SolarModel(nn.Module):
             if stop is not None and stop():
                 break
             index = torch.randperm(num_data, generator=self.generator)[:size]
+            residuals = None if batch.residuals is None else batch.residuals[index]
             loss, terms, smoothed = self._terms(batch.images[index], batch.actions[index],
-                                                batch.costs[index], self.beta, num_data)
+                                                batch.costs[index], self.beta, num_data,
+                                                residuals)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if not train_encoder:
@@ -401,6 +418,11 @@ class SolarModel(nn.Module):
         if not isinstance(batch, EpisodeBatch):
             raise ModelInputError(f'expected an EpisodeBatch, got {type(batch).__name__}')
         check_sequences(batch.images, batch.actions, batch.costs, self.config)
+        d = self.config.residual_dim
+        if d and (batch.residuals is None or batch.residuals.shape[-1] != d):
+            found = 'none' if batch.residuals is None else f'{batch.residuals.shape[-1]} each'
+            raise ModelInputError(f'the model reads {d} cost residuals per step '
+                                  f'(residual_dim), the sequences carry {found}')
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the whole model (config, networks, optimiser, MNIWs, counters) atomically."""

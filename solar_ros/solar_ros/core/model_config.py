@@ -47,6 +47,13 @@ class ModelConfig:
             (0: no such head). LQR-FLM never reads g.
         log_cost_eps: eps of that target, in cost units.
         log_cost_std: std of that likelihood, in log units.
+        residual_dim: d > 0 adds beta sum_t log N(r_t; W s~_t + b_t, residual_std^2 I) to the
+            objective, r_t (d,) the cost's residuals (the held block's offset from the aim,
+            in the cost's units, which training sequences then carry), W (d, dx) and b_t a
+            bias per step (:class:`~solar_ros.core.networks.ResidualHead`): a training
+            signal that asks the latent to hold the offset linearly, the target's place in
+            it included (0: no such head). LQR-FLM never reads this head.
+        residual_std: std of that likelihood, in the residuals' units.
         action_cost_weight: w of the known action penalty w ||a||^2; it is subtracted from
             the observed costs before the cost head fits them, and cost_params() puts
             R = 2 w I in the action block.
@@ -83,6 +90,8 @@ class ModelConfig:
     log_cost_weight: float = 0.0
     log_cost_eps: float = 0.01
     log_cost_std: float = 0.2
+    residual_dim: int = 0
+    residual_std: float = 0.1
     action_cost_weight: float = 0.0
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -103,7 +112,7 @@ class ModelConfig:
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f'ModelConfig.{name} must be >= 1, got {getattr(self, name)}')
-        for name in ('keypoints', 'dense_branch'):
+        for name in ('keypoints', 'dense_branch', 'residual_dim'):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f'ModelConfig.{name} must be >= 0, got {getattr(self, name)}')
         if self.dense_branch and not self.keypoints:
@@ -114,7 +123,7 @@ class ModelConfig:
             raise ValueError(
                 f'ModelConfig.image_size must be a multiple of 16, got {self.image_size}')
         for name in ('min_std', 'cost_std', 'learning_rate', 'grad_clip', 'prior_scale',
-                     'log_cost_eps', 'log_cost_std'):
+                     'log_cost_eps', 'log_cost_std', 'residual_std'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'ModelConfig.{name} must be > 0, got {getattr(self, name)}')
         for name in ('action_cost_weight', 'beta_start', 'beta_increment', 'init_noise',

@@ -351,6 +351,42 @@ class QuadraticCostHead(nn.Module):
         return -0.5 * residual ** 2 / var - 0.5 * torch.log(2.0 * torch.pi * var)
 
 
+class ResidualHead(nn.Module):
+    """Read the cost's residuals linearly from the latent: r_t = W s_t + b_t, a training signal.
+
+    r_t (d,) is the held block's offset from the aim (in the cost's units), b_t a bias per
+    step (T, d), so that an aim that moves during the episode (a via-point) needs no state.
+    Its likelihood N(r_t; W s_t + b_t, std^2 I) asks the encoder to hold the offset, the
+    target's place in it included, where a linear read-out finds it. LQR-FLM never reads
+    this head: it fits its own read-out to each update's rollouts.
+    """
+
+    def __init__(self, latent_dim: int, residual_dim: int, horizon: int, std: float) -> None:
+        """Start from W = 0 and b = 0 (no random draws)."""
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(residual_dim, latent_dim))
+        self.bias = nn.Parameter(torch.zeros(horizon, residual_dim))
+        self.std = std
+
+    def forward(self, latents: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """Return the read-out (..., T, d) of latent sequences (..., T, dx).
+
+        With ``detach_params`` the head's parameters are constants (gradients reach only
+        ``latents``).
+        """
+        weight, bias = self.weight, self.bias
+        if detach_params:
+            weight, bias = weight.detach(), bias.detach()
+        return latents @ weight.T + bias
+
+    def log_likelihood(self, latents: torch.Tensor, residuals: torch.Tensor,
+                       detach_params: bool = False) -> torch.Tensor:
+        """Return log N(residuals; forward(latents), std^2 I) per step, shape (..., T)."""
+        error = residuals - self(latents, detach_params)
+        var = self.std ** 2
+        return (-0.5 * error ** 2 / var - 0.5 * math.log(2.0 * math.pi * var)).sum(-1)
+
+
 class LogCostHead(nn.Module):
     """Predict log(c + eps) from the latent state with a small MLP: a training signal only.
 

@@ -23,12 +23,16 @@ class EpisodeBatch:
         images: (N, T, H, W, 3 V) uint8, V camera views stacked on the channel axis.
         actions: (N, T, du) float64.
         costs: (N, T) float64, the cost of state s_t and action a_t.
+        residuals: (N, T, d) float64, the cost's residuals at s_t (the held block's offset
+            from the aim, in the cost's units), or None; a model with
+            ``residual_dim`` d > 0 trains on them.
 
     """
 
     images: torch.Tensor
     actions: torch.Tensor
     costs: torch.Tensor
+    residuals: Optional[torch.Tensor] = None
 
     def __post_init__(self) -> None:
         """Convert numpy arrays to tensors and check shapes, dtypes and values."""
@@ -38,6 +42,14 @@ class EpisodeBatch:
         if self.images.dtype != torch.uint8:
             raise ModelInputError(f'EpisodeBatch.images must be uint8, got {self.images.dtype}')
         check_sequences(self.images, self.actions, self.costs)
+        if self.residuals is not None:
+            self.residuals = torch.as_tensor(self.residuals, dtype=torch.float64)
+            if self.residuals.ndim != 3 or self.residuals.shape[:2] != self.costs.shape:
+                raise ModelInputError(
+                    f'EpisodeBatch.residuals must have shape {tuple(self.costs.shape)} + (d,), '
+                    f'got {tuple(self.residuals.shape)}')
+            if not torch.isfinite(self.residuals).all():
+                raise ModelInputError('EpisodeBatch.residuals contain non-finite values')
 
     def __len__(self) -> int:
         """Return the number of sequences N."""
@@ -46,7 +58,8 @@ class EpisodeBatch:
     def select(self, index: ArrayLike) -> 'EpisodeBatch':
         """Return the sequences at ``index`` (indices or a boolean mask) as a new batch."""
         index = torch.as_tensor(index)
-        return EpisodeBatch(self.images[index], self.actions[index], self.costs[index])
+        return EpisodeBatch(self.images[index], self.actions[index], self.costs[index],
+                            None if self.residuals is None else self.residuals[index])
 
 
 def check_sequences(images: torch.Tensor, actions: torch.Tensor,

@@ -263,6 +263,12 @@ class RunConfig:
         """Check the env and model sections (the typed ones checked themselves)."""
         check_env_section(self.env)
         check_model_section(self.model)
+        if self.model.get('residual_dim'):
+            from solar_ros.sim.environments import cost_residual_scale
+            try:
+                cost_residual_scale(self.env)
+            except ValueError as error:
+                raise ValueError(f'model.residual_dim: {error}') from error
         if self.loop.lqr_cost == 'residuals':
             if not self.env:
                 raise ValueError('loop.lqr_cost residuals needs the env section: the '

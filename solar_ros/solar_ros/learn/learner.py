@@ -276,7 +276,8 @@ class SolarLearner:
         if self.policy_version == 0:
             self.log(f'pretraining the model: {len(fresh)} episodes, '
                      f'{loop.pretrain_updates} updates')
-            self.model.fit(episode_batch(fresh), loop.pretrain_updates, self._fit_progress,
+            self.model.fit(model_batch(self.config, fresh), loop.pretrain_updates,
+                           self._fit_progress,
                            stop=self._stop_when)
             self._check_stop()
         elif loop.refit_updates:
@@ -286,7 +287,8 @@ class SolarLearner:
             own = self.model if base == self.policy_version else \
                 SolarModel.load(self.model_path(base))
             before = own.infer(batch.images, batch.actions).means if carry else None
-            self.model.fit(episode_batch(buffer), loop.refit_updates, self._fit_progress,
+            self.model.fit(model_batch(self.config, buffer), loop.refit_updates,
+                           self._fit_progress,
                            train_encoder=loop.refit_encoder, stop=self._stop_when)
             self._check_stop()
             if before is not None:
@@ -515,6 +517,24 @@ def episode_batch(episodes: Sequence[Episode]) -> EpisodeBatch:
                         costs=np.stack([e.costs for e in episodes]))
 
 
+def model_batch(config: RunConfig, episodes: Sequence[Episode]) -> EpisodeBatch:
+    """Return the model's training sequences, with the cost's residuals where it reads them.
+
+    With ``model.residual_dim`` > 0 the batch carries r_t = ``aim_offsets[t]`` /
+    :func:`~solar_ros.sim.environments.cost_residual_scale` (N, T, d), as LQR-FLM's
+    residual cost does (:func:`cost_residuals`).
+
+    Raises:
+        ValueError: the model reads residuals and an episode carries no recorded offsets.
+
+    """
+    batch = episode_batch(episodes)
+    if not config.model.get('residual_dim'):
+        return batch
+    return EpisodeBatch(batch.images, batch.actions, batch.costs,
+                        residuals_of(config, episodes, 'model.residual_dim'))
+
+
 def new_lqr(model_config: ModelConfig, config: LQRFLMConfig) -> LQRFLM:
     """Return a fresh LQR-FLM learner for the model's dims, with its action cost R."""
     c = model_config
@@ -535,13 +555,23 @@ def cost_residuals(config: RunConfig, rollouts: Sequence[Episode]) -> Optional[t
     """
     if config.loop.lqr_cost != 'residuals':
         return None
-    missing = [episode.seed for episode in rollouts if episode.aim_offsets is None]
+    return residuals_of(config, rollouts, 'loop.lqr_cost residuals')
+
+
+def residuals_of(config: RunConfig, episodes: Sequence[Episode], reader: str) -> torch.Tensor:
+    """Return the episodes' recorded offsets over the env's residual scale, (N, T, d).
+
+    Raises:
+        ValueError: an episode carries no recorded offsets (``reader`` names who asked).
+
+    """
+    missing = [episode.seed for episode in episodes if episode.aim_offsets is None]
     if missing:
-        raise ValueError(f'loop.lqr_cost residuals: {len(missing)} of the rollouts '
-                         f'(seeds {missing[:5]}) carry no recorded offsets; only the '
-                         'in-process simulators record them')
+        raise ValueError(f'{reader}: {len(missing)} of the episodes (seeds {missing[:5]}) '
+                         'carry no recorded offsets; only the in-process simulators '
+                         'record them')
     scale = cost_residual_scale(config.env)
-    return torch.as_tensor(np.stack([episode.aim_offsets for episode in rollouts]) / scale,
+    return torch.as_tensor(np.stack([episode.aim_offsets for episode in episodes]) / scale,
                            dtype=torch.float64)
 
 
