@@ -258,15 +258,20 @@ def test_cost_fit_episodes_add_the_earlier_lqr_flm_rollouts_not_the_random_ones(
         RunConfig.from_dict({'loop': {'cost_fit_episodes': -1}})
 
 
+def _tiny_episode(aim_offsets, seed):
+    """Return an explored episode of TINY's shapes with ``aim_offsets`` (6, d) or None."""
+    return Episode(images=np.zeros((7, 32, 32, 3), np.uint8), actions=np.zeros((6, 2)),
+                   costs=np.zeros(6), task=1, seed=seed, success=False, final_distance=0.1,
+                   aim_offsets=aim_offsets)
+
+
 def test_the_residual_cost_needs_recorded_offsets_of_a_squared_offset_cost(tmp_path):
     """loop.lqr_cost residuals: the offsets over the env's scale; clear errors otherwise."""
     config = RunConfig.from_dict(dict(TINY, loop=dict(TINY['loop'], lqr_cost='residuals')))
     offsets = np.arange(12.0).reshape(6, 2)
 
     def episode(aim_offsets):
-        return Episode(images=np.zeros((7, 32, 32, 3), np.uint8), actions=np.zeros((6, 2)),
-                       costs=np.zeros(6), task=1, seed=3, success=False, final_distance=0.1,
-                       aim_offsets=aim_offsets)
+        return _tiny_episode(aim_offsets, seed=3)
     residuals = cost_residuals(config, [episode(offsets), episode(2 * offsets)])
     np.testing.assert_allclose(residuals.numpy(), np.stack([offsets, 2 * offsets]))  # scale 1
     with pytest.raises(ValueError, match=r'1 of the episodes \(seeds \[3\]\) carry no'):
@@ -296,9 +301,7 @@ def test_a_model_that_reads_the_residuals_trains_on_the_recorded_offsets(tmp_pat
     offsets = np.arange(12.0).reshape(6, 2)
 
     def episode(aim_offsets):
-        return Episode(images=np.zeros((7, 32, 32, 3), np.uint8), actions=np.zeros((6, 2)),
-                       costs=np.zeros(6), task=1, seed=4, success=False, final_distance=0.1,
-                       aim_offsets=aim_offsets)
+        return _tiny_episode(aim_offsets, seed=4)
     batch = model_batch(config, [episode(offsets), episode(2 * offsets)])
     np.testing.assert_allclose(batch.residuals.numpy(), np.stack([offsets, 2 * offsets]))
     assert model_batch(RunConfig.from_dict(TINY), [episode(None)]).residuals is None
