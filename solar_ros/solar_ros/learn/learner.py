@@ -277,8 +277,7 @@ class SolarLearner:
             self.log(f'pretraining the model: {len(fresh)} episodes, '
                      f'{loop.pretrain_updates} updates')
             self.model.fit(model_batch(self.config, fresh), loop.pretrain_updates,
-                           self._fit_progress,
-                           stop=self._stop_when)
+                           self._fit_progress, stop=self._stop_when)
             self._check_stop()
         elif loop.refit_updates:
             buffer = self.store.load(max(0, used - loop.buffer_episodes), used)
@@ -288,8 +287,8 @@ class SolarLearner:
                 SolarModel.load(self.model_path(base))
             before = own.infer(batch.images, batch.actions).means if carry else None
             self.model.fit(model_batch(self.config, buffer), loop.refit_updates,
-                           self._fit_progress,
-                           train_encoder=loop.refit_encoder, stop=self._stop_when)
+                           self._fit_progress, train_encoder=loop.refit_encoder,
+                           stop=self._stop_when)
             self._check_stop()
             if before is not None:
                 after = self.model.infer(batch.images, batch.actions).means
