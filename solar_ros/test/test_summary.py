@@ -88,6 +88,11 @@ def test_the_goal_of_a_finished_run():
     del partly.validation[1]  # the best may be the policy not validated yet
     assert partly.best_validation == 0.90 and partly.under_best is None
     assert not partly.reaches_goal()
+    saved = run_with(0.96, 0.90, 0.86)
+    saved.validation = {1: 0.86, 3: 0.90}  # the end policy 2 validated as policy 3 only
+    assert saved.validation_of(2) == 0.90 and saved.validated_every_policy
+    assert saved.under_best == 0.0 and saved.reaches_goal()
+    assert saved.validation_of(1) == 0.86 and saved.validation_of(3) == 0.90
 
 
 def test_a_pretrained_folder_is_its_one_policy(finished, tmp_path):

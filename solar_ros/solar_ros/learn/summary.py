@@ -81,10 +81,22 @@ class RunSummary:
             rates.append(self.end_validation)
         return max(rates) if rates else None
 
+    def validation_of(self, version: int) -> Optional[float]:
+        """Return policy ``version``'s validation success, if validated.
+
+        The policy the run ends on counts as validated under either number (its own or
+        the one it is saved as).
+        """
+        if version in self.validation:
+            return self.validation[version]
+        if version == self.ends_on and self.left_behind in self.validation:
+            return self.validation[self.left_behind]
+        return None
+
     @property
     def validated_every_policy(self) -> bool:
         """Return whether every policy 1..iterations has its validation success."""
-        return all(v in self.validation for v in range(1, self.iterations + 1))
+        return all(self.validation_of(v) is not None for v in range(1, self.iterations + 1))
 
     @property
     def end_validation(self) -> Optional[float]:
@@ -171,7 +183,7 @@ def table(runs: Sequence[RunSummary]) -> str:
         versions = range(1, run.iterations + 1)
         checks = ', '.join(_bold(_percent(run.checks[v][0]), v == run.ends_on)
                            if v in run.checks else '-' for v in versions)
-        validation = ', '.join(_percent(run.validation.get(v)) for v in versions)
+        validation = ', '.join(_percent(run.validation_of(v)) for v in versions)
         if run.ends_on is None:
             ends = f'not finished (policy {run.reached} of {run.iterations})'
         else:
