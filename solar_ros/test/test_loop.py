@@ -313,7 +313,7 @@ def test_a_model_that_reads_the_residuals_trains_on_the_recorded_offsets(tmp_pat
     loop.run()  # the point mass records its offsets: the pretraining reads them
     assert loop.learner.model.residual_head.weight.abs().sum() > 0
     linear = {'name': 'sawyer_stack', 'distance_cost': 'linear'}
-    for env, message in (({}, 'env.name'), (linear, 'not a squared offset')):
+    for env, message in (({}, 'needs the env section'), (linear, 'not a squared offset')):
         with pytest.raises(ValueError, match=f'model.residual_dim.*{message}'):
             RunConfig.from_dict(dict(TINY, env=env, model=dict(TINY['model'], residual_dim=3)))
 

@@ -264,21 +264,22 @@ class RunConfig:
         check_env_section(self.env)
         check_model_section(self.model)
         if self.model.get('residual_dim'):
-            from solar_ros.sim.environments import cost_residual_scale
-            try:
-                cost_residual_scale(self.env)
-            except ValueError as error:
-                raise ValueError(f'model.residual_dim: {error}') from error
+            self._check_residuals_recorded('model.residual_dim')
         if self.loop.lqr_cost == 'residuals':
-            if not self.env:
-                raise ValueError('loop.lqr_cost residuals needs the env section: the '
-                                 "residuals are the simulator's recorded offsets")
-            from solar_ros.sim.environments import cost_residual_scale, env_horizon
-            try:
-                cost_residual_scale(self.env)
-            except ValueError as error:
-                raise ValueError(f'loop.lqr_cost residuals: {error}') from error
+            self._check_residuals_recorded('loop.lqr_cost residuals')
+            from solar_ros.sim.environments import env_horizon
             self._check_residual_samples(env_horizon(self.env))
+
+    def _check_residuals_recorded(self, reader: str) -> None:
+        """Refuse ``reader`` (a setting) unless the env's cost is a squared recorded offset."""
+        if not self.env:
+            raise ValueError(f'{reader} needs the env section: the residuals are the '
+                             "simulator's recorded offsets")
+        from solar_ros.sim.environments import cost_residual_scale
+        try:
+            cost_residual_scale(self.env)
+        except ValueError as error:
+            raise ValueError(f'{reader}: {error}') from error
 
     def _check_residual_samples(self, horizon: int) -> None:
         """Refuse a residual read-out that an update's rollouts cannot fit.

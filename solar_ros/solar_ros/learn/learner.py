@@ -509,11 +509,12 @@ def best_checked(scores: CheckScores) -> int:
     return max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
 
 
-def episode_batch(episodes: Sequence[Episode]) -> EpisodeBatch:
-    """Return the model's training sequences: frames 0..T-1, actions and costs."""
+def episode_batch(episodes: Sequence[Episode],
+                  residuals: Optional[torch.Tensor] = None) -> EpisodeBatch:
+    """Return the model's training sequences: frames 0..T-1, actions, costs (residuals)."""
     return EpisodeBatch(images=np.stack([e.images[:-1] for e in episodes]),
                         actions=np.stack([e.actions for e in episodes]),
-                        costs=np.stack([e.costs for e in episodes]))
+                        costs=np.stack([e.costs for e in episodes]), residuals=residuals)
 
 
 def model_batch(config: RunConfig, episodes: Sequence[Episode]) -> EpisodeBatch:
@@ -527,11 +528,8 @@ def model_batch(config: RunConfig, episodes: Sequence[Episode]) -> EpisodeBatch:
         ValueError: the model reads residuals and an episode carries no recorded offsets.
 
     """
-    batch = episode_batch(episodes)
-    if not config.model.get('residual_dim'):
-        return batch
-    return EpisodeBatch(batch.images, batch.actions, batch.costs,
-                        residuals_of(config, episodes, 'model.residual_dim'))
+    return episode_batch(episodes, residuals_of(config, episodes, 'model.residual_dim')
+                         if config.model.get('residual_dim') else None)
 
 
 def new_lqr(model_config: ModelConfig, config: LQRFLMConfig) -> LQRFLM:

@@ -84,14 +84,12 @@ class RunSummary:
     def validation_of(self, version: int) -> Optional[float]:
         """Return policy ``version``'s validation success, if validated.
 
-        The policy the run ends on counts as validated under either number (its own or
-        the one it is saved as).
+        The policy the run ends on counts as validated under either number (the one it is
+        saved as first, then its own).
         """
-        if version in self.validation:
-            return self.validation[version]
         if version == self.ends_on and self.left_behind in self.validation:
             return self.validation[self.left_behind]
-        return None
+        return self.validation.get(version)
 
     @property
     def validated_every_policy(self) -> bool:
@@ -103,10 +101,7 @@ class RunSummary:
         """Return the validation success of the policy the run ends on, if validated."""
         if self.left_behind is None:  # the run goes on; ends_on is None too
             return None
-        for version in (self.left_behind, self.ends_on):
-            if version in self.validation:
-                return self.validation[version]
-        return None
+        return self.validation_of(self.ends_on)
 
     @property
     def under_best(self) -> Optional[float]:
