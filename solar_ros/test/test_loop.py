@@ -355,7 +355,8 @@ def test_checks_run_the_mean_action_apart_and_the_run_ends_on_the_best_checked_p
                       log=lambda _: None)
     plain.run()
     config = RunConfig.from_dict(dict(TINY, loop=dict(short, check_rollouts=2)))
-    loop = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lambda _: None)
+    lines: list = []
+    loop = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lines.append)
     loop.run()
     learner = loop.learner
     # The checks are kept apart: the rollouts and the policies are those of a plain run.
@@ -378,6 +379,12 @@ def test_checks_run_the_mean_action_apart_and_the_run_ends_on_the_best_checked_p
               for v in (1, 2)}
     best = max(scores, key=scores.get)
     assert learner.policy_version == 3 and learner.done()
+    # a tie on the check success rate is said, with the command that tells the tied apart
+    tied = [v for v in (1, 2) if scores[v][0] == scores[best][0]]
+    ties = [line for line in lines if 'tie at' in line]
+    assert len(ties) == (len(tied) > 1)
+    assert all(f'chose policy {best}' in t and f'--policy {" ".join(map(str, tied))}' in t
+               for t in ties)
     torch.testing.assert_close(learner.gains.policy.k, _gains(learner, best).policy.k)
     assert SolarModel.load(learner.model_path(3)).num_updates == \
         SolarModel.load(learner.model_path(best)).num_updates

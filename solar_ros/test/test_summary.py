@@ -95,6 +95,24 @@ def test_the_goal_of_a_finished_run():
     assert saved.validation_of(1) == 0.86 and saved.validation_of(3) == 0.90
 
 
+def test_a_tie_on_the_checks_names_the_tied_policies_left_to_validate():
+    run = summary.RunSummary(
+        name='runs/r', task=2, loop_seed=2, model_seed=0, iterations=4, reached=5,
+        checks={1: (0.0, 0.1, 3), 2: (1.0, 0.004, 3), 3: (2 / 3, 0.02, 3), 4: (1.0, 0.009, 3)},
+        validation={3: 0.90, 5: 0.44}, ends_on=2, left_behind=5, evaluation=None)
+    assert run.tied == [2, 4]
+    out = summary.table([run])
+    assert ('- runs/r: policies 2 4 tie at 100% of their checks; the smaller mean final '
+            'distance chose policy 2; to tell them apart: python -m solar_ros.learn.validate '
+            'runs/r --policy 4') in out.splitlines()
+    run.validation[4] = 0.98  # every tied policy validated: the table's columns say the rest
+    assert 'tie at' not in summary.table([run])
+    run.checks[4] = (2 / 3, 0.009, 3)
+    assert run.tied == []
+    going_on = summary.RunSummary(**{**vars(run), 'ends_on': None, 'left_behind': None})
+    assert going_on.tied == []
+
+
 def test_a_pretrained_folder_is_its_one_policy(finished, tmp_path):
     folder = RunDir(tmp_path / 'pretrained')
     folder.checkpoints.mkdir(parents=True)
@@ -105,6 +123,7 @@ def test_a_pretrained_folder_is_its_one_policy(finished, tmp_path):
         target.write_bytes(source.read_bytes())
     result = summary.summarise(folder.root)
     assert result.ends_on == result.left_behind == 2 and result.evaluation is None
+    assert result.tied == []  # no checks kept
     assert result.end_validation == summary.summarise(finished).validation[2]
 
 

@@ -351,6 +351,9 @@ class SolarLearner:
         self.episodes_used, self._pending = used, 0
         self._save()
         self.log(f'the run ends on policy {best}, saved as policy {self.policy_version}')
+        tied = tied_with_best(scores)
+        if len(tied) > 1:
+            self.log(tie_line(tied, scores[best][0], best, self.run_dir, tied))
         return True
 
     def _rollouts_of(self, version: int, start: int, stop: int) -> List[Episode]:
@@ -507,6 +510,32 @@ def check_scores(checks: Iterable[Episode]) -> CheckScores:
 def best_checked(scores: CheckScores) -> int:
     """Return the policy with the highest check success rate (ties: smaller final distance)."""
     return max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
+
+
+def tied_with_best(scores: CheckScores) -> List[int]:
+    """Return the policies whose check success rate is the highest, ascending.
+
+    More than one means the mean final distance of a few checks chose the run's end
+    policy among them: validation (:mod:`solar_ros.learn.validate`) tells them apart.
+    """
+    top = scores[best_checked(scores)][0]
+    return [version for version, (rate, _, _) in sorted(scores.items()) if rate == top]
+
+
+def tie_line(tied: Sequence[int], rate: float, chosen: int, run_dir: Path,
+             unvalidated: Sequence[int]) -> str:
+    """Return the line that says policies ``tied`` tie at check success ``rate``.
+
+    It ends on the command that validates the ``unvalidated`` ones among them.
+    """
+    return (f'policies {_listed(tied)} tie at {rate:.0%} of their checks; the smaller mean '
+            f'final distance chose policy {chosen}; to tell them apart: python -m '
+            f'solar_ros.learn.validate {run_dir} --policy {_listed(unvalidated)}')
+
+
+def _listed(versions: Sequence[int]) -> str:
+    """Return policy numbers separated by spaces."""
+    return ' '.join(str(v) for v in versions)
 
 
 def episode_batch(episodes: Sequence[Episode],

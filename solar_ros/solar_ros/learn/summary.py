@@ -26,7 +26,8 @@ import numpy as np
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import Episode, EPISODE_GLOB
 from solar_ros.learn.evaluate import format_rate
-from solar_ros.learn.learner import best_checked, check_scores, CheckScores
+from solar_ros.learn.learner import (best_checked, check_scores, CheckScores, tie_line,
+                                     tied_with_best)
 from solar_ros.learn.run_dir import RunDir
 from solar_ros.learn.validate import read_table
 
@@ -113,6 +114,17 @@ class RunSummary:
         if best is None or end is None or not self.validated_every_policy:
             return None
         return best - end
+
+    @property
+    def tied(self) -> List[int]:
+        """Return the policies whose checks tie with the end policy's, itself included.
+
+        Empty without a tie, while the run goes on, and for a pretrained folder.
+        """
+        if self.ends_on not in self.checks:
+            return []
+        tied = tied_with_best(self.checks)
+        return tied if len(tied) > 1 else []
 
     def reaches_goal(self) -> bool:
         """Return whether the finished run meets every figure of :data:`GOAL`."""
@@ -220,6 +232,12 @@ def _finished_lines(runs: Sequence[RunSummary]) -> List[str]:
     if len(judged) < len(finished):
         lines.append(f'- not judged: {len(finished) - len(judged)} runs without the '
                      'validation of every policy (python -m solar_ros.learn.validate RUN_DIR)')
+    for run in finished:
+        unvalidated = [v for v in run.tied if run.validation_of(v) is None]
+        if unvalidated:
+            lines.append(f'- {run.name}: ' + tie_line(run.tied, run.checks[run.ends_on][0],
+                                                      run.ends_on, Path(run.name),
+                                                      unvalidated))
     return lines
 
 
