@@ -233,9 +233,10 @@ def _finished_lines(runs: Sequence[RunSummary]) -> List[str]:
         lines.append(f'- not judged: {len(finished) - len(judged)} runs without the '
                      'validation of every policy (python -m solar_ros.learn.validate RUN_DIR)')
     for run in finished:
-        unvalidated = [v for v in run.tied if run.validation_of(v) is None]
+        tied = run.tied
+        unvalidated = [v for v in tied if run.validation_of(v) is None]
         if unvalidated:
-            lines.append(f'- {run.name}: ' + tie_line(run.tied, run.checks[run.ends_on][0],
+            lines.append(f'- {run.name}: ' + tie_line(tied, run.checks[run.ends_on][0],
                                                       run.ends_on, Path(run.name),
                                                       unvalidated))
     return lines
