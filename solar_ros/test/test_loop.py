@@ -401,6 +401,57 @@ def test_checks_run_the_mean_action_apart_and_the_run_ends_on_the_best_checked_p
 
 
 @pytest.mark.slow
+def test_policies_tied_on_their_checks_run_tie_checks_in_rounds_within_the_budget(tmp_path):
+    """loop.tie_checks: after the last policy's checks, the tied policies get more checks.
+
+    With a success radius that every episode meets (``env.success_distance``), policies 1
+    and 2 tie at 100% of their one check each: tie checks of 5 pay for two rounds of two
+    (policy 1, then 2, each by its own mean action on the next check seed), not a third;
+    the smaller mean final distance of three checks then chooses. Killed during the tie
+    checks, the run goes on with the ones left.
+    """
+    env = dict(TINY['env'], success_distance=100.0)
+    config = RunConfig.from_dict(dict(TINY, env=env, loop=dict(
+        TINY['loop'], refit_updates=20, check_rollouts=1, tie_checks=5)))
+    lines: list = []
+    loop = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lines.append)
+    loop.run()
+    learner = loop.learner
+    checks = learner.checks.load()
+    assert [e.policy_version for e in checks] == [1, 2, 1, 2, 1, 2]
+    assert all(not e.explored and e.success for e in checks)
+    assert [e.seed for e in checks[0::2]] == [e.seed for e in checks[1::2]]
+    assert len({e.seed for e in checks}) == 3
+    assert sum('tie check' in line for line in lines) == 4
+    for episode in checks[2:]:  # each tie check is its policy's mean action
+        version = episode.policy_version
+        agent = make_agent('solar', SolarModel.load(learner.model_path(version)),
+                           _gains(learner, version), config.mpc)
+        np.testing.assert_allclose(loop.rollout(agent, episode.seed, True).actions,
+                                   episode.actions)
+    distance = {v: np.mean([e.final_distance for e in checks if e.policy_version == v])
+                for v in (1, 2)}
+    best = min(distance, key=distance.get)
+    assert learner.policy_version == 3 and learner.done()
+    torch.testing.assert_close(learner.gains.policy.k, _gains(learner, best).policy.k)
+    assert len(learner.store) + len(checks) == 18 < config.loop.episodes == 19
+    # Killed after the first round of tie checks: the second is run again, alike.
+    for path in sorted(learner.files.checks.glob('episode_*.npz'))[4:]:
+        path.unlink()
+    learner.files.learner(3).unlink()
+    learner.files.model(3).unlink()
+    again = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lambda _: None)
+    assert again.run().policy_version == 3
+    redone = again.learner.checks.load()
+    assert [(e.policy_version, e.seed) for e in redone] == \
+        [(e.policy_version, e.seed) for e in checks]
+    np.testing.assert_allclose(redone[5].actions, checks[5].actions)
+    torch.testing.assert_close(again.learner.gains.policy.k, _gains(learner, best).policy.k)
+    with pytest.raises(ValueError, match='tie_checks'):
+        RunConfig.from_dict({'loop': {'tie_checks': 2}})
+
+
+@pytest.mark.slow
 def test_step_from_best_checked_steps_over_a_worse_policy_from_the_best_ones_rollouts(
         tmp_path):
     """loop.step_from=best_checked: a step starts from an earlier policy that checked better.

@@ -93,6 +93,14 @@ class LoopConfig:
             run leaves behind. The checks count towards the run's :attr:`episodes`,
             ``iterations`` times this many. 0: no checks, the run ends on policy
             ``iterations``.
+        tie_checks: at most this many further checks after the last policy's, for the
+            policies tied at the top of the check success rate: a round gives each of
+            them one more check (the next seed of the checks, by its own model and
+            gains), and rounds go on while several policies tie and the budget left pays
+            for a whole round (:func:`solar_ros.learn.learner.tie_check_due`). A few
+            checks per policy often tie (docs/results.md, "The read-out again"); these
+            tell the tied policies apart on more episodes before the mean final distance
+            does. Counted in :attr:`episodes` in full. Needs ``check_rollouts``.
         step_from: the policy each LQR-FLM step starts from: 'last' is the current policy,
             on its own rollouts (the paper's); 'best_checked' is the current policy too,
             unless an earlier one's checks stacked more often: then the best-checked
@@ -121,14 +129,15 @@ class LoopConfig:
     lqr_cost: str = 'rollouts'
     cost_fit_episodes: int = 0
     check_rollouts: int = 0
+    tie_checks: int = 0
     step_from: str = 'last'
 
     @property
     def episodes(self) -> int:
-        """Return the episodes a run takes: pretraining, rollouts and checks."""
+        """Return the most episodes a run takes: pretraining, rollouts and checks."""
         return (self.pretrain_episodes
                 + max(0, self.iterations - 1) * self.rollouts_per_iteration
-                + self.iterations * self.check_rollouts)
+                + self.iterations * self.check_rollouts + self.tie_checks)
 
     def __post_init__(self) -> None:
         """Check types and ranges; raise ValueError naming the bad setting."""
@@ -138,7 +147,7 @@ class LoopConfig:
                                  f'got {getattr(self, name)!r}')
         counts = {'pretrain_episodes': 1, 'rollouts_per_iteration': 1, 'buffer_episodes': 1,
                   'pretrain_updates': 0, 'iterations': 0, 'refit_updates': 0,
-                  'cost_fit_episodes': 0, 'check_rollouts': 0}
+                  'cost_fit_episodes': 0, 'check_rollouts': 0, 'tie_checks': 0}
         for name, low in counts.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -156,6 +165,8 @@ class LoopConfig:
         if self.step_from not in STEP_FROM:
             raise ValueError(f'loop.step_from must be one of {STEP_FROM}, '
                              f'got {self.step_from!r}')
+        if self.tie_checks and not self.check_rollouts:
+            raise ValueError('loop.tie_checks needs loop.check_rollouts > 0')
         if self.step_from == 'best_checked' and not self.check_rollouts:
             raise ValueError('loop.step_from: best_checked needs loop.check_rollouts > 0')
         if self.pretrain_episodes < self.rollouts_per_iteration:

@@ -98,6 +98,8 @@ class SolarLearner:
         self.store = EpisodeStore(self.files.episodes)
         self.checks = EpisodeStore(self.files.checks)
         self._checked: List[Episode] = []  # the current policy's check episodes
+        # Every policy's check outcomes once the tie checks (loop.tie_checks) have begun.
+        self._tie_round: Optional[CheckOutcomes] = None
         self._lock = threading.Lock()
         self._stop_when = stop_when
         self._last_progress = time.monotonic()
@@ -157,6 +159,8 @@ class SolarLearner:
         version = self.policy_version
         if version > loop.iterations:
             return 0, False
+        if self._tie_round is not None:
+            return self.checks_left(), True
         rollouts = 0 if version == loop.iterations else self.needed() - self.pending()
         if rollouts > 0:
             return rollouts, False
@@ -174,16 +178,19 @@ class SolarLearner:
 
         Every policy after the random one, up to the last (``loop.iterations``), runs that
         many checks after its rollouts (in one process on the same seeds,
-        :meth:`next_check_seed`).
+        :meth:`next_check_seed`). During the tie checks (:meth:`recheck`) it is 1 while the
+        current policy is the one due for the next tie check.
         """
         if not 0 < self.policy_version <= self.config.loop.iterations:
             return 0
         with self._lock:
+            if self._tie_round is not None:
+                return int(self._tie_check_due() == self.policy_version)
             return max(0, self.config.loop.check_rollouts - len(self._checked))
 
     def ready(self) -> bool:
         """Return whether :meth:`update` can run: an update is left, its episodes are in."""
-        return (self.policy_version < self.config.loop.iterations
+        return (self.policy_version < self.config.loop.iterations and self._tie_round is None
                 and self.pending() >= self.needed() and not self.checks_left())
 
     def record(self, episode: Episode) -> Path:
@@ -214,6 +221,9 @@ class SolarLearner:
                 path = self.checks.append(episode)
                 if episode.policy_version == self.policy_version:
                     self._checked.append(episode)
+                if self._tie_round is not None:
+                    self._tie_round.setdefault(episode.policy_version, []).append(
+                        (episode.success, episode.final_distance))
                 return path
             path = self.store.append(episode)
             if episode.policy_version == self.policy_version:
@@ -326,18 +336,63 @@ class SolarLearner:
                      coords_r2)
         return self.gains
 
+    def recheck(self) -> bool:
+        """Make the policy due for the next tie check current; return whether it changed.
+
+        Once the last policy (``loop.iterations``) has its ``loop.check_rollouts`` checks,
+        ``loop.tie_checks`` further checks go to the policies tied at the top of the check
+        success rate, one round at a time (:func:`tie_check_due`). Each runs by its own
+        model and gains: this loads the due policy, whose check :meth:`next_request` then
+        asks for; the caller runs (or announces) it like a new policy. The tie checks
+        follow from the checks on disk, so a resumed run goes on with them.
+        """
+        if not self._start_tie_round():
+            return False
+        with self._lock:
+            due = self._tie_check_due()
+        if due is None or due == self.policy_version:
+            return False
+        self._load(due)
+        with self._lock:
+            count = len(self._tie_round.get(due, []))
+        self.log(f'tie check {count + 1} of policy {due}')
+        return True
+
+    def _start_tie_round(self) -> bool:
+        """Begin the tie checks if due; return whether they are under way."""
+        loop = self.config.loop
+        if self._tie_round is not None:
+            return True
+        if not loop.tie_checks or self.policy_version != loop.iterations or self.checks_left():
+            return False
+        outcomes = check_outcomes(self.checks)
+        with self._lock:
+            self._tie_round = outcomes
+        return True
+
+    def _tie_check_due(self) -> Optional[int]:
+        """Return the policy due for the next tie check, or None (call under the lock)."""
+        loop = self.config.loop
+        return tie_check_due(scores_of(self._tie_round), loop.check_rollouts, loop.tie_checks)
+
     def finish(self) -> bool:
         """End the run on the policy whose check episodes stacked most; return whether it did.
 
         Once the last policy (``loop.iterations``) has its ``loop.check_rollouts`` checks,
-        the policy with the highest check success rate (ties: the smaller mean final
-        distance), with its model, is saved as policy ``iterations + 1``, the one the run
-        leaves behind. Nothing happens without checks, before the last policy's are all
-        recorded, or when the run has already ended so.
+        and the tie checks (:meth:`recheck`, ``loop.tie_checks``) are done, the policy with
+        the highest check success rate (ties: the smaller mean final distance), with its
+        model, is saved as policy ``iterations + 1``, the one the run leaves behind. Nothing
+        happens without checks, before the last policy's are all recorded, while a tie
+        check is due, or when the run has already ended so.
         """
         loop = self.config.loop
-        if not loop.check_rollouts or self.policy_version != loop.iterations \
-                or self.checks_left():
+        if not loop.check_rollouts or self.done():
+            return False
+        if self._start_tie_round():
+            with self._lock:
+                if self._tie_check_due() is not None:
+                    return False
+        elif self.policy_version != loop.iterations or self.checks_left():
             return False
         with self._lock:
             used = len(self.store)
@@ -495,16 +550,59 @@ class SolarLearner:
 
 CheckScores = Dict[int, Tuple[float, float, int]]
 """Per checked policy: its check success rate, mean final distance (m) and check count."""
+CheckOutcomes = Dict[int, List[Tuple[bool, float]]]
+"""Per checked policy: each of its checks' success and final distance (m)."""
+
+
+def check_outcomes(checks: Iterable[Episode]) -> CheckOutcomes:
+    """Return each checked policy's check outcomes."""
+    outcomes: CheckOutcomes = {}
+    for episode in checks:
+        outcomes.setdefault(episode.policy_version, []).append(
+            (episode.success, episode.final_distance))
+    return outcomes
+
+
+def scores_of(outcomes: CheckOutcomes) -> CheckScores:
+    """Return each policy's check success rate, mean final distance and count."""
+    return {version: (float(np.mean([s for s, _ in runs])), float(np.mean([d for _, d in runs])),
+                      len(runs))
+            for version, runs in sorted(outcomes.items())}
 
 
 def check_scores(checks: Iterable[Episode]) -> CheckScores:
     """Return each checked policy's check success rate, mean final distance and count."""
-    runs: Dict[int, List[Episode]] = {}
-    for episode in checks:
-        runs.setdefault(episode.policy_version, []).append(episode)
-    return {version: (float(np.mean([e.success for e in episodes])),
-                      float(np.mean([e.final_distance for e in episodes])), len(episodes))
-            for version, episodes in sorted(runs.items())}
+    return scores_of(check_outcomes(checks))
+
+
+def tie_check_due(scores: CheckScores, check_rollouts: int, tie_checks: int) -> Optional[int]:
+    """Return the policy due for the next tie check (``loop.tie_checks``), or None.
+
+    The policies tied at the top of the check success rate (:func:`tied_with_best`) take
+    their tie checks in rounds, each of them one more check per round: the tied policy with
+    the fewest checks (then the earliest) is due. A round starts only while the checks left
+    of the ``tie_checks`` (the checks beyond ``check_rollouts`` per policy) pay for all of
+    it, and the checks end once a single policy leads.
+
+    Args:
+        scores: every checked policy's success rate, mean final distance and check count.
+        check_rollouts: the checks each policy ran after its rollouts.
+        tie_checks: the tie checks of the whole run.
+
+    """
+    if not scores:
+        return None
+    tied = tied_with_best(scores)
+    if len(tied) < 2:
+        return None
+    counts = {version: scores[version][2] for version in tied}
+    level = max(counts.values())
+    if min(counts.values()) == level:  # a round is complete: the next one
+        level += 1
+    spent = sum(max(0, count - check_rollouts) for _, _, count in scores.values())
+    if sum(level - count for count in counts.values()) > tie_checks - spent:
+        return None
+    return min(tied, key=lambda version: (counts[version], version))
 
 
 def best_checked(scores: CheckScores) -> int:

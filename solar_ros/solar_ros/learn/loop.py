@@ -45,8 +45,9 @@ class SolarLoop:
     def run(self) -> TimeVaryingGains:
         """Collect and learn until ``loop.iterations`` policy updates are done.
 
-        With ``loop.check_rollouts`` the last policy then runs its checks and the run ends on
-        the best-checked policy (:meth:`SolarLearner.finish`).
+        With ``loop.check_rollouts`` the last policy then runs its checks, the policies tied
+        at the top run their tie checks (``loop.tie_checks``, :meth:`SolarLearner.recheck`)
+        and the run ends on the best-checked policy (:meth:`SolarLearner.finish`).
         """
         learner = self.learner
         if learner.pending():
@@ -56,6 +57,7 @@ class SolarLoop:
             if learner.ready():
                 learner.update()
                 continue
+            learner.recheck()
             count, mean_action = learner.next_request()
             if not count:
                 break

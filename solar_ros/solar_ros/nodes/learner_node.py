@@ -20,8 +20,9 @@ in the executor's own thread, while no episode runs (nothing arrives for it mean
 torch runs as fast as in ``learn.run``; a fit in a second thread ran 1.5 times slower);
 then it publishes the new policy and asks for the next episodes. With
 ``loop.check_rollouts`` it asks for each policy's checks (``mean_action`` in the budget)
-once its other rollouts are recorded, and after the last policy's checks it publishes the
-best-checked policy as the last (:meth:`SolarLearner.finish`). A shutdown (Ctrl-C,
+once its other rollouts are recorded, after the last policy's checks it publishes each
+policy due for a tie check (``loop.tie_checks``) in turn and asks for that check, and then
+it publishes the best-checked policy as the last (:meth:`SolarLearner.finish`). A shutdown (Ctrl-C,
 SIGTERM) stops the refit at its next model update. Started on an
 existing run directory, it resumes from the last complete policy.
 """
@@ -255,9 +256,14 @@ class LearnerNode(Node):
     def _refit_if_ready(self) -> None:
         """Refit now, in this callback, when the next update has its episodes.
 
-        After the last policy's checks (``loop.check_rollouts``), the run ends on the
-        best-checked policy instead (:meth:`SolarLearner.finish`), published as the last.
+        After the last policy's checks (``loop.check_rollouts``), each policy due for a tie
+        check (``loop.tie_checks``, :meth:`SolarLearner.recheck`) is published in turn, then
+        the run ends on the best-checked policy instead (:meth:`SolarLearner.finish`),
+        published as the last.
         """
+        if self.learner.recheck():
+            self._publish()
+            return
         if self.learner.finish():
             self._publish()
             self.get_logger().info(f'policy {self.learner.policy_version} is the last: '
