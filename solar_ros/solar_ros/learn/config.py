@@ -98,9 +98,11 @@ class LoopConfig:
             them one more check (the next seed of the checks, by its own model and
             gains), and rounds go on while several policies tie and the budget left pays
             for a whole round (:func:`solar_ros.learn.learner.tie_check_due`). A few
-            checks per policy often tie (docs/results.md, "The read-out again"); these
-            tell the tied policies apart on more episodes before the mean final distance
-            does. Counted in :attr:`episodes` in full. Needs ``check_rollouts``.
+            checks per policy often tie; these tell the tied policies apart on more
+            episodes before the mean final distance does (on six task-2 runs no share of
+            30 check episodes between the two brought another run to the goal:
+            docs/results.md, "Tie checks"). Counted in :attr:`episodes` in full. Needs
+            ``check_rollouts``.
         step_from: the policy each LQR-FLM step starts from: 'last' is the current policy,
             on its own rollouts (the paper's); 'best_checked' is the current policy too,
             unless an earlier one's checks stacked more often: then the best-checked
