@@ -350,12 +350,13 @@ class SolarLearner:
             return False
         with self._lock:
             due = self._tie_check_due()
-        if due is None or due == self.policy_version:
+            count = len(self._tie_round.get(due, []))
+        if due is None:
+            return False
+        self.log(f'tie check {count + 1} of policy {due}')
+        if due == self.policy_version:
             return False
         self._load(due)
-        with self._lock:
-            count = len(self._tie_round.get(due, []))
-        self.log(f'tie check {count + 1} of policy {due}')
         return True
 
     def _start_tie_round(self) -> bool:
