@@ -100,7 +100,7 @@ class LoopConfig:
             for a whole round (:func:`solar_ros.learn.learner.tie_check_due`). A few
             checks per policy often tie; these tell the tied policies apart on more
             episodes before the mean final distance does (on six task-2 runs no share of
-            30 check episodes between the two brought another run to the goal:
+            30 check episodes between the two ended more runs at the goal:
             docs/results.md, "Tie checks"). Counted in :attr:`episodes` in full. Needs
             ``check_rollouts``.
         step_from: the policy each LQR-FLM step starts from: 'last' is the current policy,
