@@ -397,7 +397,8 @@ class SolarLearner:
             return False
         with self._lock:
             used = len(self.store)
-        scores = check_scores(self.checks)
+            tie_round = None if self._tie_round is None else scores_of(self._tie_round)
+        scores = check_scores(self.checks) if tie_round is None else tie_round
         for version, (rate, distance, count) in scores.items():
             self.log(f'checks of policy {version}: success {rate:.0%}, '
                      f'final distance {distance:.3f} ({count} episodes)')
