@@ -1,4 +1,4 @@
-"""The episode runner resends a reset that is lost, and only such a reset.
+"""The episode runner resends a lost reset, and only that; checks use the learner's seeds.
 
 A request or response of ``reset_episode`` can be lost while the service's endpoints are
 still matching; that cannot be caused on demand over loopback DDS, so the runner's client
@@ -12,7 +12,7 @@ from rclpy.parameter import Parameter
 from rclpy.task import Future
 from solar_ros.nodes import qos
 from solar_ros.nodes.episode_runner_node import EpisodeRunnerNode
-from solar_ros_msgs.msg import EpisodeEvent
+from solar_ros_msgs.msg import EpisodeBudget, EpisodeEvent
 from solar_ros_msgs.srv import ResetEpisode
 from spinning import spin_for, spin_until, with_peer
 
@@ -25,6 +25,7 @@ class FakeSim:
 
     def __init__(self, node, announce_start: bool = True) -> None:
         self.seeds: List[int] = []  # seed of every reset request received
+        self.mean_action: List[bool] = []  # and whether it asked for the mean action
         self.running = False
         self._announce_start = announce_start
         self._episode = 0
@@ -33,6 +34,7 @@ class FakeSim:
 
     def _on_reset(self, request, response):
         self.seeds.append(int(request.seed))
+        self.mean_action.append(bool(request.mean_action))
         if self.running:
             response.success, response.message = False, 'an episode is running'
             return response
@@ -108,6 +110,40 @@ def test_a_refused_copy_of_a_reset_that_started_its_episode_waits_for_the_end(co
         sim.publish(EpisodeEvent.END)
         spin_until(executor, lambda: len(sim.seeds) == 3, 'the reset of the next episode')
         assert sim.seeds[2] == SEED + 1 and runner.started == 2 and runner.ended == 1
+    finally:
+        executor.shutdown()
+        runner.destroy_node()
+        peer.destroy_node()
+
+
+def test_checks_reset_with_the_seeds_of_the_learners_budget(context):
+    """The budget's check_seeds belong to its last episodes asked for, with mean_action."""
+    runner = EpisodeRunnerNode(context=context, parameter_overrides=[
+        Parameter('seed', value=SEED), Parameter('reset_timeout', value=10.0)])
+    peer, executor = with_peer(runner, context, 'fake_learner')
+    sim = FakeSim(peer)
+    budget = peer.create_publisher(EpisodeBudget, 'learner/episode_budget', qos.LATCHED)
+
+    def run_episodes(count: int) -> None:
+        for _ in range(count):
+            spin_until(executor, lambda: sim.running, 'a reset')
+            sim.publish(EpisodeEvent.END)
+        spin_for(executor, 0.5)
+
+    try:
+        budget.publish(EpisodeBudget(session=1, issued=2))
+        run_episodes(2)
+        budget.publish(EpisodeBudget(session=1, issued=4, mean_action=True,
+                                     check_seeds=[900, 901]))  # two checks
+        run_episodes(2)
+        budget.publish(EpisodeBudget(session=1, issued=5, mean_action=True,
+                                     check_seeds=[903]))  # one more check
+        run_episodes(1)
+        budget.publish(EpisodeBudget(session=1, issued=6))  # a rollout
+        run_episodes(1)
+        assert sim.seeds == [SEED, SEED + 1, 900, 901, 903, SEED + 5]
+        assert sim.mean_action == [False, False, True, True, True, False]
+        assert runner.started == 6 and not sim.running
     finally:
         executor.shutdown()
         runner.destroy_node()

@@ -176,3 +176,13 @@ def test_a_bad_offset_drops_the_episode_and_says_why(bad, message):
     assert _feed(recorder, carried[third + 1:]) == []  # one step short: never complete
     _feed(recorder, _stream(episode_id=8, base=5000)[0])
     assert recorder.dropped == 1 and 'episode 7 dropped' in recorder.last_problem
+
+
+def test_the_reset_seed_of_the_start_event_is_the_episodes_seed():
+    """The sim's START carries its reset seed; without one the episode id stands in."""
+    items, _, _ = _stream(episode_id=7)
+    start = (*items[0][1], (), False, (), 900_004)  # no action, no offset, the reset's seed
+    recorder = EpisodeRecorder(HORIZON, DU)
+    [seeded] = _feed(recorder, [('event', start)] + items[1:])
+    [unseeded] = _feed(recorder, _stream(episode_id=8)[0])
+    assert (seeded.seed, unseeded.seed) == (900_004, 8)

@@ -236,6 +236,8 @@ def test_hold_still_drops_the_block_and_reports_the_outcome(env):
     assert info['target_shift'] == pytest.approx(
         np.linalg.norm(target[:2] - np.array(env.config.target_position)), abs=1e-6)
     assert 0 < info['target_shift'] <= np.sqrt(2) * env.config.target_position_noise
+    # The config tells the move from the seed alone, as the reset made it.
+    assert env.config.target_shift(0) == pytest.approx(info['target_shift'], abs=1e-12)
 
 
 def test_cost_scores_the_state_the_action_is_chosen_in(env):

@@ -23,10 +23,12 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from solar_ros.core.checkpoint import load_checkpoint
 from solar_ros.core.gains import TimeVaryingGains
+from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import EpisodeStore
-from solar_ros.learn.learner import LEARNER_KIND, LEARNER_VERSION
+from solar_ros.learn.learner import check_seed, LEARNER_KIND, LEARNER_VERSION
 from solar_ros.nodes import qos
 from solar_ros.nodes.bringup import Bringup, default_params
+from solar_ros.sim.environments import env_settings
 from solar_ros_msgs.msg import EpisodeEvent
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 import yaml
@@ -130,11 +132,13 @@ def test_check_rollouts_run_through_the_nodes_and_the_run_ends_on_the_best_check
     Policy 0: 2 episodes; policy 1: 2 rollouts, then 1 check; policy 2, the last: 1 check;
     if the two checks tie on success, one round of tie checks (``loop.tie_checks`` 2: the
     learner publishes policy 1, then policy 2, and asks for a check of each); then the
-    better-checked of policies 1 and 2 is published as policy 3.
+    better-checked of policies 1 and 2 is published as policy 3. Every check resets with
+    the learner's seed, one where the target moved 1 cm or more (``loop.check_target_shift``).
     """
     params = _params(tmp_path)
     run_config = yaml.safe_load((tmp_path / 'run.yaml').read_text())
-    run_config['loop'].update(check_rollouts=1, tie_checks=2)
+    run_config['env'] = {'name': 'sawyer_stack', 'horizon': HORIZON}
+    run_config['loop'].update(check_rollouts=1, tie_checks=2, check_target_shift=0.01)
     (tmp_path / 'run.yaml').write_text(yaml.safe_dump(run_config))
     system = Bringup([*default_params(), params])
     try:
@@ -149,6 +153,9 @@ def test_check_rollouts_run_through_the_nodes_and_the_run_ends_on_the_best_check
         assert [(e.policy_version, e.explored) for e in checks] == \
             [(1, False), (2, False)] * (2 if tie else 1)
         assert learner.policy_version == 3 and system.runner.started == len(checks) + 4
+        config = RunConfig.from_dict(run_config)
+        assert [e.seed for e in checks] == [check_seed(config, i // 2) for i in range(len(checks))]
+        assert all(env_settings(run_config['env']).target_shift(e.seed) >= 0.01 for e in checks)
 
         def score(version: int) -> tuple:
             mine = [e for e in checks if e.policy_version == version]

@@ -24,6 +24,7 @@ counts the episodes its policy already recorded, so no episode is lost or redone
 """
 
 from dataclasses import replace
+import itertools
 from pathlib import Path
 import threading
 import time
@@ -43,14 +44,14 @@ from solar_ros.learn.episodes import Episode, EPISODE_GLOB, EpisodeStore
 from solar_ros.learn.metrics import MetricsLog, progress_line, TensorBoardLog
 from solar_ros.learn.probe import AXES, probe_model, probe_rollouts, ProbeData
 from solar_ros.learn.run_dir import RunDir
-from solar_ros.sim.environments import cost_residual_scale
+from solar_ros.sim.environments import cost_residual_scale, env_settings
 import torch
 import yaml
 
 LEARNER_KIND = 'solar_ros.learner'
 LEARNER_VERSION = 1
 PROGRESS_SECONDS = 20.0  # longest quiet time during a model fit
-CHECK_SEED_OFFSET = 900_000  # check i of every policy resets with seed * 1e6 + this + i
+CHECK_SEED_OFFSET = 900_000  # the check seeds are seed * 1e6 + this + j (check_seed)
 METRICS = ['policy', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
            'model_fit_s', 'policy_update_s', 'kl', 'step_mult', 'predicted_gain',
            'realised_gain', 'coords_r2', 'probe_r2_x', 'probe_r2_y', 'probe_r2_z',
@@ -231,14 +232,21 @@ class SolarLearner:
         return path
 
     def next_check_seed(self) -> int:
-        """Return the reset seed of the current policy's next check.
+        """Return the reset seed of the current policy's next check (:func:`check_seed`).
 
         Check i of every policy has the same seed, so the policies are compared on the same
         initial states.
         """
         with self._lock:
             index = len(self._checked)
-        return self.config.loop.seed * 1_000_000 + CHECK_SEED_OFFSET + index
+        return check_seed(self.config, index)
+
+    def check_seeds_left(self) -> List[int]:
+        """Return the reset seeds of the checks the current policy still needs, in order."""
+        left = self.checks_left()
+        with self._lock:
+            index = len(self._checked)
+        return [check_seed(self.config, index + k) for k in range(left)]
 
     def episode_seed(self, index: int) -> int:
         """Return the reset seed of this run's episode number ``index``."""
@@ -554,6 +562,22 @@ CheckScores = Dict[int, Tuple[float, float, int]]
 """Per checked policy: its check success rate, mean final distance (m) and check count."""
 CheckOutcomes = Dict[int, List[Tuple[bool, float]]]
 """Per checked policy: each of its checks' success and final distance (m)."""
+
+
+def check_seed(config: RunConfig, index: int) -> int:
+    """Return the reset seed of check ``index`` of every policy of a run of ``config``.
+
+    The candidates are ``loop.seed * 1e6 + CHECK_SEED_OFFSET + j`` for j = 0, 1, ...; with
+    ``loop.check_target_shift`` only those whose reset moves the target block at least that
+    far count (the env's settings tell it from the seed, without a reset).
+    """
+    first = config.loop.seed * 1_000_000 + CHECK_SEED_OFFSET
+    shift = config.loop.check_target_shift
+    if not shift:
+        return first + index
+    settings = env_settings(config.env)
+    seeds = (seed for seed in itertools.count(first) if settings.target_shift(seed) >= shift)
+    return next(itertools.islice(seeds, index, None))
 
 
 def check_outcomes(checks: Iterable[Episode]) -> CheckOutcomes:

@@ -14,8 +14,9 @@ simulator's truth, ``EpisodeEvent.aim_offset``), the episode keeps the T offsets
 before its actions (``Episode.aim_offsets``, which ``loop.lqr_cost: residuals`` fits the
 cost to); where any of them is missing, it has none.
 
-The events carry no seed: a recorded episode's ``seed`` is the sim's episode id; its
-``final_distance`` is the one the END event reports, as ``learn.run`` records it. An
+A recorded episode's ``seed`` is the reset seed its START event carries (the simulator's),
+or the sim's episode id where the event has none (a real arm); its ``final_distance`` is
+the one the END event reports, as ``learn.run`` records it. An
 episode that is still incomplete when the next one starts is dropped and counted in
 :attr:`EpisodeRecorder.dropped`, and so is one whose END arrives without its START (the
 recorder subscribed after the episode began: a publisher is discovered before it sends
@@ -40,6 +41,7 @@ class _Pending:
     episode_id: int
     task: int
     policy_version: Optional[int]
+    seed: int  # the reset seed, or the episode id where the START event has none
     stamps: Dict[int, int] = field(default_factory=dict)  # step -> stamp (ns)
     costs: Dict[int, float] = field(default_factory=dict)  # step k -> cost of step k
     actions: Dict[int, np.ndarray] = field(default_factory=dict)  # step k -> action of step k
@@ -67,7 +69,7 @@ class EpisodeRecorder:
     def on_event(self, kind: int, episode_id: int, task: int, step: int, cost: float,
                  success: bool, final_distance: float, stamp_ns: int,
                  action: Sequence[float] = (), mean_action: bool = False,
-                 aim_offset: Sequence[float] = ()) -> Optional[Episode]:
+                 aim_offset: Sequence[float] = (), seed: int = -1) -> Optional[Episode]:
         """Take an episode event; return the episode if it is now complete.
 
         Args:
@@ -84,6 +86,8 @@ class EpisodeRecorder:
                 (recorded as ``Episode.explored`` False).
             aim_offset: at START and STEP, the (d,) offset of the held block from the aim
                 point in the state after ``step`` steps, m; empty where not known.
+            seed: at START, the seed the reset started from; -1 where it has none (the
+                episode is then recorded with ``episode_id`` as its seed).
 
         Raises:
             ValueError: a STEP action of the wrong length or not finite, or an offset
@@ -104,6 +108,7 @@ class EpisodeRecorder:
                 self.last_problem = (f'episode {self._episode.episode_id} dropped: '
                                      'incomplete when the next one started')
             self._episode = _Pending(episode_id, task, self._policies.pop(episode_id, None),
+                                     seed if seed >= 0 else episode_id,
                                      explored=not mean_action)
             self._episode.stamps[0] = stamp_ns
             self._keep_offset(0, offset)
@@ -196,7 +201,7 @@ class EpisodeRecorder:
         self._episode = None
         try:
             return Episode(images=images, actions=actions, costs=costs,
-                           task=episode.task, seed=episode.episode_id,
+                           task=episode.task, seed=episode.seed,
                            success=episode.success, final_distance=episode.final_distance,
                            policy_version=episode.policy_version,
                            explored=episode.explored, aim_offsets=offsets)

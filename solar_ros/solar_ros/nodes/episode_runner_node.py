@@ -7,7 +7,9 @@ on ``episode_events``, until ``episodes`` episodes have started (0: forever). Wi
 (``learner/episode_budget``, solar_ros_msgs/EpisodeBudget) allows: it has started fewer
 episodes than the learner asked for in its session, so no episode runs that the learner
 will not use, and none while it refits; each reset carries the budget's ``mean_action``
-(episodes the learner wants run without exploration noise, its checks). Kept apart from the
+(episodes the learner wants run without exploration noise, its checks), and such an episode
+resets with the seed the budget gives it (``check_seeds``, for the last episodes asked
+for), so that the policies' checks start from the same states. Kept apart from the
 controller so that the controller stays a pure function of beliefs and gains, and so that
 a real arm can replace this node with its own reset procedure (keeping the same budget
 protocol, and copying ``mean_action`` into the episode's events).
@@ -96,15 +98,28 @@ class EpisodeRunnerNode(Node):
             return
         if self._episodes and self.started >= self._episodes:
             return
-        request = ResetEpisode.Request(
-            task_id=self.task, seed=self._seed + self.started,
-            mean_action=bool(self._paced and self._budget.mean_action))
+        mean_action = bool(self._paced and self._budget.mean_action)
+        request = ResetEpisode.Request(task_id=self.task, seed=self._next_seed(mean_action),
+                                       mean_action=mean_action)
         self.started += 1
         self._started_in_session += 1
         self._running = True
         self._unanswered = request
         self._resend_timer = self.create_timer(self._reset_timeout, self._resend)
         self._send(request, resent=False)
+
+    def _next_seed(self, mean_action: bool) -> int:
+        """Return the next episode's reset seed: the budget's check seed, or seed + n.
+
+        The budget's ``check_seeds`` belong to its last ``len(check_seeds)`` episodes asked
+        for (of ``issued`` in the session).
+        """
+        own = self._seed + self.started
+        if not mean_action:
+            return own
+        seeds = self._budget.check_seeds
+        index = self._started_in_session - (self._budget.issued - len(seeds))
+        return int(seeds[index]) if 0 <= index < len(seeds) else own
 
     def _send(self, request: ResetEpisode.Request, resent: bool) -> None:
         self._client.call_async(request).add_done_callback(

@@ -19,8 +19,9 @@ refits the model and runs the LQR-FLM update (:class:`solar_ros.learn.learner.So
 in the executor's own thread, while no episode runs (nothing arrives for it meanwhile, and
 torch runs as fast as in ``learn.run``; a fit in a second thread ran 1.5 times slower);
 then it publishes the new policy and asks for the next episodes. With
-``loop.check_rollouts`` it asks for each policy's checks (``mean_action`` in the budget)
-once its other rollouts are recorded, after the last policy's checks it publishes each
+``loop.check_rollouts`` it asks for each policy's checks (``mean_action`` in the budget,
+with their reset seeds, ``check_seeds``, the seeds of ``learn.run``'s checks) once its
+other rollouts are recorded, after the last policy's checks it publishes each
 policy due for a tie check (``loop.tie_checks``) in turn and asks for that check, and then
 it publishes the best-checked policy as the last (:meth:`SolarLearner.finish`). A shutdown (Ctrl-C,
 SIGTERM) stops the refit at its next model update. Started on an
@@ -133,7 +134,7 @@ class LearnerNode(Node):
         """Ask the episode runner for ``more`` further episodes (0 republishes).
 
         ``mean_action`` says whether they run without exploration noise (the learner's
-        checks); None keeps the last request's.
+        checks, whose reset seeds the budget carries); None keeps the last request's.
         """
         if not self.context.ok() or self._closing:
             return
@@ -141,8 +142,10 @@ class LearnerNode(Node):
         self._heard = time.monotonic()
         if mean_action is not None:
             self._mean_action = mean_action
+        seeds = self.learner.check_seeds_left() if self._mean_action else []
         self._budget_pub.publish(EpisodeBudget(session=self._session, issued=self._issued,
-                                               mean_action=self._mean_action))
+                                               mean_action=self._mean_action,
+                                               check_seeds=seeds))
 
     def _ask_once_connected(self) -> None:
         """Ask for the first episodes once every recorded topic has a publisher."""
@@ -203,7 +206,7 @@ class LearnerNode(Node):
             episode = self._recorder.on_event(
                 msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
                 msg.final_distance, stamp_ns(msg.header), msg.action, msg.mean_action,
-                msg.aim_offset)
+                msg.aim_offset, msg.seed)
         except ValueError as error:
             self.get_logger().error(f'step not recorded: {error}', throttle_duration_sec=1.0)
             return
@@ -228,8 +231,8 @@ class LearnerNode(Node):
             return
         if episode.task != self._task:
             self.get_logger().warning(
-                f'episode {episode.seed} of task {episode.task} not recorded: this run learns '
-                f'task {self._task}')
+                f'the episode of seed {episode.seed}, task {episode.task}, not recorded: this '
+                f'run learns task {self._task}')
             self._ask(1)
             return
         path = self.learner.record(episode)
@@ -243,9 +246,9 @@ class LearnerNode(Node):
             self._ask(count, mean_action=True)
         elif episode.explored and episode.policy_version == self.learner.policy_version:
             self.get_logger().warning(
-                f'episode {episode.seed} ran with exploration noise where a check (mean_action) '
-                'was asked for; does the reset procedure copy mean_action into the episode '
-                'events? It is kept as a rollout and the check is asked for again',
+                f'the episode of seed {episode.seed} ran with exploration noise where a check '
+                '(mean_action) was asked for; does the reset procedure copy mean_action into '
+                'the episode events? It is kept as a rollout and the check is asked for again',
                 throttle_duration_sec=10.0)
             self._ask(1)
 

@@ -131,6 +131,7 @@ class SimNode(Node):
                                  self._on_command, COMMAND_QOS)
         self.create_service(ResetEpisode, 'reset_episode', self._on_reset)
         self._episode_id = 0
+        self._seed = -1  # the running episode's reset seed, which its events carry
         self._mean_action = False  # the running episode's events carry the reset's flag
         self._running = False
         self._command = np.zeros(self._env.action_dim)
@@ -228,6 +229,7 @@ class SimNode(Node):
     def _start_episode(self, task: int, seed: int, mean_action: bool = False):
         image = self._env.reset(task=task, seed=seed)
         self._episode_id += 1
+        self._seed = seed
         self._mean_action = mean_action
         self._running = True
         self._command = np.zeros(self._env.action_dim)
@@ -255,7 +257,7 @@ class SimNode(Node):
         stamp = self.get_clock().now().to_msg()
         offset = () if image is None else self._env.aim_offset().tolist()
         event = EpisodeEvent(header=Header(stamp=stamp, frame_id=self._frame_ids[0]),
-                             episode_id=self._episode_id,
+                             episode_id=self._episode_id, seed=self._seed,
                              task_id=self._env.task, kind=kind, step=self._env.steps_taken,
                              mean_action=self._mean_action,
                              cost=float(cost), success=bool(success),

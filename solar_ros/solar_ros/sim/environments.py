@@ -5,7 +5,8 @@ Names: ``point_mass`` (:class:`solar_ros.sim.point_mass.PointMassEnv`) and ``saw
 needs PyBullet). The other keys are the environment's own settings.
 :func:`env_settings` checks them without building anything; :func:`env_horizon` reads the
 episode length from them and :func:`cost_residual_scale` says how each one's cost is a
-squared offset.
+squared offset; the settings' ``target_shift`` tells how far a reset seed moves the target
+block (``sawyer_stack`` only), without a reset.
 """
 
 import inspect
@@ -35,6 +36,14 @@ class PointMassSettings:
         """Return 1: the point mass's cost is ||p||^2."""
         return 1.0
 
+    def target_noise(self) -> float:
+        """Refuse: the point mass has no target block that a reset moves."""
+        raise ValueError('the point_mass environment has no target block that a reset moves')
+
+    def target_shift(self, seed: int) -> float:
+        """Refuse, as :meth:`target_noise`."""
+        return self.target_noise()
+
 
 class SawyerStackSettings:
     """The checked settings of a :class:`~solar_ros.sim.sawyer_env.SawyerStackEnv`."""
@@ -60,6 +69,14 @@ class SawyerStackSettings:
             raise ValueError(f'env.distance_cost {self.config.distance_cost!r} is not a squared '
                              "offset: only 'squared' has residuals")
         return float(self.config.distance_scale)
+
+    def target_noise(self) -> float:
+        """Return the most a reset moves the target block along x or along y, m."""
+        return float(self.config.target_position_noise)
+
+    def target_shift(self, seed: int) -> float:
+        """Return how far the reset with ``seed`` moves the target block, m."""
+        return self.config.target_shift(seed)
 
 
 EnvSettings = Union[PointMassSettings, SawyerStackSettings]

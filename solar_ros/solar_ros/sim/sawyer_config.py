@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field, fields
 import math
 from typing import Any, Dict, Mapping, Tuple
 
+import numpy as np
+
 TASKS = (1, 2, 3)
 VIEWS = (1, 2, 3)
 DISTANCE_COSTS = ('linear', 'squared')
@@ -143,6 +145,17 @@ class SawyerStackConfig:
             raise ValueError(f'unknown sim config keys {unknown}; known keys: {sorted(known)}')
         return cls(**{k: tuple(v) if isinstance(v, (list, tuple)) else v
                       for k, v in values.items()})
+
+    def target_move(self, rng: np.random.Generator) -> np.ndarray:
+        """Draw how far a reset moves the target block from ``target_position``: (2,) x, y, m.
+
+        A reset's first draw from the generator of its seed (``SawyerStackEnv.reset``).
+        """
+        return rng.uniform(-self.target_position_noise, self.target_position_noise, 2)
+
+    def target_shift(self, seed: int) -> float:
+        """Return how far the reset with ``seed`` moves the target block, m (without a reset)."""
+        return float(np.linalg.norm(self.target_move(np.random.default_rng(int(seed)))))
 
     def to_dict(self) -> Dict[str, Any]:
         """Return the fields as a plain dict (tuples for vectors)."""

@@ -110,8 +110,7 @@ class SawyerStackEnv:
         rng = np.random.default_rng(int(seed))
         cfg = self.config
         half = cfg.block_size / 2
-        target_xy = np.array(cfg.target_position) + rng.uniform(
-            -cfg.target_position_noise, cfg.target_position_noise, 2)
+        target_xy = np.array(cfg.target_position) + cfg.target_move(rng)
         offset = np.array(getattr(cfg, f'task{task}_offset'))
         held_xy_noise = rng.uniform(-cfg.held_position_noise, cfg.held_position_noise, 2)
         self._yaw = float(rng.uniform(-cfg.yaw_noise, cfg.yaw_noise))
