@@ -121,7 +121,7 @@ def test_lockstep_reset_steps_images_events_and_bad_input(peer):
         response = peer.reset(task=2, seed=1)
         assert response.success and response.episode_id == 1, response.message
         start = peer.event(1, EpisodeEvent.START, 0)
-        assert start.task_id == 2 and start.cost == 0.0 and start.seed == 1  # the reset's
+        assert start.task_id == 2 and start.cost == 0.0 and start.has_seed and start.seed == 1
         scale = cost_residual_scale(RunConfig.from_yaml(CONFIGS / 'sawyer_task1.yaml').env)
         before = start
         for step in range(1, HORIZON + 1):
@@ -139,7 +139,7 @@ def test_lockstep_reset_steps_images_events_and_bad_input(peer):
             before = event
         end = peer.event(1, EpisodeEvent.END, HORIZON)
         assert end.success is False and end.cost == event.cost and len(end.aim_offset) == 0
-        assert end.seed == event.seed == 1
+        assert end.has_seed and end.seed == event.seed == 1
         peer.spin_until(lambda: len(peer.images) >= HORIZON + 1 and len(peer.infos) > 0,
                         'an image per step and the camera info')
         image = peer.images[-1]

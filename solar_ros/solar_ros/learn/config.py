@@ -107,11 +107,10 @@ class LoopConfig:
             whose reset moves the target block at least this far from its nominal place
             (the check seeds in their order, the others skipped), the states where a policy
             that aims at the target's average place misses first. On six finished task-2
-            runs 5 such checks per policy with 0.01 chose a policy within 6 points of the
-            run's best validated one on five runs, where the 3 checks of any seed did on
-            two (docs/results.md, "Checks where the target moved most"). 0: every seed. At
-            most the env's ``target_position_noise``; needs ``check_rollouts`` and an
-            environment with a target block.
+            runs 3 such checks per policy with 0.01 ended three at the goal, 3 checks on
+            any seed two (docs/results.md, "Checks where the target moved most"). 0: every
+            seed. At most the env's ``target_position_noise``; needs ``check_rollouts``
+            and an environment with a target block.
         step_from: the policy each LQR-FLM step starts from: 'last' is the current policy,
             on its own rollouts (the paper's); 'best_checked' is the current policy too,
             unless an earlier one's checks stacked more often: then the best-checked

@@ -69,7 +69,8 @@ class EpisodeRecorder:
     def on_event(self, kind: int, episode_id: int, task: int, step: int, cost: float,
                  success: bool, final_distance: float, stamp_ns: int,
                  action: Sequence[float] = (), mean_action: bool = False,
-                 aim_offset: Sequence[float] = (), seed: int = -1) -> Optional[Episode]:
+                 aim_offset: Sequence[float] = (),
+                 seed: Optional[int] = None) -> Optional[Episode]:
         """Take an episode event; return the episode if it is now complete.
 
         Args:
@@ -86,7 +87,7 @@ class EpisodeRecorder:
                 (recorded as ``Episode.explored`` False).
             aim_offset: at START and STEP, the (d,) offset of the held block from the aim
                 point in the state after ``step`` steps, m; empty where not known.
-            seed: at START, the seed the reset started from; -1 where it has none (the
+            seed: at START, the seed the reset started from; None where it has none (the
                 episode is then recorded with ``episode_id`` as its seed).
 
         Raises:
@@ -108,7 +109,7 @@ class EpisodeRecorder:
                 self.last_problem = (f'episode {self._episode.episode_id} dropped: '
                                      'incomplete when the next one started')
             self._episode = _Pending(episode_id, task, self._policies.pop(episode_id, None),
-                                     seed if seed >= 0 else episode_id,
+                                     episode_id if seed is None else seed,
                                      explored=not mean_action)
             self._episode.stamps[0] = stamp_ns
             self._keep_offset(0, offset)

@@ -206,7 +206,7 @@ class LearnerNode(Node):
             episode = self._recorder.on_event(
                 msg.kind, msg.episode_id, msg.task_id, msg.step, msg.cost, msg.success,
                 msg.final_distance, stamp_ns(msg.header), msg.action, msg.mean_action,
-                msg.aim_offset, msg.seed)
+                msg.aim_offset, msg.seed if msg.has_seed else None)
         except ValueError as error:
             self.get_logger().error(f'step not recorded: {error}', throttle_duration_sec=1.0)
             return

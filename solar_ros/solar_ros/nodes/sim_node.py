@@ -131,7 +131,7 @@ class SimNode(Node):
                                  self._on_command, COMMAND_QOS)
         self.create_service(ResetEpisode, 'reset_episode', self._on_reset)
         self._episode_id = 0
-        self._seed = -1  # the running episode's reset seed, which its events carry
+        self._seed = 0  # the running episode's reset seed, which its events carry
         self._mean_action = False  # the running episode's events carry the reset's flag
         self._running = False
         self._command = np.zeros(self._env.action_dim)
@@ -257,7 +257,7 @@ class SimNode(Node):
         stamp = self.get_clock().now().to_msg()
         offset = () if image is None else self._env.aim_offset().tolist()
         event = EpisodeEvent(header=Header(stamp=stamp, frame_id=self._frame_ids[0]),
-                             episode_id=self._episode_id, seed=self._seed,
+                             episode_id=self._episode_id, has_seed=True, seed=self._seed,
                              task_id=self._env.task, kind=kind, step=self._env.steps_taken,
                              mean_action=self._mean_action,
                              cost=float(cost), success=bool(success),
