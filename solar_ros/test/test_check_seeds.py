@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from solar_ros.learn.config import RunConfig
-from solar_ros.learn.learner import check_seed, CHECK_SEED_OFFSET
+from solar_ros.learn.learner import CHECK_SEED_OFFSET, check_seeds
 from solar_ros.sim.environments import env_settings, make_env
 
 SAWYER = {'name': 'sawyer_stack'}
@@ -11,14 +11,15 @@ SAWYER = {'name': 'sawyer_stack'}
 
 def test_without_a_target_shift_check_i_resets_with_the_ith_seed_of_the_checks():
     config = RunConfig.from_dict({'loop': {'seed': 3, 'check_rollouts': 2}})
-    assert [check_seed(config, i) for i in range(3)] == \
-        [3_000_000 + CHECK_SEED_OFFSET + i for i in range(3)]
+    assert check_seeds(config, 0, 3) == [3_000_000 + CHECK_SEED_OFFSET + i for i in range(3)]
+    assert check_seeds(config, 1, 2) == check_seeds(config, 0, 3)[1:]
 
 
 def test_with_a_target_shift_the_checks_skip_the_seeds_whose_target_moved_less():
     config = RunConfig.from_dict({'env': SAWYER, 'loop': {
         'seed': 1, 'check_rollouts': 3, 'check_target_shift': 0.01}})
-    seeds = [check_seed(config, i) for i in range(8)]
+    seeds = check_seeds(config, 0, 8)
+    assert check_seeds(config, 5, 3) == seeds[5:]  # a later start continues the same seeds
     first = 1_000_000 + CHECK_SEED_OFFSET
     settings = env_settings(SAWYER)
     candidates = range(first, seeds[-1] + 1)

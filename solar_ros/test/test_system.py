@@ -25,7 +25,7 @@ from solar_ros.core.checkpoint import load_checkpoint
 from solar_ros.core.gains import TimeVaryingGains
 from solar_ros.learn.config import RunConfig
 from solar_ros.learn.episodes import EpisodeStore
-from solar_ros.learn.learner import check_seed, LEARNER_KIND, LEARNER_VERSION
+from solar_ros.learn.learner import check_seeds, LEARNER_KIND, LEARNER_VERSION
 from solar_ros.nodes import qos
 from solar_ros.nodes.bringup import Bringup, default_params
 from solar_ros.sim.environments import env_settings
@@ -154,7 +154,8 @@ def test_check_rollouts_run_through_the_nodes_and_the_run_ends_on_the_best_check
             [(1, False), (2, False)] * (2 if tie else 1)
         assert learner.policy_version == 3 and system.runner.started == len(checks) + 4
         config = RunConfig.from_dict(run_config)
-        assert [e.seed for e in checks] == [check_seed(config, i // 2) for i in range(len(checks))]
+        assert [e.seed for e in checks] == [check_seeds(config, i // 2, 1)[0]
+                                            for i in range(len(checks))]
         assert all(env_settings(run_config['env']).target_shift(e.seed) >= 0.01 for e in checks)
 
         def score(version: int) -> tuple:

@@ -51,7 +51,7 @@ import yaml
 LEARNER_KIND = 'solar_ros.learner'
 LEARNER_VERSION = 1
 PROGRESS_SECONDS = 20.0  # longest quiet time during a model fit
-CHECK_SEED_OFFSET = 900_000  # the check seeds are seed * 1e6 + this + j (check_seed)
+CHECK_SEED_OFFSET = 900_000  # the check seeds are seed * 1e6 + this + j (check_seeds)
 METRICS = ['policy', 'episodes', 'mean_cost', 'final_distance', 'success_rate',
            'model_fit_s', 'policy_update_s', 'kl', 'step_mult', 'predicted_gain',
            'realised_gain', 'coords_r2', 'probe_r2_x', 'probe_r2_y', 'probe_r2_z',
@@ -232,21 +232,21 @@ class SolarLearner:
         return path
 
     def next_check_seed(self) -> int:
-        """Return the reset seed of the current policy's next check (:func:`check_seed`).
+        """Return the reset seed of the current policy's next check (:func:`check_seeds`).
 
         Check i of every policy has the same seed, so the policies are compared on the same
         initial states.
         """
         with self._lock:
             index = len(self._checked)
-        return check_seed(self.config, index)
+        return check_seeds(self.config, index, 1)[0]
 
     def check_seeds_left(self) -> List[int]:
         """Return the reset seeds of the checks the current policy still needs, in order."""
         left = self.checks_left()
         with self._lock:
             index = len(self._checked)
-        return [check_seed(self.config, index + k) for k in range(left)]
+        return check_seeds(self.config, index, left)
 
     def episode_seed(self, index: int) -> int:
         """Return the reset seed of this run's episode number ``index``."""
@@ -564,8 +564,8 @@ CheckOutcomes = Dict[int, List[Tuple[bool, float]]]
 """Per checked policy: each of its checks' success and final distance (m)."""
 
 
-def check_seed(config: RunConfig, index: int) -> int:
-    """Return the reset seed of check ``index`` of every policy of a run of ``config``.
+def check_seeds(config: RunConfig, start: int, count: int) -> List[int]:
+    """Return the reset seeds of checks ``start`` to ``start + count - 1`` of every policy.
 
     The candidates are ``loop.seed * 1e6 + CHECK_SEED_OFFSET + j`` for j = 0, 1, ...; with
     ``loop.check_target_shift`` only those whose reset moves the target block at least that
@@ -574,10 +574,10 @@ def check_seed(config: RunConfig, index: int) -> int:
     first = config.loop.seed * 1_000_000 + CHECK_SEED_OFFSET
     shift = config.loop.check_target_shift
     if not shift:
-        return first + index
+        return list(range(first + start, first + start + count))
     settings = env_settings(config.env)
     seeds = (seed for seed in itertools.count(first) if settings.target_shift(seed) >= shift)
-    return next(itertools.islice(seeds, index, None))
+    return list(itertools.islice(seeds, start, start + count))
 
 
 def check_outcomes(checks: Iterable[Episode]) -> CheckOutcomes:

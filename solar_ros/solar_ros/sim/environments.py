@@ -40,10 +40,6 @@ class PointMassSettings:
         """Refuse: the point mass has no target block that a reset moves."""
         raise ValueError('the point_mass environment has no target block that a reset moves')
 
-    def target_shift(self, seed: int) -> float:
-        """Refuse, as :meth:`target_noise`."""
-        return self.target_noise()
-
 
 class SawyerStackSettings:
     """The checked settings of a :class:`~solar_ros.sim.sawyer_env.SawyerStackEnv`."""
