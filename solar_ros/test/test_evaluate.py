@@ -153,3 +153,12 @@ def test_ending_lines_put_the_misses_median_beside_every_episodes_figures():
     assert evaluate.ending_lines(endings) == ['target_shift: 0.002, 0.004; misses 0.004']
     assert evaluate.ending_lines(endings[:3]) == ['target_shift: 0.001, 0.002']  # no misses
     assert evaluate.ending_lines(endings[3:]) == ['target_shift: 0.004, 0.004']  # no stacks
+
+
+def test_ending_lines_count_the_yes_or_no_endings():
+    endings = [{'task': 2, 'seed': s, 'success': float(s < 2), 'fell_off': float(s == 4),
+                'vertical_gap': -0.05 if s == 4 else 0.0} for s in range(5)]
+    assert evaluate.ending_lines(endings, ['fell_off']) == [
+        'fell_off: 1 of 5; misses 1 of 3', 'vertical_gap: 0.000, 0.000; misses 0.000']
+    assert evaluate.ending_lines(endings[:2], ['fell_off']) == [
+        'fell_off: 0 of 2', 'vertical_gap: 0.000, 0.000']

@@ -212,6 +212,22 @@ def test_random_policy_rarely_stacks(env, task):
     assert sum(_successes(env, task, range(20))) <= 1
 
 
+def test_a_level_block_let_go_off_centre_rests_on_the_target_as_far_off(env):
+    """Let go level 1 cm off it stacks; 2 cm off it rests on the target, beyond the bar."""
+    for shift, stacked in ((0.01, True), (0.02, False)):
+        env.reset(task=2, seed=5)
+        expert = ScriptedExpert(env)
+        expert.reset()
+        expert._waypoints[1:] = [w + np.array([0.0, shift, 0.0]) for w in expert._waypoints[1:]]
+        done = False
+        while not done:
+            _, _, done, info = env.step(expert.act())
+        assert info['release_tilt_deg'] < 1.0
+        assert info['fell_off'] is False and info['success'] is stacked
+        assert info['horizontal_offset'] == pytest.approx(
+            info['release_horizontal'], abs=2e-3)
+
+
 def test_greedy_line_fails_on_task_3_where_the_expert_succeeds(env):
     seeds = range(10)
     assert sum(_successes(env, 3, seeds, GreedyLineController)) == 0
@@ -232,6 +248,7 @@ def test_hold_still_drops_the_block_and_reports_the_outcome(env):
         held[2] - target[2] - env.config.block_size, abs=2e-3)
     assert cost == pytest.approx(start_distance, abs=2e-3)
     assert info['vertical_gap'] == pytest.approx(-env.config.block_size, abs=2e-3)
+    assert info['fell_off'] is True  # on the table beside the target
     assert info['final_distance'] > 0.05
     assert info['target_shift'] == pytest.approx(
         np.linalg.norm(target[:2] - np.array(env.config.target_position)), abs=1e-6)

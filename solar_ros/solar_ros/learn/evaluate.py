@@ -10,9 +10,10 @@ rates come with their 95% Wilson score interval (``success_low``, ``success_high
 is printed and written to ``evaluation_policy_NNNN.csv`` in ``--out`` (default: RUN_DIR),
 with one row per episode in ``evaluation_policy_NNNN_episodes.csv``: its seed, success,
 final distance and the environment's other numbers on how it ended (for the arm: where the
-block was let go and where it came to rest, how far the reset moved the target,
-:class:`~solar_ros.sim.sawyer_env.SawyerStackEnv`), whose medians and 90th percentiles are
-printed too, with the median over the misses beside them (:func:`ending_lines`). ``--gifs``
+block was let go and where it came to rest, whether it fell off the target, how far the
+reset moved the target, :class:`~solar_ros.sim.sawyer_env.SawyerStackEnv`), whose medians
+and 90th percentiles (counts for yes-or-no ones) are printed too, with those over the
+misses beside them (:func:`ending_lines`). ``--gifs``
 also writes each episode there as a GIF, the camera beside a wide view, to watch the policy.
 """
 
@@ -20,7 +21,7 @@ import argparse
 import csv
 from pathlib import Path
 import sys
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from solar_ros.core.checkpoint import load_checkpoint
@@ -99,12 +100,17 @@ def load_policy(run_dir: Path, version: Optional[int] = None
 
 
 class EndingRecorder:
-    """Wrap an environment and keep the numbers of each episode's last ``info``."""
+    """Wrap an environment and keep the numbers of each episode's last ``info``.
+
+    Yes-or-no entries (such as the arm's ``fell_off``) are kept as 1.0 or 0.0 and their
+    names in :attr:`flags`, so that :func:`ending_lines` counts them.
+    """
 
     def __init__(self, env: Any) -> None:
-        """Forward everything to ``env``; :attr:`endings` starts empty."""
+        """Forward everything to ``env``; :attr:`endings` and :attr:`flags` start empty."""
         self.env = env
         self.endings: List[Dict[str, float]] = []
+        self.flags: List[str] = []
         self._episode: Dict[str, float] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -122,7 +128,11 @@ class EndingRecorder:
         if done:
             self.endings.append({**self._episode, **{
                 key: float(value) for key, value in info.items()
-                if isinstance(value, (bool, int, float, np.floating)) and key != 'step'}})
+                if isinstance(value, (bool, np.bool_, int, float, np.floating))
+                and key != 'step'}})
+            self.flags += [key for key, value in info.items()
+                           if isinstance(value, (bool, np.bool_)) and key != 'success'
+                           and key not in self.flags]
         return image, cost, done, info
 
 
@@ -153,21 +163,29 @@ def evaluate(env, agent: Union[LatentAgent, MPCAgent], task: int, episodes: int,
     return row, runs
 
 
-def ending_lines(endings: List[Dict[str, float]]) -> List[str]:
+def ending_lines(endings: List[Dict[str, float]], flags: Sequence[str] = ()) -> List[str]:
     """Return one line per number of the episodes' endings (not task, seed or success).
 
     Each line reads ``name: median, 90th percentile`` over every episode, then, where some
     episodes failed and some succeeded, ``; misses median`` over the failed ones: a number
     whose misses' median stands apart (a target moved farther by the reset, a block let go
-    more tilted) says what the misses have in common.
+    more tilted) says what the misses have in common. A name in ``flags`` (a yes-or-no
+    entry, 1.0 or 0.0) is counted instead: ``name: 12 of 50; misses 12 of 17`` (a miss
+    whose block fell off the target, against one that rests on it too far off).
     """
     misses = [e for e in endings if not e['success']]
+    some_missed = 0 < len(misses) < len(endings)
     lines = []
     for key in [k for k in endings[0] if k not in ('task', 'seed', 'success')]:
         values = [e[key] for e in endings]
-        line = f'{key}: {np.median(values):.3f}, {np.percentile(values, 90):.3f}'
-        if 0 < len(misses) < len(endings):
-            line += f'; misses {np.median([e[key] for e in misses]):.3f}'
+        if key in flags:
+            line = f'{key}: {sum(v > 0 for v in values)} of {len(values)}'
+            if some_missed:
+                line += f'; misses {sum(e[key] > 0 for e in misses)} of {len(misses)}'
+        else:
+            line = f'{key}: {np.median(values):.3f}, {np.percentile(values, 90):.3f}'
+            if some_missed:
+                line += f'; misses {np.median([e[key] for e in misses]):.3f}'
         lines.append(line)
     return lines
 
@@ -228,7 +246,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'  task {row["task"]}: success {format_rate(row)}, '
               f'final distance {row["final_distance"]:.3f}, cost {row["mean_cost"]:.3f}; '
               'how the episodes ended (median, 90th percentile; median of the misses):')
-        for line in ending_lines([e for e in env.endings if e['task'] == row['task']]):
+        for line in ending_lines([e for e in env.endings if e['task'] == row['task']],
+                                 env.flags):
             print(f'    {line}')
     print(f'written to {path} and {endings}')
     return 0

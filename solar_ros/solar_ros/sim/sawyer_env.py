@@ -63,7 +63,9 @@ class SawyerStackEnv:
     x, y, z, w, ``distance`` (m), ``step`` and ``action`` (7,) rad/s, the command after
     clipping to the velocity limits (what was applied); at the end also ``success`` (bool),
     ``final_distance`` (m), ``horizontal_offset`` (m), ``vertical_gap`` (m) and
-    ``tilt_deg`` of the released block, and where and how it was let go:
+    ``tilt_deg`` of the released block, ``fell_off`` (bool: it came to rest more than
+    ``success_vertical`` under the target's top, off the target), and where and how it
+    was let go:
     ``release_horizontal`` (m, horizontal offset of the block centres), ``release_height``
     (m, of the held block's bottom above the target's top) and ``release_tilt_deg`` (its
     tilt from upright in the gripper); and ``target_shift`` (m), how far the reset moved the
@@ -460,6 +462,7 @@ class SawyerStackEnv:
                    and tilt < cfg.success_tilt_deg)
         return {'success': bool(success), 'final_distance': self.distance_to_goal(),
                 'horizontal_offset': horizontal, 'vertical_gap': gap, 'tilt_deg': tilt,
+                'fell_off': bool(gap < -cfg.success_vertical),
                 'held_block_pose': held, 'joint_positions': self.joint_positions(),
                 'joint_velocities': self.joint_velocities(),
                 'release_horizontal': release_horizontal, 'release_height': release_height,
