@@ -245,7 +245,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for row in rows:
         print(f'  task {row["task"]}: success {format_rate(row)}, '
               f'final distance {row["final_distance"]:.3f}, cost {row["mean_cost"]:.3f}; '
-              'how the episodes ended (median, 90th percentile; median of the misses):')
+              "how the episodes ended (median and 90th percentile, or a count; the misses' "
+              'beside):')
         for line in ending_lines([e for e in env.endings if e['task'] == row['task']],
                                  env.flags):
             print(f'    {line}')
