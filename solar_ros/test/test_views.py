@@ -61,6 +61,39 @@ def test_encoder_potentials_of_views_multiply():
         model.infer(images[..., :3], torch.zeros(2, 4, 2))
 
 
+@pytest.mark.parametrize('precision', ['diagonal', 'full'])
+def test_a_views_own_dimensions_are_decided_by_that_view_alone(precision):
+    torch.manual_seed(0)
+    config = ModelConfig(latent_dim=5, action_dim=2, horizon=4, image_size=16, views=3,
+                         channels=4, keypoints=4, precision=precision,
+                         view_own_dims=(0, 1, 2))
+    assert config.view_masks() == ((True, True, False, False, False),
+                                   (True, True, True, False, False),
+                                   (True, True, False, True, True))
+    model = SolarModel(config)
+    images = torch.rand(2, 4, 16, 16, 9)
+    product = model.encode(images)
+    J = product.full_precision()
+    assert torch.all(torch.diagonal(J, dim1=-2, dim2=-1) > 0)  # every dimension observed
+    for view, encoder in enumerate(model.view_encoders()):
+        precision_v, h_v = encoder.potential(images[..., 3 * view:3 * view + 3])
+        if precision_v.ndim == 4:
+            precision_v = torch.diagonal(precision_v, dim1=-2, dim2=-1)
+        others = ~torch.tensor(config.view_masks()[view])
+        assert torch.all(precision_v[..., others] == 0) and torch.all(h_v[..., others] == 0)
+        assert torch.all(precision_v[..., ~others] > 0)
+    # View 2's block (dimensions 3, 4): the product's potential there is view 2's alone.
+    own = model.encoder[2].potential(images[..., 6:9])
+    own_J = own[0] if own[0].ndim == 4 else torch.diag_embed(own[0])
+    torch.testing.assert_close(J[..., 3:, 3:], own_J[..., 3:, 3:])
+    torch.testing.assert_close(product.h[..., 3:], own[1][..., 3:])
+    smoothed = model.infer(images, torch.zeros(2, 4, 2))
+    assert torch.isfinite(smoothed.means).all()
+    for bad in ((1, 2), (0, 3, 3), (0, -1, 1)):
+        with pytest.raises(ValueError, match='view_own_dims'):
+            ModelConfig(latent_dim=5, action_dim=2, horizon=4, views=3, view_own_dims=bad)
+
+
 def test_single_view_model_keeps_its_checkpoint_layout():
     model = SolarModel(ModelConfig(latent_dim=3, action_dim=2, horizon=4, image_size=16))
     assert any(key.startswith('encoder.mean_head') for key in model.state_dict())

@@ -84,8 +84,8 @@ def build_encoders(config: ModelConfig) -> List[Encoder]:
     """
     return [Encoder(config.latent_dim, config.image_size, config.channels, config.hidden,
                     config.min_std, config.keypoints, config.dense_branch,
-                    config.precision == 'full')
-            for _ in range(config.views)]
+                    config.precision == 'full', observed)
+            for observed in config.view_masks()]
 
 
 class SolarModel(nn.Module):

@@ -41,6 +41,13 @@ class ModelConfig:
         view_weights: V positive weights of the cameras' reconstruction terms, in view
             order, so that a camera that sees what the others do not (a zoomed one) counts
             more; () weighs every camera 1. Multiplies the recon_focus weights.
+        view_own_dims: V counts n_v >= 0, in view order: the latent's last n_1 + ... + n_V
+            dimensions are split into one block per view, in view order, and view v's
+            potential speaks only about its own block and the shared dimensions before
+            them (its precision is zero on the other views' blocks), so what one camera
+            alone sees (the target, for a zoomed camera) is not outweighed in the product
+            by the cameras that do not see it; () shares every dimension (see
+            :meth:`view_masks`).
         log_cost_weight: w > 0 adds w beta sum_t log N(log(c_t + eps); g(s~_t), std^2) to
             the objective, g a small MLP (:class:`~solar_ros.core.networks.LogCostHead`): a
             training signal that is steepest at the goal, where the squared cost is flat
@@ -87,6 +94,7 @@ class ModelConfig:
     cost_rel_std: float = 0.0
     recon_focus: float = 0.0
     view_weights: Tuple[float, ...] = ()
+    view_own_dims: Tuple[int, ...] = ()
     log_cost_weight: float = 0.0
     log_cost_eps: float = 0.01
     log_cost_std: float = 0.2
@@ -146,6 +154,13 @@ class ModelConfig:
                                   or not all(w > 0 for w in self.view_weights)):
             raise ValueError(f'ModelConfig.view_weights must be {self.views} positive weights '
                              f'(one per view) or empty, got {list(self.view_weights)}')
+        self.view_own_dims = tuple(int(n) for n in self.view_own_dims)
+        if self.view_own_dims and (len(self.view_own_dims) != self.views
+                                   or min(self.view_own_dims) < 0
+                                   or sum(self.view_own_dims) > self.latent_dim):
+            raise ValueError(f'ModelConfig.view_own_dims must be {self.views} counts >= 0 (one '
+                             f'per view) summing to at most latent_dim={self.latent_dim}, '
+                             f'or empty, got {list(self.view_own_dims)}')
         if not 0 < self.mniw_step <= 1:
             raise ValueError(f'ModelConfig.mniw_step must be in (0, 1], got {self.mniw_step}')
 
@@ -178,4 +193,19 @@ class ModelConfig:
         """Return the settings as a plain dict (YAML/JSON-serialisable)."""
         values = asdict(self)
         values['view_weights'] = list(self.view_weights)
+        values['view_own_dims'] = list(self.view_own_dims)
         return values
+
+    def view_masks(self) -> Tuple[Tuple[bool, ...], ...]:
+        """Return, per view, which of the dx latent dimensions its potential speaks about.
+
+        V tuples of dx bools (:attr:`view_own_dims`): True on the shared dimensions and on
+        the view's own block, False on the other views' blocks; every True without
+        ``view_own_dims``.
+        """
+        dx = self.latent_dim
+        owners = [None] * (dx - sum(self.view_own_dims))
+        for view, count in enumerate(self.view_own_dims):
+            owners += [view] * count
+        return tuple(tuple(owner is None or owner == view for owner in owners)
+                     for view in range(self.views))

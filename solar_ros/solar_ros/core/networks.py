@@ -38,7 +38,8 @@ class Encoder(nn.Module):
 
     def __init__(self, latent_dim: int, image_size: int = 64, channels: int = 16,
                  hidden: int = 128, min_std: float = 0.01, keypoints: int = 0,
-                 dense_branch: int = 0, full_precision: bool = False) -> None:
+                 dense_branch: int = 0, full_precision: bool = False,
+                 observed: Optional[Sequence[bool]] = None) -> None:
         """Build the layers (sizes as in the class docstring; ``keypoints``: see below).
 
         With ``keypoints`` K > 0 the encoder is a spatial soft-argmax instead: two 4x4
@@ -61,6 +62,11 @@ class Encoder(nn.Module):
         :meth:`potential` is a full matrix: a camera can then be sure of some directions of
         the latent and say nothing about others, whatever their basis. The head starts at
         zero (J starts diagonal, as without it).
+
+        ``observed`` (dx bools, default all True) names the latent dimensions the camera's
+        potential speaks about: :meth:`potential` zeroes J's rows and columns (and h) on
+        the others, which the other cameras of a product then decide alone
+        (``ModelConfig.view_own_dims``).
         """
         super().__init__()
         _check_size(image_size)
@@ -107,6 +113,14 @@ class Encoder(nn.Module):
             nn.init.zeros_(self.lower_head.bias)
         self.latent_dim = latent_dim
         self.min_std = min_std
+        mask = torch.ones(latent_dim, dtype=torch.float64)
+        if observed is not None:
+            if len(observed) != latent_dim:
+                raise ValueError(f'Encoder: observed must hold {latent_dim} bools, '
+                                 f'got {len(observed)}')
+            mask = torch.tensor([float(bool(b)) for b in observed], dtype=torch.float64)
+        # Built from the config, so not in the state dict (checkpoints stay as they were).
+        self.register_buffer('observed', mask, persistent=False)
 
     def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encode ``images`` (..., H, W, 3) float32 in [0, 1] to (mean, std), each (..., dx)."""
@@ -122,14 +136,15 @@ class Encoder(nn.Module):
         mean, std, lower = self._heads(images)
         mean = mean.to(torch.float64)
         if lower is None:
-            precision = std.to(torch.float64) ** -2
+            precision = std.to(torch.float64) ** -2 * self.observed
             return precision, precision * mean
         dx = self.latent_dim
         rows, cols = torch.tril_indices(dx, dx, offset=-1)
         strict = torch.zeros(*lower.shape[:-1], dx, dx, dtype=torch.float64)
         strict[..., rows, cols] = lower.to(torch.float64)
         factor = torch.diag_embed(1.0 / std.to(torch.float64)) + strict
-        precision = factor @ factor.transpose(-1, -2)
+        precision = factor @ factor.transpose(-1, -2) * torch.outer(self.observed,
+                                                                    self.observed)
         return precision, (precision @ mean.unsqueeze(-1)).squeeze(-1)
 
     def _heads(self, images: torch.Tensor
@@ -201,6 +216,7 @@ class KeypointEncoderStack:
                 self.branch_convs = [_grouped([view[i] for view in layers]) for i in (0, 1)]
                 self.branch_dense = [_batched([view[i] for view in layers]) for i in (2, 3)]
         self.grid = torch.stack([first.grid_x, first.grid_y], dim=1)  # (P, 2)
+        self.observed = torch.stack([e.observed for e in encoders])  # (V, dx)
 
     @staticmethod
     def can_stack(encoders: Sequence[Encoder]) -> bool:
@@ -248,7 +264,7 @@ class KeypointEncoderStack:
             mean = torch.baddbmm(mean_b, mean_w, features)[..., 0] + refinement
             std = functional.softplus(torch.baddbmm(std_b, std_w, features)[..., 0]) \
                 + self.min_std
-            precision = std.to(torch.float64) ** -2
+            precision = std.to(torch.float64) ** -2 * self.observed
             return precision.sum(0), (mean.to(torch.float64) * precision).sum(0)
 
 
