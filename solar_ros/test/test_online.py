@@ -133,12 +133,13 @@ def test_episode_noise_is_a_function_of_the_seed():
     assert lag1[0] > 0.5 > lag1[1]
 
 
-@pytest.mark.parametrize('views, branch', [(1, 0), (2, 0), (2, 6)])
-def test_keypoint_views_in_one_pass_equal_the_model_encoding(views, branch):
-    """All views, with or without a dense branch, encode in one pass to the model's potentials."""
+@pytest.mark.parametrize('views, branch, own', [(1, 0, ()), (2, 0, ()), (2, 6, ()),
+                                                (2, 0, (0, 1))])
+def test_keypoint_views_in_one_pass_equal_the_model_encoding(views, branch, own):
+    """All views, with or without a branch or own dimensions, encode in one pass as the model."""
     model = SolarModel(ModelConfig(latent_dim=DX, action_dim=DU, horizon=T, image_size=SIZE,
                                    channels=4, keypoints=5, dense_branch=branch, views=views,
-                                   seed=3))
+                                   view_own_dims=own, seed=3))
     generator = torch.Generator().manual_seed(4)
     with torch.no_grad():  # the std heads start at zero: give every view its own stds
         for encoder in model.view_encoders():
