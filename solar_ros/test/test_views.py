@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from solar_ros.core.lds import GaussianPotentials
 from solar_ros.core.model import SolarModel
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.sequences import ModelInputError
@@ -75,18 +76,17 @@ def test_a_views_own_dimensions_are_decided_by_that_view_alone(precision):
     product = model.encode(images)
     J = product.full_precision()
     assert torch.all(torch.diagonal(J, dim1=-2, dim2=-1) > 0)  # every dimension observed
-    for view, encoder in enumerate(model.view_encoders()):
-        precision_v, h_v = encoder.potential(images[..., 3 * view:3 * view + 3])
-        if precision_v.ndim == 4:
-            precision_v = torch.diagonal(precision_v, dim1=-2, dim2=-1)
-        others = ~torch.tensor(config.view_masks()[view])
-        assert torch.all(precision_v[..., others] == 0) and torch.all(h_v[..., others] == 0)
-        assert torch.all(precision_v[..., ~others] > 0)
+    views = [GaussianPotentials(*encoder.potential(images[..., 3 * v:3 * v + 3]))
+             for v, encoder in enumerate(model.view_encoders())]
+    for view, mask in zip(views, config.view_masks()):
+        others = ~torch.tensor(mask)
+        J_v = view.full_precision()
+        assert torch.all(J_v[..., others, :] == 0) and torch.all(J_v[..., :, others] == 0)
+        assert torch.all(view.h[..., others] == 0)
+        assert torch.all(torch.diagonal(J_v, dim1=-2, dim2=-1)[..., ~others] > 0)
     # View 2's block (dimensions 3, 4): the product's potential there is view 2's alone.
-    own = model.encoder[2].potential(images[..., 6:9])
-    own_J = own[0] if own[0].ndim == 4 else torch.diag_embed(own[0])
-    torch.testing.assert_close(J[..., 3:, 3:], own_J[..., 3:, 3:])
-    torch.testing.assert_close(product.h[..., 3:], own[1][..., 3:])
+    torch.testing.assert_close(J[..., 3:, 3:], views[2].full_precision()[..., 3:, 3:])
+    torch.testing.assert_close(product.h[..., 3:], views[2].h[..., 3:])
     smoothed = model.infer(images, torch.zeros(2, 4, 2))
     assert torch.isfinite(smoothed.means).all()
     for bad in ((1, 2), (0, 3, 3), (0, -1, 1)):
