@@ -7,6 +7,7 @@ this process, to make its first episode fail after the simulator opened.
 
 import os
 from pathlib import Path
+import re
 import signal
 import subprocess
 import sys
@@ -180,16 +181,17 @@ def test_lockstep_reset_steps_images_events_and_bad_input(peer):
     assert 'velocity command rejected' in output and 'has 3 values' in output, output
 
 
-def test_lockstep_resends_a_frame_nobody_answered(peer):
-    process = _start_node('mode:=lockstep', 'start_task:=0', 'lockstep_resend_after:=0.2')
+def test_lockstep_resends_a_frame_nobody_answered_and_warns_of_the_wait(peer):
+    process = _start_node('mode:=lockstep', 'start_task:=0', 'lockstep_resend_after:=0.2',
+                          'lockstep_stall_warning:=0.3')
     try:
         assert peer.reset(task=1, seed=3).success
         start = peer.event(1, EpisodeEvent.START, 0)
 
         def copies(messages):
             return [m for m in messages if m.header.stamp == start.header.stamp]
-        peer.spin_until(lambda: len(copies(peer.images)) >= 2
-                        and len(copies(peer.events)) >= 2, 'a resent frame and START')
+        peer.spin_until(lambda: len(copies(peer.images)) >= 3
+                        and len(copies(peer.events)) >= 3, 'a frame and START sent twice more')
         assert all(bytes(m.data) == bytes(copies(peer.images)[0].data)
                    for m in copies(peer.images))
         peer.command([0.0] * 7)
@@ -197,7 +199,11 @@ def test_lockstep_resends_a_frame_nobody_answered(peer):
         steps = [e for e in peer.events if e.kind == EpisodeEvent.STEP and e.step == 1]
         assert len({(s.header.stamp.sec, s.header.stamp.nanosec) for s in steps}) == 1
     finally:
-        _stop(process)
+        output = _stop(process)
+    warning = re.search(r'episode 1 waits at step 0: no command for [\d.]+ s, its frame sent '
+                        r'\d+ more time\(s\); /velocity_controller/commands has 1 publisher',
+                        output)
+    assert warning and 'subscribers: /camera/image_raw 1' in output, output
 
 
 def test_realtime_mode_steps_on_its_own_with_zero_velocity(peer):

@@ -25,10 +25,11 @@ than ``command_timeout_periods`` control periods. Between episodes nothing is st
 Images are best effort, and a node may join after a frame went out: in lockstep, when no
 command has come ``lockstep_resend_after`` seconds after a frame, that frame and its
 event (stamps unchanged, so receivers can tell the copy) are sent again, instead of the
-episode waiting forever. The encoder answers a copy with its potential again and the latent
-filter with its belief again, so a message lost on any of those links before its reader
-matched is recovered; the controller answers each step once, as a command carries no stamp
-that could tell a second answer from the next step's command.
+episode waiting forever; after ``lockstep_stall_warning`` seconds a warning says which step
+waits and how many peers the command and image topics have. The encoder answers a copy with
+its potential again and the latent filter with its belief again, so a message lost on any of
+those links before its reader matched is recovered; the controller answers each step once,
+as a command carries no stamp that could tell a second answer from the next step's command.
 The environment's parameters are those of SawyerStackConfig (see config/sim.yaml); the
 ``env`` section of the run config the learner (or, in deploy mode, the policy node) serves
 overrides them, so the sim renders the cameras and charges the cost the model was trained
@@ -81,6 +82,11 @@ class SimNode(Node):
             'lockstep_resend_after', 1.0,
             'lockstep: seconds without a command after which the last frame is sent again',
             floating_point_range=[FloatingPointRange(from_value=0.05, to_value=60.0)])
+        self._stall_warning = self._declare(
+            'lockstep_stall_warning', 10.0,
+            'lockstep: seconds without a command after which a warning names the waiting step '
+            'and the peers of the command and image topics (again every as many seconds)',
+            floating_point_range=[FloatingPointRange(from_value=0.1, to_value=3600.0)])
         start_task = self._declare(
             'start_task', 1, 'task of the episode started at launch; 0 waits for a reset',
             integer_range=[IntegerRange(from_value=0, to_value=max(TASKS), step=1)])
@@ -127,8 +133,8 @@ class SimNode(Node):
                                                  qos_profile_sensor_data) for view in views]
         self._joint_pub = self.create_publisher(JointState, 'joint_states', 10)
         self._event_pub = self.create_publisher(EpisodeEvent, 'episode_events', EVENT_QOS)
-        self.create_subscription(Float64MultiArray, 'velocity_controller/commands',
-                                 self._on_command, COMMAND_QOS)
+        self._command_sub = self.create_subscription(
+            Float64MultiArray, 'velocity_controller/commands', self._on_command, COMMAND_QOS)
         self.create_service(ResetEpisode, 'reset_episode', self._on_reset)
         self._episode_id = 0
         self._seed = 0  # the running episode's reset seed, which its events carry
@@ -138,6 +144,8 @@ class SimNode(Node):
         self._command_time: Optional[Time] = None
         self._last_frame: Optional[tuple] = None
         self._last_frame_time = self.get_clock().now()
+        self._frame_sent_at = self._last_frame_time  # the first send of the last frame
+        self._copies_sent = 0  # of the last frame
         if self._mode == 'realtime':
             self.create_timer(self._period, self._on_timer)
         else:
@@ -210,6 +218,23 @@ class SimNode(Node):
             for publisher, msg in zip(publishers, self._last_frame):
                 publisher.publish(msg)
             self._last_frame_time = self.get_clock().now()
+            self._copies_sent += 1
+            self._warn_if_stalled()
+
+    def _warn_if_stalled(self) -> None:
+        """Warn every ``lockstep_stall_warning`` s while a frame waits that long for a command."""
+        waited = (self.get_clock().now() - self._frame_sent_at).nanoseconds * 1e-9
+        if waited < self._stall_warning:
+            return
+        commands = self._command_sub.topic_name
+        readers = ', '.join(f'{topic} {self.count_subscribers(topic)}' for topic in (
+            *(publisher.topic_name for publisher in self._image_pubs),
+            self._event_pub.topic_name))
+        self.get_logger().warning(
+            f'episode {self._episode_id} waits at step {self._env.steps_taken}: no command for '
+            f'{waited:.1f} s, its frame sent {self._copies_sent} more time(s); {commands} has '
+            f'{self.count_publishers(commands)} publisher(s); subscribers: {readers}',
+            throttle_duration_sec=self._stall_warning)
 
     # ----------------------------------------------------------------- internals
     def _validated(self, msg: Float64MultiArray) -> np.ndarray:
@@ -279,7 +304,8 @@ class SimNode(Node):
                                    self._event_pub), (*images, *infos, joints, event)):
             publisher.publish(msg)
         self._last_frame = (*images, *infos, joints, event)
-        self._last_frame_time = self.get_clock().now()
+        self._last_frame_time = self._frame_sent_at = self.get_clock().now()
+        self._copies_sent = 0
 
     @staticmethod
     def _image_msg(image: np.ndarray, header: Header) -> Image:
