@@ -3,7 +3,8 @@
 The sim resends an unanswered frame with its stamp unchanged. A potential lost because the
 filter's subscription matched after it went out is recovered only if the encoder answers
 the copy again; a command answering a copy would step a lockstep sim twice, so the
-controller instead holds a command back until the command topic's readers have matched.
+controller instead holds a command back until the command topic's readers have matched, and
+sends it again only when the sim has resent the answered frame twice after the answer.
 """
 
 from contextlib import contextmanager
@@ -160,3 +161,58 @@ def test_a_reader_that_never_matches_holds_back_one_command_only(context):
             if step == 0:
                 assert node._gave_up == (1, 2)  # it waited match_wait, then sent it
     assert len(commands) == 2
+
+
+def test_a_command_the_sim_lost_is_sent_again_after_two_copies_of_its_frame(context):
+    """The sim resends a frame it has no command for; two copies after the answer: resend."""
+    commands = []
+    with _controller(context, 'lossy_sim_peer') as (node, peer, executor):
+        peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
+                                 lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+        beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
+        events = _start_episode(node, peer, executor, mean_action=True)
+        stamp = Time(sec=20)
+        step_1 = EpisodeEvent(header=Header(stamp=stamp), episode_id=1, task_id=1,
+                              kind=EpisodeEvent.STEP, step=1)
+        events.publish(step_1)  # the frame of step 1, then its belief
+        belief = _belief(1, 1)
+        belief.header.stamp = stamp
+        beliefs.publish(belief)
+        spin_until(executor, lambda: len(commands) == 1, 'the command of step 1')
+        events.publish(step_1)  # the sim's first copy: the command may still be on its way
+        beliefs.publish(belief)  # the filter's copy of its belief: no command either
+        executor.spin_once(timeout_sec=0.3)
+        assert len(commands) == 1
+        events.publish(step_1)  # a second copy: the sim lost the command
+        spin_until(executor, lambda: len(commands) == 2, 'the command sent again')
+        events.publish(step_1)
+        spin_until(executor, lambda: len(commands) == 3, 'again on a further copy')
+        # A copy of another stamp (an earlier frame's, late) or step is not the answered one.
+        events.publish(EpisodeEvent(header=Header(stamp=Time(sec=19)), episode_id=1,
+                                    task_id=1, kind=EpisodeEvent.STEP, step=1))
+        events.publish(EpisodeEvent(header=Header(stamp=stamp), episode_id=1, task_id=1,
+                                    kind=EpisodeEvent.STEP, step=0))
+        executor.spin_once(timeout_sec=0.3)
+    assert len(commands) == 3
+    for command in commands:
+        np.testing.assert_array_equal(command, commands[0])
+
+
+def test_no_command_is_sent_again_when_resending_is_off(context):
+    commands = []
+    with _controller(context, 'no_resend_peer', resend_after_copies=0) as (node, peer,
+                                                                           executor):
+        peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
+                                 lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+        events = _start_episode(node, peer, executor, mean_action=True)
+        start = EpisodeEvent(header=Header(stamp=Time(sec=30)), episode_id=1, task_id=1,
+                             kind=EpisodeEvent.START, mean_action=True)
+        belief = _belief(1, 0)
+        belief.header.stamp = Time(sec=30)
+        peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT).publish(belief)
+        spin_until(executor, lambda: len(commands) == 1, 'the command of step 0')
+        for _ in range(3):
+            events.publish(start)
+        spin_until(executor, lambda: node._copies_after_answer == 3, 'three copies')
+        executor.spin_once(timeout_sec=0.3)
+    assert len(commands) == 1

@@ -18,7 +18,13 @@ sends one again when the sim resends an unanswered frame in lockstep) gets no co
 second command would step a lockstep sim twice. So that the one command is not lost, it is
 held back in lockstep while the publisher has matched no reader of the command topic, or
 fewer than the ROS graph shows (a reliable publisher sends nothing to a reader it has not yet
-matched), for at most ``match_wait`` seconds; only the latest command is held.
+matched), for at most ``match_wait`` seconds; only the latest command is held. Should it be
+lost all the same, the sim says so: it sends the frame of a step it has no command for again
+every ``lockstep_resend_after`` seconds, with the frame's episode event. When
+``resend_after_copies`` such copies of the event of the step answered last arrive after the
+answer, the command went out at least one resend interval before the last of them was
+sent, so the sim has lost it rather than not yet received it: the same command is sent
+again (with a throttled warning), once per further copy.
 
 Safety: a gains message that fails validation or whose action dim differs from
 ``velocity_limits`` is rejected with an error and the last good policy is kept; a belief
@@ -46,7 +52,7 @@ from rclpy.parameter import Parameter
 from rclpy.time import Time
 from solar_ros.core.online import episode_noise, OnlineStep
 from solar_ros.nodes import qos
-from solar_ros.nodes.conversions import gains_from_msg
+from solar_ros.nodes.conversions import gains_from_msg, stamp_ns
 from solar_ros.nodes.spin import spin_node
 from solar_ros.validation import MessageValidationError, validate_message
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief, PolicyInUse
@@ -177,6 +183,12 @@ class ControllerNode(Node):
                             'sent before a reader matched is lost to it); 0: never held',
                 read_only=True, floating_point_range=[FloatingPointRange(
                     from_value=0.0, to_value=60.0)])).value
+        self._resend_after_copies = self.declare_parameter(
+            'resend_after_copies', 2, ParameterDescriptor(
+                description='lockstep: copies of the episode event of the step answered last, '
+                            'arriving after the answer, after which the command is sent again '
+                            '(the sim lost it); 0: never', read_only=True,
+                integer_range=[IntegerRange(from_value=0, to_value=100, step=1)])).value
         self._online = OnlineStep(noise_scale=self._noise_scale)
         self._action_dim = action_dim
         self._waiting_start: Optional[EpisodeEvent] = None  # a START seen before any gains
@@ -184,6 +196,9 @@ class ControllerNode(Node):
         self._episode_id = 0
         self._last_belief_time = None
         self._answered: Optional[Tuple[int, int]] = None  # (episode id, step) answered last
+        self._answered_stamp: Optional[int] = None  # its frame's stamp, ns
+        self._last_command: Optional[Float64MultiArray] = None  # the answer, as sent
+        self._copies_after_answer = 0  # events of the answered frame arrived since the answer
         self._publisher = self.create_publisher(Float64MultiArray, COMMAND_TOPIC,
                                                 qos.COMMANDS)
         self._held: Optional[Float64MultiArray] = None  # the command held back, the latest
@@ -260,6 +275,7 @@ class ControllerNode(Node):
                 self._release.reset()
             self._held = msg
             return
+        self._last_command = msg
         self._publisher.publish(msg)
 
     def _release_held(self) -> None:
@@ -278,6 +294,7 @@ class ControllerNode(Node):
                 f'to match ({readers[0]} of {readers[1]}); sent anyway')
         msg, self._held = self._held, None
         self._release.cancel()
+        self._last_command = msg
         self._publisher.publish(msg)
 
     def _zero(self) -> None:
@@ -306,6 +323,9 @@ class ControllerNode(Node):
             f'dx={gains.state_dim}, du={gains.action_dim})')
 
     def _on_event(self, msg: EpisodeEvent) -> None:
+        if (msg.episode_id, msg.step) == self._answered and \
+                stamp_ns(msg.header) == self._answered_stamp:
+            self._on_copy_of_answered_frame(msg.step)
         if msg.kind != EpisodeEvent.START or msg.episode_id == self._episode_id:
             return  # not a start, or a resent copy of the running episode's start
         self._episode_id = msg.episode_id
@@ -324,10 +344,25 @@ class ControllerNode(Node):
                 header=msg.header, episode_id=msg.episode_id,
                 policy_version=gains.policy_version, model_version=gains.model_version))
 
+    def _on_copy_of_answered_frame(self, step: int) -> None:
+        """Send the last command again once the sim has resent its frame often enough."""
+        self._copies_after_answer += 1
+        if (self._mode != 'lockstep' or not self._resend_after_copies
+                or self._copies_after_answer < self._resend_after_copies
+                or self._held is not None or self._last_command is None):
+            return
+        self.get_logger().warning(
+            f'the sim sent the frame of step {step} {self._copies_after_answer} more time(s) '
+            'after this node answered it: the command was lost, sending it again',
+            throttle_duration_sec=1.0)
+        self._publisher.publish(self._last_command)
+
     def _on_belief(self, msg: LatentBelief) -> None:
         if (msg.episode_id, msg.step) == self._answered:
             return  # a copy of the belief answered last
         self._answered = (msg.episode_id, msg.step)
+        self._answered_stamp = stamp_ns(msg.header)
+        self._copies_after_answer = 0
         self._last_belief_time = self.get_clock().now()
         gains = self._online.gains
         if gains is None:
