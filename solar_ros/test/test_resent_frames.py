@@ -91,6 +91,12 @@ def _start_episode(node: ControllerNode, peer, executor, mean_action: bool = Fal
     return events
 
 
+def _read_commands(peer, commands: list) -> None:
+    """Append each command the peer receives, (du,) rad/s, to ``commands``."""
+    peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
+                             lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+
+
 @contextmanager
 def _controller(context, peer_name: str, **parameters):
     """Yield a controller node (with ``parameters``), a peer node and their executor."""
@@ -108,8 +114,7 @@ def _controller(context, peer_name: str, **parameters):
 def test_the_controller_answers_each_step_once(context):
     commands = []
     with _controller(context, 'belief_peer') as (node, peer, executor):
-        peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
-                                 lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+        _read_commands(peer, commands)
         beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
         events = _start_episode(node, peer, executor)
         for episode_id, step in ((1, 0), (1, 0), (1, 1), (1, 1), (1, 1)):
@@ -132,8 +137,7 @@ def test_a_command_waits_for_its_reader_to_match(context):
         spin_until(executor, lambda: node._answered == (1, 0), 'the answer to step 0')
         executor.spin_once(timeout_sec=0.2)
         # Only now does the sim's (or the filter's) subscription appear.
-        peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
-                                 lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+        _read_commands(peer, commands)
         spin_until(executor, lambda: len(commands) == 1, 'the command of step 0')
         executor.spin_once(timeout_sec=0.3)  # room for a wrong second command to arrive
     assert len(commands) == 1
@@ -144,8 +148,7 @@ def test_a_reader_that_never_matches_holds_back_one_command_only(context):
     """A reader with an incompatible QoS is in the graph but never matched: wait once."""
     commands = []
     with _controller(context, 'incompatible_peer', match_wait=0.3) as (node, peer, executor):
-        peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
-                                 lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+        _read_commands(peer, commands)
         # Transient local: a volatile publisher never matches it.
         peer.create_subscription(Float64MultiArray, COMMAND_TOPIC, lambda msg: None,
                                  qos.LATCHED_READER)
@@ -167,8 +170,7 @@ def test_a_command_the_sim_lost_is_sent_again_after_two_copies_of_its_frame(cont
     """The sim resends a frame it has no command for; two copies after the answer: resend."""
     commands = []
     with _controller(context, 'lossy_sim_peer') as (node, peer, executor):
-        peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
-                                 lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+        _read_commands(peer, commands)
         beliefs = peer.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
         events = _start_episode(node, peer, executor, mean_action=True)
         stamp = Time(sec=20)
@@ -202,8 +204,7 @@ def test_no_command_is_sent_again_when_resending_is_off(context):
     commands = []
     with _controller(context, 'no_resend_peer', resend_after_copies=0) as (node, peer,
                                                                            executor):
-        peer.create_subscription(Float64MultiArray, COMMAND_TOPIC,
-                                 lambda msg: commands.append(np.array(msg.data)), qos.COMMANDS)
+        _read_commands(peer, commands)
         events = _start_episode(node, peer, executor, mean_action=True)
         start = EpisodeEvent(header=Header(stamp=Time(sec=30)), episode_id=1, task_id=1,
                              kind=EpisodeEvent.START, mean_action=True)
