@@ -22,9 +22,9 @@ matched), for at most ``match_wait`` seconds; only the latest command is held. S
 lost all the same, the sim says so: it sends the frame of a step it has no command for again
 every ``lockstep_resend_after`` seconds, with the frame's episode event. When
 ``resend_after_copies`` such copies of the event of the step answered last arrive after the
-answer, the command went out at least one resend interval before the last of them was
-sent, so the sim has lost it rather than not yet received it: the same command is sent
-again (with a throttled warning), once per further copy.
+answer, the command went out nearly a resend interval (less the event's latency) before
+the last of them was sent, so the sim has lost it rather than not yet received it: the same
+command is sent again (with a throttled warning), once per further copy.
 
 Safety: a gains message that fails validation or whose action dim differs from
 ``velocity_limits`` is rejected with an error and the last good policy is kept; a belief
