@@ -156,3 +156,36 @@ def test_a_copy_of_the_potential_used_last_is_answered_again_and_never_used_twic
     assert [b.step for b in system.beliefs] == [0, 0, 1]
     expected = _closed_form(gains, means, precisions, actions)
     _assert_beliefs(system.beliefs, [expected[0], expected[0], expected[1]])
+
+
+def test_a_command_the_filter_missed_is_caught_up_from_the_sims_step_event(filter_system):
+    """The sim stepped on a command the filter never saw: its STEP event carries the action."""
+    gains, means, precisions, actions = _random_episode(8)
+    system = filter_system
+
+    def step_event(step: int, action: np.ndarray) -> EpisodeEvent:
+        return EpisodeEvent(header=Header(stamp=Time(sec=10 + step)), episode_id=1, task_id=1,
+                            kind=EpisodeEvent.STEP, step=step, action=action.tolist())
+
+    _start(system, gains)
+    system.potentials.publish(potential_to_msg(Header(stamp=Time(sec=10)), 1, 0, means[0],
+                                               precisions[0], 7))
+    system.spin(lambda: len(system.beliefs) == 1, 'belief 0')
+    system.events.publish(step_event(0, actions[0]))  # the event of frame 0: not a step taken
+    system.linger()
+    assert system.node._state == 'await_command'
+    system.events.publish(step_event(1, actions[0]))  # the sim applied step 0's action
+    system.spin(lambda: system.node._state == 'await_frame', 'the caught-up prediction')
+    system.potentials.publish(potential_to_msg(Header(stamp=Time(sec=11)), 1, 1, means[1],
+                                               precisions[1], 7))
+    system.spin(lambda: len(system.beliefs) == 2, 'belief 1')
+    system.commands.publish(Float64MultiArray(data=actions[0].tolist()))  # step 0's, late
+    system.linger()
+    assert system.node._online.t == 1, "the late command was taken for step 1's"
+    system.commands.publish(Float64MultiArray(data=actions[1].tolist()))
+    system.spin(lambda: system.node._online.t == 2, "step 1's command")
+    system.potentials.publish(potential_to_msg(Header(stamp=Time(sec=12)), 1, 2, means[2],
+                                               precisions[2], 7))
+    system.spin(lambda: len(system.beliefs) == 3, 'belief 2')
+    assert [b.step for b in system.beliefs] == [0, 1, 2]
+    _assert_beliefs(system.beliefs, _closed_form(gains, means, precisions, actions)[:3])

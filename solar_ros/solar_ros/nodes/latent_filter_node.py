@@ -14,13 +14,19 @@ START event is kept (the latest one) and used once the episode starts, so no fra
 to topic reordering. A copy of the potential used last (the same stamp: the encoder answers
 the sim's resent frame again) is not used twice: while the step's command is awaited its
 belief is published again, so a belief lost before the controller's subscription matched
-is sent once more; otherwise the copy is dropped. Bad messages get a throttled error and
-are skipped. The update and prediction are :meth:`solar_ros.core.online.OnlineStep.update`
-and ``predict``, as in one process.
+is sent once more; otherwise the copy is dropped. A command the filter never saw (lost on
+its way here, or rejected as bad) while the sim stepped is caught up from the sim's STEP
+event, which carries the action the sim applied: the STEP event of step t + 1 arriving while
+step t's command is awaited predicts with that action (with a warning), so the next frame is
+filtered instead of the lockstep chain stalling; the same command arriving late afterwards is
+recognised by its values and not taken for the next step's. Bad messages get a throttled
+error and are skipped. The update and prediction are
+:meth:`solar_ros.core.online.OnlineStep.update` and ``predict``, as in one process.
 """
 
-from typing import Optional
+from typing import Optional, Sequence
 
+import numpy as np
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from solar_ros.core.online import OnlineStep
@@ -54,6 +60,9 @@ class LatentFilterNode(Node):
         self._early: Optional[LatentPotential] = None
         self._last_belief: Optional[LatentBelief] = None  # of the potential filtered last
         self._waiting_start: Optional[EpisodeEvent] = None  # a START seen before any gains
+        # (du,) rad/s: the action of a STEP event the filter predicted with, for want of its
+        # command; that command, if it still comes, is dropped
+        self._caught_up: Optional[np.ndarray] = None
         self._publisher = self.create_publisher(LatentBelief, 'latent_belief', qos.LATENT)
         self.create_subscription(LatentPotential, 'latent_potential', self._on_potential,
                                  qos.LATENT)
@@ -77,6 +86,9 @@ class LatentFilterNode(Node):
             self._on_event(waiting)
 
     def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.kind == EpisodeEvent.STEP:
+            self._catch_up(msg)
+            return
         if msg.kind != EpisodeEvent.START or msg.episode_id == self._episode_id:
             return  # not a start, or a resent copy of the running episode's start
         self._online.start()
@@ -118,7 +130,32 @@ class LatentFilterNode(Node):
         self._last_belief = belief
         self._state = AWAIT_COMMAND
 
+    def _catch_up(self, msg: EpisodeEvent) -> None:
+        """Predict with a STEP event's action when the sim took the awaited step without us.
+
+        The sim's STEP event of step t + 1 carries the action it applied in step t, (du,)
+        rad/s; it comes with step t + 1's frame, after the command it answers.
+        """
+        if (self._state != AWAIT_COMMAND or msg.episode_id != self._episode_id
+                or msg.step != self._online.t + 1):
+            return
+        try:
+            action = check_vector('step event action', msg.action,
+                                  self._online.gains.action_dim)
+        except MessageValidationError as error:
+            self._error(f'cannot catch up with the sim: {error}')
+            return
+        self.get_logger().warning(
+            f'episode {self._episode_id}: the sim took step {self._online.t} without its '
+            'command reaching the filter; predicting with the action of its step event',
+            throttle_duration_sec=1.0)
+        self._caught_up = action
+        self._advance(action)
+
     def _on_command(self, msg: Float64MultiArray) -> None:
+        caught_up, self._caught_up = self._caught_up, None
+        if caught_up is not None and np.array_equal(caught_up, msg.data):
+            return  # the late command of the step already predicted from its STEP event
         if self._state != AWAIT_COMMAND:
             return
         try:
@@ -126,6 +163,10 @@ class LatentFilterNode(Node):
         except MessageValidationError as error:
             self._error(f'command ignored by the filter: {error}')
             return
+        self._advance(action)
+
+    def _advance(self, action: Sequence[float]) -> None:
+        """Predict the next step with step t's action (du,) rad/s, then filter its frame."""
         try:
             more = self._online.predict(action)
         except (ValueError, RuntimeError) as error:

@@ -30,7 +30,8 @@ waits and how many peers the command and image topics have. The encoder answers 
 its potential again and the latent filter with its belief again, so a message lost on any of
 those links before its reader matched is recovered; the controller answers each step once,
 as a command carries no stamp that could tell a second answer from the next step's command,
-and sends that command again only once two copies of its frame came after its answer.
+and sends that command again only once two copies of its frame came after its answer; a
+command lost to the latent filter alone is made up from the STEP event's ``action``.
 The environment's parameters are those of SawyerStackConfig (see config/sim.yaml); the
 ``env`` section of the run config the learner (or, in deploy mode, the policy node) serves
 overrides them, so the sim renders the cameras and charges the cost the model was trained
