@@ -146,7 +146,7 @@ class LatentFilterNode(Node):
             self._error(f'cannot catch up with the sim: {error}')
             return
         self.get_logger().warning(
-            f'episode {self._episode_id}: the sim took step {self._online.t} without its '
+            f'episode {self._episode_id}: the sim took step {self._online.t} without a usable '
             'command reaching the filter; predicting with the action of its step event',
             throttle_duration_sec=1.0)
         self._caught_up = action
