@@ -28,7 +28,7 @@ from pathlib import Path
 import sys
 import tempfile
 import time
-from typing import List, Optional, Sequence
+from typing import List, NoReturn, Optional, Sequence
 
 from ament_index_python.packages import get_package_share_directory
 import rclpy
@@ -44,7 +44,8 @@ from solar_ros.nodes.latent_filter_node import LatentFilterNode
 from solar_ros.nodes.learner_node import LearnerNode
 from solar_ros.nodes.policy_node import PolicyNode
 from solar_ros.nodes.sim_node import SimNode
-from solar_ros.nodes.spin import ignore_stop_signals, stop_by_context, stop_on_first_signal
+from solar_ros.nodes.spin import (end_process, ignore_stop_signals, stop_by_context,
+                                  stop_on_first_signal)
 from solar_ros.sim.sawyer_config import TASKS
 import yaml
 
@@ -115,7 +116,16 @@ class Bringup:
         rclpy.try_shutdown(context=self.context)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None) -> NoReturn:
+    """Run the system (:func:`run_system`) and end the process with its status.
+
+    The process ends through :func:`~solar_ros.nodes.spin.end_process`, as each node's own
+    process does.
+    """
+    end_process(run_system(argv))
+
+
+def run_system(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv``, run the system until the learner is done, and return the status."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--run-dir', type=Path, help='run directory (default: parameter)')
@@ -182,4 +192,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    main()

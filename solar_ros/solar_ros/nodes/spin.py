@@ -1,10 +1,11 @@
 """Run one node in its own process: the body of every node's ``main``."""
 
 import faulthandler
+import os
 import signal
 import sys
 from types import FrameType
-from typing import Callable, List, Optional
+from typing import Callable, List, NoReturn, Optional
 
 import rclpy
 from rclpy.exceptions import ParameterException
@@ -13,8 +14,8 @@ from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 
 
-def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -> None:
-    """Create the node with ``make_node`` and spin it until Ctrl-C, SIGTERM or shutdown.
+def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -> NoReturn:
+    """Create the node with ``make_node``, spin it until Ctrl-C, SIGTERM or shutdown, and exit.
 
     The executor is rclpy's events executor (its C++ event queue takes a message from the
     middleware to its callback in a fraction of the default executor's time; see
@@ -32,7 +33,8 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
     ``__exit__``. A process still running :data:`STACKS_AFTER_STOP_S` after the first
     signal writes every thread's stack to stderr, so that a stop that hangs names the call
     it hangs in. A node that cannot start (a bad parameter: ValueError, or a value outside
-    its declared range) logs one line naming the problem and exits with status 1.
+    its declared range) logs one line naming the problem and exits with status 1. The
+    process then ends through :func:`end_process`.
     """
     stop_on_first_signal()  # before rclpy.init: rclpy's handlers then call this one
     node = None
@@ -63,8 +65,22 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    if status:
-        sys.exit(status)
+    end_process(status)
+
+
+def end_process(status: int) -> NoReturn:
+    """End the process with ``status`` once its own cleanup is done, skipping Python's.
+
+    Flushes stdout and stderr, then ``os._exit``: no atexit handler, no garbage collection
+    of the interpreter's modules. That collection (torch's and the simulator's objects) took
+    10-14 s per node process with six nodes stopping together beside other work on 2
+    cores, against 0.1-0.4 s for the whole stop without it. Call it only after everything
+    the process owns is closed: our nodes write their files whole and close them, the
+    TensorBoard log flushes every write, and ``rclpy.try_shutdown`` ends ROS logging.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
