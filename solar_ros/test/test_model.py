@@ -296,7 +296,10 @@ def test_full_precision_lets_a_camera_leave_any_direction_open():
         results[full] = (loss.item(), along_b.pow(2).mean().item())
     print('negative log-likelihood, squared error along R e_b where A sees nothing:', results)
     assert results[True][0] < results[False][0] - 1.0
-    assert results[True][1] < results[False][1] / 10
+    # Along R e_b the full pair's squared error is 3.8-36 times smaller than the diagonal
+    # pair's over initial seeds 0-2 on one CPU (8.1 on seed 0; over 10 on another CPU):
+    # the ratio varies with the CPU's kernels, so the bound asks for half.
+    assert results[True][1] < results[False][1] / 2
 
 
 def test_full_precision_model_trains_and_keeps_its_precision(tmp_path):
