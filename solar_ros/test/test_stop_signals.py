@@ -25,9 +25,10 @@ from solar_ros.nodes import spin
 
 FIRST, SECOND = (getattr(signal, name) for name in sys.argv[1:3])
 AT_START = sys.argv[3] == 'START'
-HANG = sys.argv[3] == 'HANG'  # one signal; the node's cleanup then outlasts the stack dump's delay
-if HANG:
-    spin.STACKS_AFTER_STOP_S = 0.5
+HANG = sys.argv[3] == 'HANG'  # one signal; the callback then outlasts the stack dump's delay
+STUCK = sys.argv[3] == 'STUCK'  # one signal; the node's cleanup then never ends
+spin.STACKS_AFTER_STOP_S = 0.5 if HANG else spin.STACKS_AFTER_STOP_S
+spin.CLEANUP_LIMIT_S = 0.5 if STUCK else spin.CLEANUP_LIMIT_S
 atexit.register(print, 'interpreter finalised', flush=True)
 
 
@@ -47,14 +48,14 @@ class BusyNode(Node):
         while self.context.ok() and time.monotonic() < deadline:
             time.sleep(0.01)
         print(f'context shut down: {not self.context.ok()}', flush=True)
-        if not HANG:
+        if not (HANG or STUCK):
             os.kill(os.getpid(), SECOND)
-        time.sleep(0.3)
+        time.sleep(1.5 if HANG else 0.3)
         print('cleanup done', flush=True)
 
     def destroy_node(self):
-        if HANG:
-            time.sleep(1.5)
+        if STUCK:
+            time.sleep(60.0)
         super().destroy_node()
 
 
@@ -63,19 +64,19 @@ print('spin_node returned', flush=True)
 """
 
 
-def _run_node(tmp_path: Path, first: str, second: str, when: str) -> str:
+def _run_node(tmp_path: Path, first: str, second: str, when: str, status: int = 0) -> str:
     """Run NODE_SCRIPT; return its output after checking how it ended.
 
-    Exit status 0, no traceback, and the process ended in ``spin_node`` without running the
-    interpreter's exit handlers.
+    Exit status ``status``, no traceback, and the process ended in ``spin_node`` without
+    running the interpreter's exit handlers.
     """
     script = tmp_path / 'busy_node.py'
     script.write_text(NODE_SCRIPT)
     done = subprocess.run([sys.executable, str(script), first, second, when],
-                          capture_output=True, text=True, timeout=60,
+                          capture_output=True, text=True, timeout=30,
                           env=dict(os.environ, PYTHONUNBUFFERED='1'))
     output = done.stdout + done.stderr
-    assert done.returncode == 0, output
+    assert done.returncode == status, output
     assert 'spin_node returned' not in output, output
     assert 'interpreter finalised' not in output, output
     # The events executor logs an exception that leaves a callback as "Exception in".
@@ -114,6 +115,15 @@ def test_signals_are_ignored_once_cleanup_has_begun(tmp_path: Path):
 
 def test_a_stop_that_outlasts_the_delay_writes_where_it_hangs(tmp_path: Path):
     output = _run_node(tmp_path, 'SIGINT', 'SIGINT', 'HANG')
+    assert 'cleanup done' in output, output
+    dump = output[output.index('most recent call first'):]
+    assert '_work' in dump and 'spin_node' in dump, output
+
+
+def test_a_cleanup_that_never_ends_ends_the_process_with_status_1_and_its_stack(
+        tmp_path: Path):
+    """A stand-in for a middleware that hangs in ``destroy_node`` (a fault we cannot cause)."""
+    output = _run_node(tmp_path, 'SIGINT', 'SIGINT', 'STUCK', status=1)
     assert 'cleanup done' in output, output
     dump = output[output.index('most recent call first'):]
     assert 'destroy_node' in dump and 'spin_node' in dump, output

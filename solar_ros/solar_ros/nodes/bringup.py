@@ -44,8 +44,8 @@ from solar_ros.nodes.latent_filter_node import LatentFilterNode
 from solar_ros.nodes.learner_node import LearnerNode
 from solar_ros.nodes.policy_node import PolicyNode
 from solar_ros.nodes.sim_node import SimNode
-from solar_ros.nodes.spin import (end_process, ignore_stop_signals, stop_by_context,
-                                  stop_on_first_signal)
+from solar_ros.nodes.spin import (end_process, ignore_stop_signals, limit_cleanup,
+                                  stop_by_context, stop_on_first_signal)
 from solar_ros.sim.sawyer_config import TASKS
 import yaml
 
@@ -187,7 +187,8 @@ def run_system(argv: Optional[List[str]] = None) -> int:
         pass
     finally:
         ignore_stop_signals()
-        bringup.shutdown()
+        with limit_cleanup():
+            bringup.shutdown()
     return 0
 
 

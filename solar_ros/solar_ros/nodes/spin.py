@@ -1,11 +1,12 @@
 """Run one node in its own process: the body of every node's ``main``."""
 
+from contextlib import contextmanager
 import faulthandler
 import os
 import signal
 import sys
 from types import FrameType
-from typing import Callable, List, NoReturn, Optional
+from typing import Callable, Iterator, List, NoReturn, Optional
 
 import rclpy
 from rclpy.exceptions import ParameterException
@@ -32,9 +33,10 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
     torn down after the node it spun once hung a sim node's exit in an event handler's
     ``__exit__``. A process still running :data:`STACKS_AFTER_STOP_S` after the first
     signal writes every thread's stack to stderr, so that a stop that hangs names the call
-    it hangs in. A node that cannot start (a bad parameter: ValueError, or a value outside
-    its declared range) logs one line naming the problem and exits with status 1. The
-    process then ends through :func:`end_process`.
+    it hangs in; a cleanup still running :data:`CLEANUP_LIMIT_S` after it began writes them
+    and ends the process with status 1 (:func:`limit_cleanup`). A node that cannot start (a
+    bad parameter: ValueError, or a value outside its declared range) logs one line naming
+    the problem and exits with status 1. The process then ends through :func:`end_process`.
     """
     stop_on_first_signal()  # before rclpy.init: rclpy's handlers then call this one
     node = None
@@ -60,11 +62,12 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
             raise
     finally:
         ignore_stop_signals()
-        if executor is not None:
-            executor.shutdown()  # lets go of the node's entities before they are destroyed
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        with limit_cleanup():
+            if executor is not None:
+                executor.shutdown()  # lets go of the node's entities before they are destroyed
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
     end_process(status)
 
 
@@ -88,6 +91,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Seconds after the first stop signal at which a process that is still running writes the
 # stack of every thread to stderr (faulthandler): a stop that hangs says where it hangs.
 STACKS_AFTER_STOP_S = 10.0
+
+# Seconds a process's cleanup (executor shutdown, node destruction, rclpy shutdown) may take
+# before it writes every thread's stack and ends with status 1: normally 0.1-0.4 s.
+CLEANUP_LIMIT_S = 10.0
 
 # Whether the first stop signal raises KeyboardInterrupt (True until stop_by_context()).
 _raise_on_stop = True
@@ -117,6 +124,25 @@ def stop_by_context() -> None:
     """
     global _raise_on_stop
     _raise_on_stop = False
+
+
+@contextmanager
+def limit_cleanup() -> Iterator[None]:
+    """End the process with status 1 if the cleanup in the block outlasts :data:`CLEANUP_LIMIT_S`.
+
+    A learner's process once hung in rclpy's ``Node.destroy_node`` (its C++
+    ``destroy_when_not_in_use``, which finishes the node in rcl and the middleware) while
+    every node of the system stopped together; rclpy holds the GIL there, so no Python
+    thread can end the wait. faulthandler's own thread then writes every thread's stack to
+    stderr, naming the call that hangs, and ends the process.
+    It replaces the first signal's stack dump (:data:`STACKS_AFTER_STOP_S`); a cleanup that
+    ends in time cancels both.
+    """
+    faulthandler.dump_traceback_later(CLEANUP_LIMIT_S, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def ignore_stop_signals() -> None:
