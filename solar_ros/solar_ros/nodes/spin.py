@@ -134,9 +134,9 @@ def limit_cleanup() -> Iterator[None]:
     ``destroy_when_not_in_use``, which finishes the node in rcl and the middleware) while
     every node of the system stopped together; rclpy holds the GIL there, so no Python
     thread can end the wait. faulthandler's own thread then writes every thread's stack to
-    stderr, naming the call that hangs, and ends the process.
-    It replaces the first signal's stack dump (:data:`STACKS_AFTER_STOP_S`); a cleanup that
-    ends in time cancels both.
+    stderr, naming the call that hangs, and ends the process. It replaces the first
+    signal's stack dump (:data:`STACKS_AFTER_STOP_S`); a cleanup that ends in time cancels
+    both.
     """
     faulthandler.dump_traceback_later(CLEANUP_LIMIT_S, exit=True)
     try:
