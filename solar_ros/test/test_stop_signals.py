@@ -27,8 +27,10 @@ FIRST, SECOND = (getattr(signal, name) for name in sys.argv[1:3])
 AT_START = sys.argv[3] == 'START'
 HANG = sys.argv[3] == 'HANG'  # one signal; the callback then outlasts the stack dump's delay
 STUCK = sys.argv[3] == 'STUCK'  # one signal; the node's cleanup then never ends
-spin.STACKS_AFTER_STOP_S = 0.5 if HANG else spin.STACKS_AFTER_STOP_S
-spin.CLEANUP_LIMIT_S = 0.5 if STUCK else spin.CLEANUP_LIMIT_S
+if HANG:
+    spin.STACKS_AFTER_STOP_S = 0.5
+if STUCK:
+    spin.CLEANUP_LIMIT_S = 0.5
 atexit.register(print, 'interpreter finalised', flush=True)
 
 
