@@ -401,18 +401,20 @@ def test_checks_run_the_mean_action_apart_and_the_run_ends_on_the_best_checked_p
 
 
 @pytest.mark.slow
-def test_policies_tied_on_their_checks_run_tie_checks_in_rounds_within_the_budget(tmp_path):
+@pytest.mark.parametrize('tie_break', ['distance', 'newest'])
+def test_policies_tied_on_their_checks_run_tie_checks_in_rounds_within_the_budget(
+        tmp_path, tie_break):
     """loop.tie_checks: after the last policy's checks, the tied policies get more checks.
 
     With a success radius that every episode meets (``env.success_distance``), policies 1
     and 2 tie at 100% of their one check each: tie checks of 5 pay for two rounds of two
     (policy 1, then 2, each by its own mean action on the next check seed), not a third;
-    the smaller mean final distance of three checks then chooses. Killed during the tie
-    checks, the run goes on with the ones left.
+    ``loop.tie_break`` then chooses: the smaller mean final distance of three checks, or
+    the newer policy, 2. Killed during the tie checks, the run goes on with the ones left.
     """
     env = dict(TINY['env'], success_distance=100.0)
     config = RunConfig.from_dict(dict(TINY, env=env, loop=dict(
-        TINY['loop'], refit_updates=20, check_rollouts=1, tie_checks=5)))
+        TINY['loop'], refit_updates=20, check_rollouts=1, tie_checks=5, tie_break=tie_break)))
     lines: list = []
     loop = SolarLoop(make_env(config.env), config, tmp_path / 'run', log=lines.append)
     loop.run()
@@ -431,7 +433,8 @@ def test_policies_tied_on_their_checks_run_tie_checks_in_rounds_within_the_budge
                                    episode.actions)
     distance = {v: np.mean([e.final_distance for e in checks if e.policy_version == v])
                 for v in (1, 2)}
-    best = min(distance, key=distance.get)
+    best = min(distance, key=distance.get) if tie_break == 'distance' else 2
+    assert sum(f'chose policy {best}' in line for line in lines) == 1
     assert learner.policy_version == 3 and learner.done()
     torch.testing.assert_close(learner.gains.policy.k, _gains(learner, best).policy.k)
     assert len(learner.store) + len(checks) == 18 < config.loop.episodes == 19

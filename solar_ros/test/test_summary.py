@@ -111,6 +111,11 @@ def test_a_tie_on_the_checks_names_the_tied_policies_left_to_validate():
     assert run.tied == []
     going_on = summary.RunSummary(**{**vars(run), 'ends_on': None, 'left_behind': None})
     assert going_on.tied == []
+    newest = summary.RunSummary(**{**vars(run), 'checks': {**run.checks, 4: (1.0, 0.009, 3)},
+                                   'ends_on': 4, 'tie_break': 'newest', 'validation': {}})
+    assert ('- runs/r: policies 2 4 tie at 100% of their checks; the newest chose policy 4; '
+            'to tell them apart: python -m solar_ros.learn.validate runs/r --policy 2 4'
+            ) in summary.table([newest]).splitlines()
 
 
 def test_a_pretrained_folder_is_its_one_policy(finished, tmp_path):

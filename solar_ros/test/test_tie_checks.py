@@ -1,6 +1,8 @@
-"""The tie checks' rule (``loop.tie_checks``): who is due for the next one, on known scores."""
+"""The tie checks' rule (``loop.tie_checks``) and the tie break, on known scores."""
 
-from solar_ros.learn.learner import check_scores, tie_check_due
+import pytest
+from solar_ros.learn.config import RunConfig
+from solar_ros.learn.learner import best_checked, check_scores, tie_check_due
 from solar_ros.learn.learner import CheckScores
 
 
@@ -50,3 +52,18 @@ def test_scores_count_every_check_of_a_policy():
     scores = check_scores([Check(2, True, 0.01), Check(1, False, 0.1), Check(2, False, 0.03)])
     assert list(scores) == [1, 2]
     assert scores[2] == (0.5, 0.02, 2) and scores[1] == (0.0, 0.1, 1)
+
+
+def test_the_tie_break_chooses_among_the_policies_tied_at_the_top_of_their_checks():
+    """loop.tie_break: 'distance' the smaller mean final distance, 'newest' the later one."""
+    scores = {1: (0.0, 0.1, 3), 2: (2 / 3, 0.004, 3), 3: (1 / 3, 0.002, 3), 4: (2 / 3, 0.009, 3)}
+    assert best_checked(scores) == best_checked(scores, 'distance') == 2
+    assert best_checked(scores, 'newest') == 4
+    better = {**scores, 3: (1.0, 0.05, 3)}  # a higher success rate wins under either rule
+    assert best_checked(better, 'distance') == best_checked(better, 'newest') == 3
+    assert RunConfig.from_dict({}).loop.tie_break == 'distance'
+    with pytest.raises(ValueError, match=r"loop.tie_break must be one of \('distance', "
+                       r"'newest'\), got 'oldest'"):
+        RunConfig.from_dict({'loop': {'check_rollouts': 3, 'tie_break': 'oldest'}})
+    with pytest.raises(ValueError, match='loop.tie_break: newest needs loop.check_rollouts'):
+        RunConfig.from_dict({'loop': {'tie_break': 'newest'}})

@@ -276,7 +276,7 @@ class SolarLearner:
         base, steps_on = self.policy_version, fresh
         if self.policy_version and loop.step_from == 'best_checked' and loop.method == 'solar':
             scores = check_scores(self.checks)
-            best = best_checked(scores)
+            best = best_checked(scores, loop.tie_break)
             if scores[best][0] > scores[self.policy_version][0]:
                 base = best
                 state = load_checkpoint(self.files.learner(base), LEARNER_KIND,
@@ -389,7 +389,7 @@ class SolarLearner:
 
         Once the last policy (``loop.iterations``) has its ``loop.check_rollouts`` checks,
         and the tie checks (:meth:`recheck`, ``loop.tie_checks``) are done, the policy with
-        the highest check success rate (ties: the smaller mean final distance), with its
+        the highest check success rate (ties: ``loop.tie_break``), with its
         model, is saved as policy ``iterations + 1``, the one the run leaves behind. Nothing
         happens without checks, before the last policy's are all recorded, while a tie
         check is due, or when the run has already ended so.
@@ -410,7 +410,7 @@ class SolarLearner:
         for version, (rate, distance, count) in scores.items():
             self.log(f'checks of policy {version}: success {rate:.0%}, '
                      f'final distance {distance:.3f} ({count} episodes)')
-        best = best_checked(scores)
+        best = best_checked(scores, loop.tie_break)
         self._load(best)
         self.gains = replace(self.gains, policy_version=loop.iterations + 1)
         self.episodes_used, self._pending = used, 0
@@ -418,7 +418,8 @@ class SolarLearner:
         self.log(f'the run ends on policy {best}, saved as policy {self.policy_version}')
         tied = tied_with_best(scores)
         if len(tied) > 1:
-            self.log(tie_line(tied, scores[best][0], best, self.run_dir, tied))
+            self.log(tie_line(tied, scores[best][0], best, self.run_dir, tied,
+                              loop.tie_break))
         return True
 
     def _rollouts_of(self, version: int, start: int, stop: int) -> List[Episode]:
@@ -631,8 +632,14 @@ def tie_check_due(scores: CheckScores, check_rollouts: int, tie_checks: int) -> 
     return min(tied, key=lambda version: (counts[version], version))
 
 
-def best_checked(scores: CheckScores) -> int:
-    """Return the policy with the highest check success rate (ties: smaller final distance)."""
+def best_checked(scores: CheckScores, tie_break: str = 'distance') -> int:
+    """Return the policy with the highest check success rate.
+
+    Ties (``loop.tie_break``): 'distance' the smaller mean final distance, 'newest' the
+    later policy.
+    """
+    if tie_break == 'newest':
+        return max(scores, key=lambda v: (scores[v][0], v))
     return max(scores, key=lambda v: (scores[v][0], -scores[v][1]))
 
 
@@ -647,13 +654,15 @@ def tied_with_best(scores: CheckScores) -> List[int]:
 
 
 def tie_line(tied: Sequence[int], rate: float, chosen: int, run_dir: Path,
-             unvalidated: Sequence[int]) -> str:
+             unvalidated: Sequence[int], tie_break: str = 'distance') -> str:
     """Return the line that says policies ``tied`` tie at check success ``rate``.
 
-    It ends on the command that validates the ``unvalidated`` ones among them.
+    It names the rule that chose among them (``loop.tie_break``) and ends on the command
+    that validates the ``unvalidated`` ones among them.
     """
-    return (f'policies {_listed(tied)} tie at {rate:.0%} of their checks; the smaller mean '
-            f'final distance chose policy {chosen}; to tell them apart: python -m '
+    rule = 'the newest' if tie_break == 'newest' else 'the smaller mean final distance'
+    return (f'policies {_listed(tied)} tie at {rate:.0%} of their checks; {rule} chose '
+            f'policy {chosen}; to tell them apart: python -m '
             f'solar_ros.learn.validate {run_dir} --policy {_listed(unvalidated)}')
 
 

@@ -55,6 +55,8 @@ class RunSummary:
             with checks, else ``iterations``; a pretrained folder's only policy).
         evaluation: the noise-off evaluation row of policy ``left_behind``, as
             :mod:`solar_ros.learn.evaluate` writes it (rates as fractions); None if not made.
+        tie_break: the rule that chose among policies tied on their checks
+            (``loop.tie_break``).
 
     """
 
@@ -69,6 +71,7 @@ class RunSummary:
     ends_on: Optional[int]
     left_behind: Optional[int]
     evaluation: Optional[Dict[str, float]]
+    tie_break: str = 'distance'
 
     @property
     def best_validation(self) -> Optional[float]:
@@ -148,7 +151,7 @@ def summarise(run_dir: Path) -> RunSummary:
     checks = check_scores(Episode.load(p) for p in sorted(files.checks.glob(EPISODE_GLOB)))
     iterations = config.loop.iterations
     left_behind: Optional[int] = iterations + 1 if checks else iterations
-    ends_on = best_checked(checks) if checks else iterations
+    ends_on = best_checked(checks, config.loop.tie_break) if checks else iterations
     if len(done) == 1 and done[0] > 0:  # a pretrained folder keeps one policy alone
         left_behind = ends_on = done[0]
     elif done[-1] != left_behind:  # the run goes on
@@ -157,7 +160,8 @@ def summarise(run_dir: Path) -> RunSummary:
     summary = RunSummary(name=str(run_dir), task=config.loop.task, loop_seed=config.loop.seed,
                          model_seed=int(config.model.get('seed', 0)), iterations=iterations,
                          reached=done[-1], checks=checks, validation=validation,
-                         ends_on=ends_on, left_behind=left_behind, evaluation=None)
+                         ends_on=ends_on, left_behind=left_behind, evaluation=None,
+                         tie_break=config.loop.tie_break)
     if left_behind is not None:
         summary.evaluation = _evaluation(files.evaluation(left_behind), summary.task)
     return summary
@@ -238,7 +242,7 @@ def _finished_lines(runs: Sequence[RunSummary]) -> List[str]:
         if unvalidated:
             lines.append(f'- {run.name}: ' + tie_line(tied, run.checks[run.ends_on][0],
                                                       run.ends_on, Path(run.name),
-                                                      unvalidated))
+                                                      unvalidated, run.tie_break))
     return lines
 
 
