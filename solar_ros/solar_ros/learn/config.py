@@ -115,10 +115,10 @@ class LoopConfig:
         tie_break: which of the policies tied at the top of the check success rate the
             run ends on (and ``step_from: best_checked`` steps from): 'distance' the one
             whose checks ended nearest the goal on average, 'newest' the latest of them,
-            the one stepped from the most rollouts (on task 2's runs the later policies
-            validate higher, while the mean final distance of 3 checks chose earlier,
-            worse ones: docs/results.md, "The newest of the tied policies"). Tie checks,
-            if any, run first. Needs ``check_rollouts``.
+            the one LQR-FLM stepped to last (on task 2's runs the later policies validate
+            higher, while the mean final distance of 3 checks chose earlier, worse ones:
+            docs/results.md, "The newest of the tied policies"). Tie checks, if any, run
+            first. Needs ``check_rollouts``.
         step_from: the policy each LQR-FLM step starts from: 'last' is the current policy,
             on its own rollouts (the paper's); 'best_checked' is the current policy too,
             unless an earlier one's checks stacked more often: then the best-checked
