@@ -100,7 +100,7 @@ class LoopConfig:
             gains), and rounds go on while several policies tie and the budget left pays
             for a whole round (:func:`solar_ros.learn.learner.tie_check_due`). A few
             checks per policy often tie; these tell the tied policies apart on more
-            episodes before the mean final distance does (on six task-2 runs no share of
+            episodes before ``tie_break`` does (on six task-2 runs no share of
             30 check episodes between the two ended more runs at the goal:
             docs/results.md, "Tie checks"). Counted in :attr:`episodes` in full. Needs
             ``check_rollouts``.
