@@ -3,9 +3,10 @@
 Writes ``docs/sawyer_scenes.png`` (the three initial scenes, seed 0, as the 64x64
 camera sees them, upscaled 4x with nearest neighbour, side by side),
 ``docs/sawyer_views.png`` (the same with both cameras of ``views: 2``, each scene's two
-views side by side) and ``docs/sawyer_wide.png`` (task 3's initial scene from a wider
-viewpoint). Run from the
-repository root with the workspace environment sourced:
+views side by side), ``docs/sawyer_wide.png`` (task 3's initial scene from a wider
+viewpoint) and ``docs/close_cameras.png`` (task 2's close camera, looking along -y as its
+config places it, above the same camera moved to look along -x, through a scripted stack).
+Run from the repository root with the workspace environment sourced:
 
     python scripts/render_scenes.py [--out docs]
 """
@@ -16,10 +17,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 from solar_ros.images import views_side_by_side
+from solar_ros.learn.config import RunConfig
+from solar_ros.sim.environments import make_env
+from solar_ros.sim.expert import ScriptedExpert
 from solar_ros.sim.sawyer_config import SawyerStackConfig, TASKS
 from solar_ros.sim.sawyer_env import SawyerStackEnv
 
 UPSCALE = 4
+TASK2_CONFIG = Path(__file__).resolve().parents[1] / 'solar_ros' / 'config' / 'sawyer_task2.yaml'
+CLOSE_FRAMES = (0, 10, 20, 29)  # steps of the scripted episode shown, the last before the release
+ALONG_X_EYE = (1.2, 0.0, 0.5)  # m; the close camera looking along -x (docs/results.md)
 
 
 def camera_scenes(env: SawyerStackEnv) -> np.ndarray:
@@ -30,6 +37,36 @@ def camera_scenes(env: SawyerStackEnv) -> np.ndarray:
         tiles.append(np.kron(image, np.ones((UPSCALE, UPSCALE, 1), dtype=np.uint8)))
         tiles.append(np.full((image.shape[0] * UPSCALE, 8, 3), 255, dtype=np.uint8))
     return np.concatenate(tiles[:-1], axis=1)
+
+
+def close_camera_frames(env: SawyerStackEnv) -> np.ndarray:
+    """Return the close camera at ``CLOSE_FRAMES`` of a scripted task-2 stack.
+
+    The frames side by side, (64, 64 * len(CLOSE_FRAMES), 3) uint8; the first is the reset's.
+    """
+    observation = env.reset(task=2, seed=0)
+    expert = ScriptedExpert(env)
+    expert.reset()
+    frames = [observation[..., -3:]]  # the close camera is the last view
+    for step in range(1, max(CLOSE_FRAMES) + 1):
+        observation, _, done, _ = env.step(expert.act())
+        if done:
+            raise RuntimeError(f'the episode ended at step {step}, before {max(CLOSE_FRAMES)}')
+        if step in CLOSE_FRAMES:
+            frames.append(observation[..., -3:])
+    return np.concatenate(frames, axis=1)
+
+
+def close_cameras() -> np.ndarray:
+    """Return task 2's close camera (along -y) above it moved to look along -x, upscaled."""
+    env = RunConfig.from_yaml(TASK2_CONFIG).env
+    rows = []
+    for settings in (env, {**env, 'close_camera_eye': ALONG_X_EYE}):
+        with make_env(settings) as scene:
+            rows.append(np.kron(close_camera_frames(scene),
+                                np.ones((UPSCALE, UPSCALE, 1), dtype=np.uint8)))
+        rows.append(np.full((8, rows[-1].shape[1], 3), 255, dtype=np.uint8))
+    return np.concatenate(rows[:-1], axis=0)
 
 
 def wide_view(env: SawyerStackEnv) -> np.ndarray:
@@ -46,7 +83,7 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     with SawyerStackEnv() as env, SawyerStackEnv(SawyerStackConfig(views=2)) as both:
         images = {'sawyer_scenes.png': camera_scenes(env), 'sawyer_wide.png': wide_view(env),
-                  'sawyer_views.png': camera_scenes(both)}
+                  'sawyer_views.png': camera_scenes(both), 'close_cameras.png': close_cameras()}
     for name, image in images.items():
         cv2.imwrite(str(args.out / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         print(f'wrote {args.out / name} ({image.shape[1]}x{image.shape[0]})')
