@@ -29,12 +29,17 @@ CLOSE_FRAMES = (0, 10, 20, 29)  # steps of the scripted episode shown, the last 
 ALONG_X_EYE = (1.2, 0.0, 0.5)  # m; the close camera looking along -x (docs/results.md)
 
 
+def upscale(image: np.ndarray) -> np.ndarray:
+    """Return ``image`` (H, W, 3) upscaled ``UPSCALE`` times with nearest neighbour."""
+    return np.kron(image, np.ones((UPSCALE, UPSCALE, 1), dtype=np.uint8))
+
+
 def camera_scenes(env: SawyerStackEnv) -> np.ndarray:
     """Return the initial camera images of tasks 1..3 side by side, upscaled, (H, 3VW, 3)."""
     tiles = []
     for task in TASKS:
         image = views_side_by_side(env.reset(task=task, seed=0))
-        tiles.append(np.kron(image, np.ones((UPSCALE, UPSCALE, 1), dtype=np.uint8)))
+        tiles.append(upscale(image))
         tiles.append(np.full((image.shape[0] * UPSCALE, 8, 3), 255, dtype=np.uint8))
     return np.concatenate(tiles[:-1], axis=1)
 
@@ -42,18 +47,19 @@ def camera_scenes(env: SawyerStackEnv) -> np.ndarray:
 def close_camera_frames(env: SawyerStackEnv) -> np.ndarray:
     """Return the close camera at ``CLOSE_FRAMES`` of a scripted task-2 stack.
 
-    The frames side by side, (64, 64 * len(CLOSE_FRAMES), 3) uint8; the first is the reset's.
+    The frames side by side, (64, 64 * len(CLOSE_FRAMES), 3) uint8; step 0 is the reset's.
     """
     observation = env.reset(task=2, seed=0)
     expert = ScriptedExpert(env)
     expert.reset()
-    frames = [observation[..., -3:]]  # the close camera is the last view
-    for step in range(1, max(CLOSE_FRAMES) + 1):
-        observation, _, done, _ = env.step(expert.act())
-        if done:
-            raise RuntimeError(f'the episode ended at step {step}, before {max(CLOSE_FRAMES)}')
+    frames = []
+    for step in range(max(CLOSE_FRAMES) + 1):
+        if step:
+            observation, _, done, _ = env.step(expert.act())
+            if done:
+                raise RuntimeError(f'the episode ended at step {step}, before {max(CLOSE_FRAMES)}')
         if step in CLOSE_FRAMES:
-            frames.append(observation[..., -3:])
+            frames.append(observation[..., -3:])  # the close camera is the last view
     return np.concatenate(frames, axis=1)
 
 
@@ -63,8 +69,7 @@ def close_cameras() -> np.ndarray:
     rows = []
     for settings in (env, {**env, 'close_camera_eye': ALONG_X_EYE}):
         with make_env(settings) as scene:
-            rows.append(np.kron(close_camera_frames(scene),
-                                np.ones((UPSCALE, UPSCALE, 1), dtype=np.uint8)))
+            rows.append(upscale(close_camera_frames(scene)))
         rows.append(np.full((8, rows[-1].shape[1], 3), 255, dtype=np.uint8))
     return np.concatenate(rows[:-1], axis=0)
 
