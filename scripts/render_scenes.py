@@ -5,7 +5,8 @@ camera sees them, upscaled 4x with nearest neighbour, side by side),
 ``docs/sawyer_views.png`` (the same with both cameras of ``views: 2``, each scene's two
 views side by side), ``docs/sawyer_wide.png`` (task 3's initial scene from a wider
 viewpoint) and ``docs/close_cameras.png`` (task 2's close camera, looking along -y as its
-config places it, above the same camera moved to look along -x, through a scripted stack).
+config places it, above the same camera moved to look along -x and, below, to look down
+steeply from beyond the target, through a scripted stack).
 Run from the repository root with the workspace environment sourced:
 
     python scripts/render_scenes.py [--out docs]
@@ -27,6 +28,7 @@ UPSCALE = 4
 TASK2_CONFIG = Path(__file__).resolve().parents[1] / 'solar_ros' / 'config' / 'sawyer_task2.yaml'
 CLOSE_FRAMES = (0, 10, 20, 29)  # steps of the scripted episode shown, the last before the release
 ALONG_X_EYE = (1.2, 0.0, 0.5)  # m; the close camera looking along -x (docs/results.md)
+STEEP_EYE = (0.85, 0.12, 0.62)  # m; the close camera looking down steeply from beyond the target
 
 
 def upscale(image: np.ndarray) -> np.ndarray:
@@ -64,10 +66,10 @@ def close_camera_frames(env: SawyerStackEnv) -> np.ndarray:
 
 
 def close_cameras() -> np.ndarray:
-    """Return task 2's close camera (along -y) above it moved to look along -x, upscaled."""
+    """Return task 2's close camera (along -y), then moved along -x and steep, upscaled."""
     env = RunConfig.from_yaml(TASK2_CONFIG).env
     rows = []
-    for settings in (env, {**env, 'close_camera_eye': ALONG_X_EYE}):
+    for settings in (env, *({**env, 'close_camera_eye': eye} for eye in (ALONG_X_EYE, STEEP_EYE))):
         with make_env(settings) as scene:
             rows.append(upscale(close_camera_frames(scene)))
         rows.append(np.full((8, rows[-1].shape[1], 3), 255, dtype=np.uint8))
