@@ -36,14 +36,20 @@ def upscale(image: np.ndarray) -> np.ndarray:
     return np.kron(image, np.ones((UPSCALE, UPSCALE, 1), dtype=np.uint8))
 
 
+def join_with_gaps(images: list[np.ndarray], axis: int) -> np.ndarray:
+    """Return ``images`` (H, W, 3) uint8 joined along ``axis`` with 8-pixel white gaps."""
+    tiles = []
+    for image in images:
+        gap_shape = list(image.shape)
+        gap_shape[axis] = 8
+        tiles += [image, np.full(gap_shape, 255, dtype=np.uint8)]
+    return np.concatenate(tiles[:-1], axis=axis)
+
+
 def camera_scenes(env: SawyerStackEnv) -> np.ndarray:
     """Return the initial camera images of tasks 1..3 side by side, upscaled, (H, 3VW, 3)."""
-    tiles = []
-    for task in TASKS:
-        image = views_side_by_side(env.reset(task=task, seed=0))
-        tiles.append(upscale(image))
-        tiles.append(np.full((image.shape[0] * UPSCALE, 8, 3), 255, dtype=np.uint8))
-    return np.concatenate(tiles[:-1], axis=1)
+    return join_with_gaps([upscale(views_side_by_side(env.reset(task=task, seed=0)))
+                           for task in TASKS], axis=1)
 
 
 def close_camera_frames(env: SawyerStackEnv) -> np.ndarray:
@@ -69,11 +75,10 @@ def close_cameras() -> np.ndarray:
     """Return task 2's close camera (along -y), then moved along -x and steep, upscaled."""
     env = RunConfig.from_yaml(TASK2_CONFIG).env
     rows = []
-    for settings in (env, *({**env, 'close_camera_eye': eye} for eye in (ALONG_X_EYE, STEEP_EYE))):
+    for settings in [env] + [{**env, 'close_camera_eye': eye} for eye in (ALONG_X_EYE, STEEP_EYE)]:
         with make_env(settings) as scene:
             rows.append(upscale(close_camera_frames(scene)))
-        rows.append(np.full((8, rows[-1].shape[1], 3), 255, dtype=np.uint8))
-    return np.concatenate(rows[:-1], axis=0)
+    return join_with_gaps(rows, axis=0)
 
 
 def wide_view(env: SawyerStackEnv) -> np.ndarray:
