@@ -3,7 +3,7 @@
     ros2 launch solar_ros sawyer_stack.launch.py [task:=1] [seed:=0] [sim:=true]
         [params_file:=...] [run_config:=...] [namespace:=...] [run_dir:=...]
         [camera_topic:=...] [side_camera_topic:=...] [close_camera_topic:=...]
-        [command_topic:=...]
+        [top_camera_topic:=...] [command_topic:=...]
     ros2 launch solar_ros sawyer_stack.launch.py learn:=false policy_dir:=DIR [policy:=K]
 
 With ``learn:=false`` (deploy mode) the policy node serves policy K (default: the newest) of
@@ -50,6 +50,8 @@ ARGUMENTS = {
                           'sensor_msgs/Image topic of the side camera (two-camera models)'),
     'close_camera_topic': ('close_camera/image_raw',
                            'sensor_msgs/Image topic of the close camera (three-camera models)'),
+    'top_camera_topic': ('top_camera/image_raw',
+                         'sensor_msgs/Image topic of the top camera (four-camera models)'),
     'command_topic': ('velocity_controller/commands',
                       'std_msgs/Float64MultiArray joint velocity command topic'),
     'learn': ('true', 'false: run the policy of policy_dir without learning, noise off'),
@@ -100,6 +102,7 @@ def generate_launch_description() -> LaunchDescription:
         SetRemap('camera/image_raw', arg('camera_topic')),
         SetRemap('side_camera/image_raw', arg('side_camera_topic')),
         SetRemap('close_camera/image_raw', arg('close_camera_topic')),
+        SetRemap('top_camera/image_raw', arg('top_camera_topic')),
         SetRemap('velocity_controller/commands', arg('command_topic')),
         *started,
     ])

@@ -245,12 +245,12 @@ def test_a_start_that_fails_after_the_simulator_opened_closes_it(monkeypatch):
         rclpy.try_shutdown(context=context)
 
 
-def test_three_views_are_published_with_the_step_stamp_on_their_own_topics(peer, tmp_path):
+def test_four_views_are_published_with_the_step_stamp_on_their_own_topics(peer, tmp_path):
     settings = read_sections(CONFIGS / 'sawyer_task1.yaml')
-    settings['env']['views'] = settings['model']['views'] = 3
-    run_config = tmp_path / 'three_views.yaml'
+    settings['env']['views'] = settings['model']['views'] = 4
+    run_config = tmp_path / 'four_views.yaml'
     run_config.write_text(yaml.safe_dump(settings))
-    topics = ('camera', 'side_camera', 'close_camera')
+    topics = ('camera', 'side_camera', 'close_camera', 'top_camera')
     images = {topic: [] for topic in topics}
     for topic in topics:
         peer.node.create_subscription(Image, f'{topic}/image_raw', images[topic].append,
@@ -270,4 +270,4 @@ def test_three_views_are_published_with_the_step_stamp_on_their_own_topics(peer,
     assert {m.header.frame_id for m in frames.values()} == {
         f'{topic}_optical_frame' for topic in topics}
     pixels = {topic: bytes(m.data) for topic, m in frames.items()}
-    assert len(set(pixels.values())) == 3, 'two cameras show the same image'
+    assert len(set(pixels.values())) == 4, 'two cameras show the same image'

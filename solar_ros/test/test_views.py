@@ -16,25 +16,30 @@ from solar_ros.sim.sawyer_env import SawyerStackEnv
 import torch
 
 
-def test_views_stack_the_first_camera_then_a_different_side_and_close_camera():
+def test_views_stack_the_first_camera_then_a_different_side_close_and_top_camera():
     with SawyerStackEnv(SawyerStackConfig(views=1)) as one, \
             SawyerStackEnv(SawyerStackConfig(views=2)) as two, \
-            SawyerStackEnv(SawyerStackConfig(views=3)) as three:
-        single, double, triple = (env.reset(1, seed=4) for env in (one, two, three))
+            SawyerStackEnv(SawyerStackConfig(views=3)) as three, \
+            SawyerStackEnv(SawyerStackConfig(views=4)) as four:
+        single, double, triple, quadruple = (env.reset(1, seed=4)
+                                             for env in (one, two, three, four))
         assert single.shape == (64, 64, 3) and double.shape == (64, 64, 6)
-        assert triple.shape == (64, 64, 9)
+        assert triple.shape == (64, 64, 9) and quadruple.shape == (64, 64, 12)
         np.testing.assert_array_equal(double[..., :3], single)
         np.testing.assert_array_equal(triple[..., :6], double)
-        for view, other in ((1, 0), (2, 0), (2, 1)):
-            difference = (triple[..., 3 * view:3 * view + 3].astype(int)
-                          - triple[..., 3 * other:3 * other + 3].astype(int))
+        np.testing.assert_array_equal(quadruple[..., :9], triple)
+        for view, other in ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)):
+            difference = (quadruple[..., 3 * view:3 * view + 3].astype(int)
+                          - quadruple[..., 3 * other:3 * other + 3].astype(int))
             assert np.abs(difference).mean() > 10, f'view {view} looks like view {other}'
-        image, _, _, _ = three.step(np.zeros(7))
-        assert image.shape == (64, 64, 9)
+        image, _, _, _ = four.step(np.zeros(7))
+        assert image.shape == (64, 64, 12)
         # The close camera's zoom: a longer focal length than the side camera's.
         assert three.camera_intrinsics(2)[0, 0] > 1.5 * three.camera_intrinsics(1)[0, 0]
     with pytest.raises(ValueError, match='views'):
-        SawyerStackConfig(views=4)
+        SawyerStackConfig(views=5)
+    with pytest.raises(ValueError, match='top_camera_fov_deg'):
+        SawyerStackConfig(top_camera_fov_deg=0.0)
     with pytest.raises(ValueError, match='side_camera_fov_deg'):
         SawyerStackConfig(side_camera_fov_deg=180.0)
     with pytest.raises(ValueError, match='close_camera_target'):

@@ -1,9 +1,9 @@
 """The camera topics: one per view, in the order of the model's views.
 
 View 0 is the first camera (``camera/...``), view 1 the side camera (``side_camera/...``),
-view 2 the close camera (``close_camera/...``); every image and camera info of one control
-step carries the step's stamp. A node subscribes to every camera topic and reads those
-of its model's views.
+view 2 the close camera (``close_camera/...``), view 3 the top camera (``top_camera/...``);
+every image and camera info of one control step carries the step's stamp. A node
+subscribes to every camera topic and reads those of its model's views.
 """
 
 from typing import Callable, Optional
@@ -15,8 +15,10 @@ from sensor_msgs.msg import Image
 from solar_ros.images import frame_to_rgb, ImageFormatError, ViewAssembler
 from solar_ros.nodes.conversions import stamp_ns
 
-IMAGE_TOPICS = ('camera/image_raw', 'side_camera/image_raw', 'close_camera/image_raw')
-INFO_TOPICS = ('camera/camera_info', 'side_camera/camera_info', 'close_camera/camera_info')
+IMAGE_TOPICS = ('camera/image_raw', 'side_camera/image_raw', 'close_camera/image_raw',
+                'top_camera/image_raw')
+INFO_TOPICS = ('camera/camera_info', 'side_camera/camera_info', 'close_camera/camera_info',
+               'top_camera/camera_info')
 
 
 def subscribe_views(node: Node, callback: Callable[[Image, int], None]) -> None:

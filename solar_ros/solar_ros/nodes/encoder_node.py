@@ -1,8 +1,9 @@
 """Encoder node: camera frames in, the SOLAR encoder's Gaussian potentials out.
 
 - subscribes ``camera/image_raw`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8 or mono8,
-  any size; resized to the model's input; sensor-data QoS) and, for a model of two or three
-  views, ``side_camera/image_raw`` and ``close_camera/image_raw`` (the frames of one step
+  any size; resized to the model's input; sensor-data QoS) and, for a model of two to four
+  views, ``side_camera/image_raw``, ``close_camera/image_raw`` and ``top_camera/image_raw``
+  in that order (the frames of one step
   matched by stamp; the potential is the product of the views' potentials; a camera the
   model does not read is ignored), ``episode_events`` (to number the frames of an episode)
   and ``learner/model`` (std_msgs/String, latched: the path of a new model checkpoint; the

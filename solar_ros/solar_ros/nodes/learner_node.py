@@ -3,7 +3,8 @@
 - subscribes ``episode_events`` (whose STEP events carry the action the arm applied),
   ``policy/in_use`` (the controller's policy per episode) and ``camera/image_raw`` (with
   ``side_camera/image_raw`` for a two-view model, also ``close_camera/image_raw`` for a
-  three-view one, matched by stamp; sensor-data QoS); an
+  three-view one and ``top_camera/image_raw`` for a four-view one, matched by stamp;
+  sensor-data QoS); an
   :class:`EpisodeRecorder` assembles each episode, labelled with the policy that ran it,
   and it is written to ``run_dir/episodes`` as soon as it is complete.
 - publishes ``policy/gains`` (solar_ros_msgs/TimeVaryingGains) and ``learner/model``

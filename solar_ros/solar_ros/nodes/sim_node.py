@@ -4,7 +4,8 @@ Interfaces (all names relative, so namespaces and remaps apply):
 
 - publishes ``camera/image_raw`` (sensor_msgs/Image, rgb8) and ``camera/camera_info``
   with sensor-data QoS (with ``views: 2`` also ``side_camera/image_raw`` and
-  ``side_camera/camera_info``, with ``views: 3`` also ``close_camera/...``),
+  ``side_camera/camera_info``, with ``views: 3`` also ``close_camera/...``, with ``views:
+  4`` also ``top_camera/...``),
   ``joint_states`` (sensor_msgs/JointState, ``right_j0`` .. ``right_j6``, rad and rad/s)
   and ``episode_events`` (solar_ros_msgs/EpisodeEvent, reliable, depth 100). Image,
   camera info, joint state and event of one control step share one header stamp, so a
@@ -101,7 +102,9 @@ class SimNode(Node):
             self._declare('side_camera_frame_id', 'side_camera_optical_frame',
                           "frame_id of the side camera's images and camera info (views: 2)"),
             self._declare('close_camera_frame_id', 'close_camera_optical_frame',
-                          "frame_id of the close camera's images and camera info (views: 3)"))
+                          "frame_id of the close camera's images and camera info (views: 3)"),
+            self._declare('top_camera_frame_id', 'top_camera_optical_frame',
+                          "frame_id of the top camera's images and camera info (views: 4)"))
         run_config = self._declare(
             'run_config', '', 'run config whose env section (cameras, cost, aim point) '
             'overrides the settings below; empty: the installed config/sawyer_task1.yaml')

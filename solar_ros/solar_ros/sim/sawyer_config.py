@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping, Tuple
 import numpy as np
 
 TASKS = (1, 2, 3)
-VIEWS = (1, 2, 3)
+VIEWS = (1, 2, 3, 4)
 DISTANCE_COSTS = ('linear', 'squared')
 
 
@@ -81,8 +81,9 @@ class SawyerStackConfig:
     camera_target: Tuple[float, ...] = _doc('point the camera looks at, m', (0.6, -0.1, 0.13))
     camera_fov_deg: float = _doc('vertical field of view of the camera, deg', 55.0)
     views: int = _doc(
-        'cameras in the observation: 1 (the camera above), 2 (also the side camera below) or 3'
-        ' (also the close camera below), stacked on the channel axis in that order', 1)
+        'cameras in the observation: 1 (the camera above), 2 (also the side camera below), 3'
+        ' (also the close camera below) or 4 (also the top camera below), stacked on the'
+        ' channel axis in that order', 1)
     side_camera_eye: Tuple[float, ...] = _doc(
         'side camera position, m (it looks along +y and sees x, which the first camera sees'
         ' as depth)', (0.62, -0.58, 0.3))
@@ -95,6 +96,12 @@ class SawyerStackConfig:
     close_camera_target: Tuple[float, ...] = _doc(
         'point the close camera looks at, m (just above the target block)', (0.65, 0.0, 0.09))
     close_camera_fov_deg: float = _doc('vertical field of view of the close camera, deg', 25.0)
+    top_camera_eye: Tuple[float, ...] = _doc(
+        'top camera position, m (views: 4; it looks down steeply onto the target from beyond'
+        " it, so both of the target's horizontal axes lie across its image)", (0.85, 0.12, 0.62))
+    top_camera_target: Tuple[float, ...] = _doc(
+        'point the top camera looks at, m (just above the target block)', (0.65, 0.0, 0.09))
+    top_camera_fov_deg: float = _doc('vertical field of view of the top camera, deg', 25.0)
 
     def __post_init__(self):
         """Check every value; raise ValueError naming the field."""
@@ -120,7 +127,7 @@ class SawyerStackConfig:
         lengths = {'action_cost': 7, 'target_position': 2, 'task1_offset': 3,
                    'task2_offset': 3, 'task3_offset': 3, 'camera_eye': 3, 'camera_target': 3,
                    'side_camera_eye': 3, 'side_camera_target': 3, 'close_camera_eye': 3,
-                   'close_camera_target': 3}
+                   'close_camera_target': 3, 'top_camera_eye': 3, 'top_camera_target': 3}
         for name, length in lengths.items():
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) != length or not all(math.isfinite(v) for v in value):
@@ -128,7 +135,8 @@ class SawyerStackConfig:
             object.__setattr__(self, name, value)
         if min(self.action_cost) < 0:
             raise ValueError(f'action_cost must be >= 0, got {self.action_cost}')
-        for name in ('camera_fov_deg', 'side_camera_fov_deg', 'close_camera_fov_deg'):
+        for name in ('camera_fov_deg', 'side_camera_fov_deg', 'close_camera_fov_deg',
+                     'top_camera_fov_deg'):
             if not 0 < getattr(self, name) < 180:
                 raise ValueError(f'{name} must be in (0, 180), got {getattr(self, name)}')
 

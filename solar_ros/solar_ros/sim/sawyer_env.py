@@ -322,7 +322,8 @@ class SawyerStackEnv:
         c = self.config
         return [(c.camera_eye, c.camera_target, c.camera_fov_deg),
                 (c.side_camera_eye, c.side_camera_target, c.side_camera_fov_deg),
-                (c.close_camera_eye, c.close_camera_target, c.close_camera_fov_deg)]
+                (c.close_camera_eye, c.close_camera_target, c.close_camera_fov_deg),
+                (c.top_camera_eye, c.top_camera_target, c.top_camera_fov_deg)]
 
     def camera_intrinsics(self, view: int = 0) -> np.ndarray:
         """Return the pinhole matrix K (3, 3) of camera ``view`` in pixels (ROS pixel centres)."""
