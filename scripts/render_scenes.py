@@ -28,7 +28,7 @@ UPSCALE = 4
 TASK2_CONFIG = Path(__file__).resolve().parents[1] / 'solar_ros' / 'config' / 'sawyer_task2.yaml'
 CLOSE_FRAMES = (0, 10, 20, 29)  # steps of the scripted episode shown, the last before the release
 ALONG_X_EYE = (1.2, 0.0, 0.5)  # m; the close camera looking along -x (docs/results.md)
-STEEP_EYE = (0.85, 0.12, 0.62)  # m; the close camera looking down steeply from beyond the target
+STEEP_EYE = SawyerStackConfig().top_camera_eye  # m; where the top camera (views: 4) looks from
 
 
 def upscale(image: np.ndarray) -> np.ndarray:
