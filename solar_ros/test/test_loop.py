@@ -123,7 +123,7 @@ def test_config_rejects_unknown_sections_and_settings(tmp_path):
     ('loop', {'cost_fit_episodes': 'all'}, r'loop.cost_fit_episodes must be >= 0 \(an'),
     ('loop', {'buffer_episodes': 0}, 'loop.buffer_episodes must be >= 1'),
     ('env', {'name': 'point_mass', 'horizn': 5}, r"unknown env settings \['horizn'\]"),
-    ('env', {'name': 'sawyer_stack', 'views': 4}, 'views must be one of'),
+    ('env', {'name': 'sawyer_stack', 'views': 5}, 'views must be one of'),
     ('env', {'name': 'sawyr'}, 'env.name must be one of'),
 ])
 def test_every_section_is_checked_when_the_config_is_read(section, settings, message):
