@@ -3,12 +3,11 @@
 - subscribes ``camera/image_raw`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8 or mono8,
   any size; resized to the model's input; sensor-data QoS) and, for a model of two to four
   views, ``side_camera/image_raw``, ``close_camera/image_raw`` and ``top_camera/image_raw``
-  in that order (the frames of one step
-  matched by stamp; the potential is the product of the views' potentials; a camera the
-  model does not read is ignored), ``episode_events`` (to number the frames of an episode)
-  and ``learner/model`` (std_msgs/String, latched: the path of a new model checkpoint; the
-  node loads it at once and swaps it in at the next episode start, so no frame waits for a
-  load and each episode is encoded by one model).
+  in that order (the frames of one step matched by stamp; the potential is the product of
+  the views' potentials; a camera the model does not read is ignored), ``episode_events``
+  (to number the frames of an episode) and ``learner/model`` (std_msgs/String, latched: the
+  path of a new model checkpoint; the node loads it at once and swaps it in at the next
+  episode start, so no frame waits for a load and each episode is encoded by one model).
 - publishes ``latent_potential`` (solar_ros_msgs/LatentPotential: the diagonal precision,
   or the full one of a model with ``precision: full``).
 

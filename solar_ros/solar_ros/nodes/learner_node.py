@@ -4,9 +4,8 @@
   ``policy/in_use`` (the controller's policy per episode) and ``camera/image_raw`` (with
   ``side_camera/image_raw`` for a two-view model, also ``close_camera/image_raw`` for a
   three-view one and ``top_camera/image_raw`` for a four-view one, matched by stamp;
-  sensor-data QoS); an
-  :class:`EpisodeRecorder` assembles each episode, labelled with the policy that ran it,
-  and it is written to ``run_dir/episodes`` as soon as it is complete.
+  sensor-data QoS); an :class:`EpisodeRecorder` assembles each episode, labelled with the
+  policy that ran it, and it is written to ``run_dir/episodes`` as soon as it is complete.
 - publishes ``policy/gains`` (solar_ros_msgs/TimeVaryingGains) and ``learner/model``
   (std_msgs/String: the model checkpoint the gains act in), both latched, and
   ``learner/episode_budget`` (solar_ros_msgs/EpisodeBudget, latched): how many episodes it
