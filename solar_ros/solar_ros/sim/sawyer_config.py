@@ -11,7 +11,9 @@ from typing import Any, Dict, Mapping, Tuple
 import numpy as np
 
 TASKS = (1, 2, 3)
-VIEWS = (1, 2, 3, 4)
+# The cameras in view order; each has the fields <name>_eye, <name>_target and <name>_fov_deg.
+CAMERAS = ('camera', 'side_camera', 'close_camera', 'top_camera')
+VIEWS = tuple(range(1, len(CAMERAS) + 1))
 DISTANCE_COSTS = ('linear', 'squared')
 
 
@@ -125,9 +127,9 @@ class SawyerStackConfig:
         if self.views not in VIEWS:
             raise ValueError(f'views must be one of {VIEWS}, got {self.views!r}')
         lengths = {'action_cost': 7, 'target_position': 2, 'task1_offset': 3,
-                   'task2_offset': 3, 'task3_offset': 3, 'camera_eye': 3, 'camera_target': 3,
-                   'side_camera_eye': 3, 'side_camera_target': 3, 'close_camera_eye': 3,
-                   'close_camera_target': 3, 'top_camera_eye': 3, 'top_camera_target': 3}
+                   'task2_offset': 3, 'task3_offset': 3,
+                   **{f'{camera}_{point}': 3 for camera in CAMERAS
+                      for point in ('eye', 'target')}}
         for name, length in lengths.items():
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) != length or not all(math.isfinite(v) for v in value):
@@ -135,8 +137,7 @@ class SawyerStackConfig:
             object.__setattr__(self, name, value)
         if min(self.action_cost) < 0:
             raise ValueError(f'action_cost must be >= 0, got {self.action_cost}')
-        for name in ('camera_fov_deg', 'side_camera_fov_deg', 'close_camera_fov_deg',
-                     'top_camera_fov_deg'):
+        for name in (f'{camera}_fov_deg' for camera in CAMERAS):
             if not 0 < getattr(self, name) < 180:
                 raise ValueError(f'{name} must be in (0, 180), got {getattr(self, name)}')
 

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from solar_ros.sim.quiet import quiet_native_output
-from solar_ros.sim.sawyer_config import SawyerStackConfig, TASKS
+from solar_ros.sim.sawyer_config import CAMERAS, SawyerStackConfig, TASKS
 from solar_ros.sim.sawyer_urdf import (
     ARM_JOINTS, FINGER_JOINTS, FINGER_TRAVEL, GRIP_LINK, SAWYER_JOINTS,
     write_sawyer_urdf)
@@ -319,11 +319,8 @@ class SawyerStackEnv:
 
     def _camera_settings(self) -> List[Tuple[Tuple[float, ...], Tuple[float, ...], float]]:
         """Return (eye (3,) m, target (3,) m, vertical fov deg) of every camera, in view order."""
-        c = self.config
-        return [(c.camera_eye, c.camera_target, c.camera_fov_deg),
-                (c.side_camera_eye, c.side_camera_target, c.side_camera_fov_deg),
-                (c.close_camera_eye, c.close_camera_target, c.close_camera_fov_deg),
-                (c.top_camera_eye, c.top_camera_target, c.top_camera_fov_deg)]
+        return [tuple(getattr(self.config, f'{camera}_{setting}')
+                      for setting in ('eye', 'target', 'fov_deg')) for camera in CAMERAS]
 
     def camera_intrinsics(self, view: int = 0) -> np.ndarray:
         """Return the pinhole matrix K (3, 3) of camera ``view`` in pixels (ROS pixel centres)."""
