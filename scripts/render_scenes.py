@@ -21,7 +21,7 @@ from solar_ros.images import views_side_by_side
 from solar_ros.learn.config import RunConfig
 from solar_ros.sim.environments import make_env
 from solar_ros.sim.expert import ScriptedExpert
-from solar_ros.sim.sawyer_config import SawyerStackConfig, TASKS
+from solar_ros.sim.sawyer_config import CAMERAS, SawyerStackConfig, TASKS
 from solar_ros.sim.sawyer_env import SawyerStackEnv
 
 UPSCALE = 4
@@ -29,6 +29,7 @@ TASK2_CONFIG = Path(__file__).resolve().parents[1] / 'solar_ros' / 'config' / 's
 CLOSE_FRAMES = (0, 10, 20, 29)  # steps of the scripted episode shown, the last before the release
 ALONG_X_EYE = (1.2, 0.0, 0.5)  # m; the close camera looking along -x (docs/results.md)
 STEEP_EYE = SawyerStackConfig().top_camera_eye  # m; where the top camera (views: 4) looks from
+CLOSE_CHANNELS = slice(3 * CAMERAS.index('close_camera'), 3 * CAMERAS.index('close_camera') + 3)
 
 
 def upscale(image: np.ndarray) -> np.ndarray:
@@ -67,7 +68,7 @@ def close_camera_frames(env: SawyerStackEnv) -> np.ndarray:
             if done:
                 raise RuntimeError(f'the episode ended at step {step}, before {max(CLOSE_FRAMES)}')
         if step in CLOSE_FRAMES:
-            frames.append(observation[..., -3:])  # the close camera is the last view
+            frames.append(observation[..., CLOSE_CHANNELS])  # the close camera's RGB
     return np.concatenate(frames, axis=1)
 
 
