@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from solar_ros.core.tensors import view_channels
 from solar_ros.images import views_side_by_side
 from solar_ros.learn.config import RunConfig
 from solar_ros.sim.environments import make_env
@@ -29,7 +30,7 @@ TASK2_CONFIG = Path(__file__).resolve().parents[1] / 'solar_ros' / 'config' / 's
 CLOSE_FRAMES = (0, 10, 20, 29)  # steps of the scripted episode shown, the last before the release
 ALONG_X_EYE = (1.2, 0.0, 0.5)  # m; the close camera looking along -x (docs/results.md)
 STEEP_EYE = SawyerStackConfig().top_camera_eye  # m; where the top camera (views: 4) looks from
-CLOSE_CHANNELS = slice(3 * CAMERAS.index('close_camera'), 3 * CAMERAS.index('close_camera') + 3)
+CLOSE_VIEW = CAMERAS.index('close_camera')
 
 
 def upscale(image: np.ndarray) -> np.ndarray:
@@ -68,7 +69,7 @@ def close_camera_frames(env: SawyerStackEnv) -> np.ndarray:
             if done:
                 raise RuntimeError(f'the episode ended at step {step}, before {max(CLOSE_FRAMES)}')
         if step in CLOSE_FRAMES:
-            frames.append(observation[..., CLOSE_CHANNELS])  # the close camera's RGB
+            frames.append(view_channels(observation, CLOSE_VIEW))
     return np.concatenate(frames, axis=1)
 
 

@@ -65,7 +65,7 @@ from .model_config import ModelConfig
 from .networks import (bernoulli_log_likelihood, Decoder, Encoder, LogCostHead,
                        QuadraticCostHead, ResidualHead)
 from .sequences import ArrayLike, check_sequences, EpisodeBatch, ModelInputError
-from .tensors import symmetrize
+from .tensors import symmetrize, view_channels
 
 CHECKPOINT_KIND = 'solar_ros.SolarModel'
 CHECKPOINT_VERSION = 1
@@ -146,7 +146,7 @@ class SolarModel(nn.Module):
         images = _as_float_images(images)
         J = h = 0.0
         for view, encoder in enumerate(self.view_encoders()):
-            precision, weighted_mean = encoder.potential(images[..., 3 * view:3 * view + 3])
+            precision, weighted_mean = encoder.potential(view_channels(images, view))
             J, h = J + precision, h + weighted_mean
         return GaussianPotentials(J=J, h=h)
 

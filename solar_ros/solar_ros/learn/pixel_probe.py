@@ -18,6 +18,7 @@ import numpy as np
 from solar_ros.core.model import build_encoders
 from solar_ros.core.model_config import ModelConfig
 from solar_ros.core.networks import Encoder
+from solar_ros.core.tensors import view_channels
 import torch
 
 BATCH_SIZE = 64
@@ -56,7 +57,7 @@ class EncoderReadout(torch.nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Map (B, 3 V, H, W) frames in [0, 1] to (B, 3) offsets, cm."""
         images = frames.permute(0, 2, 3, 1)  # the encoders take (..., H, W, 3)
-        means = [encoder(images[..., 3 * view:3 * view + 3])[0]
+        means = [encoder(view_channels(images, view))[0]
                  for view, encoder in enumerate(self.encoders)]
         return self.readout(torch.cat(means, dim=-1))
 
