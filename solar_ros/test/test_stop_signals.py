@@ -22,11 +22,14 @@ import time
 
 from rclpy.node import Node
 from solar_ros.nodes import spin
+from std_msgs.msg import String
 
 FIRST, SECOND = (getattr(signal, name) for name in sys.argv[1:3])
 AT_START = sys.argv[3] == 'START'
 HANG = sys.argv[3] == 'HANG'  # one signal; the callback then outlasts the stack dump's delay
 STUCK = sys.argv[3] == 'STUCK'  # one signal; the node's cleanup then never ends
+# the callback publishes once the context is shut down: through spin.publish, or RAW
+LATE = sys.argv[3] if sys.argv[3] in ('PUBLISH', 'RAW') else None
 if HANG:
     spin.STACKS_AFTER_STOP_S = 0.5
 if STUCK:
@@ -41,6 +44,7 @@ class BusyNode(Node):
             os.kill(os.getpid(), FIRST)
             time.sleep(10.0)
             print('start not interrupted', flush=True)
+        self._publisher = self.create_publisher(String, 'late', 10)
         self._timer = self.create_timer(0.05, self._work)
 
     def _work(self):
@@ -50,6 +54,10 @@ class BusyNode(Node):
         while self.context.ok() and time.monotonic() < deadline:
             time.sleep(0.01)
         print(f'context shut down: {not self.context.ok()}', flush=True)
+        if LATE == 'PUBLISH':
+            spin.publish(self, self._publisher, String(data='late'))
+        elif LATE == 'RAW':
+            self._publisher.publish(String(data='late'))
         if not (HANG or STUCK):
             os.kill(os.getpid(), SECOND)
         time.sleep(1.5 if HANG else 0.3)
@@ -98,6 +106,23 @@ def test_a_signal_shuts_a_busy_callback_down_and_a_second_one_is_ignored(
 def test_a_signal_while_the_node_starts_ends_it_cleanly(tmp_path: Path, first: str):
     output = _run_node(tmp_path, first, first, 'START')
     assert 'start not interrupted' not in output and 'cleanup done' not in output, output
+
+
+def test_a_message_published_after_the_stop_is_dropped_without_a_fault(tmp_path: Path):
+    output = _run_node(tmp_path, 'SIGINT', 'SIGINT', 'PUBLISH')
+    assert 'context shut down: True' in output and 'cleanup done' in output, output
+
+
+def test_a_plain_publish_after_the_stop_is_what_spin_publish_guards_against(tmp_path: Path):
+    """That publish raises in rclpy, and the events executor reports it as a fatal error."""
+    script = tmp_path / 'busy_node.py'
+    script.write_text(NODE_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), 'SIGINT', 'SIGINT', 'RAW'],
+                          capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    output = done.stdout + done.stderr
+    assert 'context shut down: True' in output, output
+    assert "Exception in 'timers' callback" in output and 'context is invalid' in output, output
 
 
 def test_signals_are_ignored_once_cleanup_has_begun(tmp_path: Path):

@@ -185,6 +185,9 @@ def run_system(argv: Optional[List[str]] = None) -> int:
                   f'{bringup.policy.gains.policy_version}, {runner.successes} stacked')
     except ExternalShutdownException:
         pass
+    except RuntimeError:  # rclpy's RCLError: a stop that landed while a message was taken
+        if bringup.context.ok():
+            raise
     finally:
         ignore_stop_signals()
         with limit_cleanup():

@@ -53,7 +53,7 @@ from rclpy.time import Time
 from solar_ros.core.online import episode_noise, OnlineStep
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import gains_from_msg, stamp_ns
-from solar_ros.nodes.spin import spin_node
+from solar_ros.nodes.spin import publish, spin_node
 from solar_ros.validation import MessageValidationError, validate_message
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief, PolicyInUse
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
@@ -276,7 +276,7 @@ class ControllerNode(Node):
             self._held = msg
             return
         self._last_command = msg
-        self._publisher.publish(msg)
+        publish(self, self._publisher, msg)
 
     def _release_held(self) -> None:
         """Send the held command once every reader matched, or after ``match_wait`` s."""
@@ -295,7 +295,7 @@ class ControllerNode(Node):
         msg, self._held = self._held, None
         self._release.cancel()
         self._last_command = msg
-        self._publisher.publish(msg)
+        publish(self, self._publisher, msg)
 
     def _zero(self) -> None:
         self._send(np.zeros(len(self._limits)))
@@ -340,7 +340,7 @@ class ControllerNode(Node):
             shape = (gains.horizon, gains.action_dim)
             self._online.start(np.zeros(shape) if msg.mean_action else episode_noise(
                 *shape, self._seed + int(msg.episode_id), self._smooth_noise))
-            self._in_use.publish(PolicyInUse(
+            publish(self, self._in_use, PolicyInUse(
                 header=msg.header, episode_id=msg.episode_id,
                 policy_version=gains.policy_version, model_version=gains.model_version))
 
@@ -355,7 +355,7 @@ class ControllerNode(Node):
             f'the sim sent the frame of step {step} {self._copies_after_answer} more time(s) '
             'after this node answered it: the command was lost, sending it again',
             throttle_duration_sec=1.0)
-        self._publisher.publish(self._last_command)
+        publish(self, self._publisher, self._last_command)
 
     def _on_belief(self, msg: LatentBelief) -> None:
         if (msg.episode_id, msg.step) == self._answered:

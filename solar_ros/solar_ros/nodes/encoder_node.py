@@ -33,7 +33,7 @@ from solar_ros.images import ViewAssembler
 from solar_ros.nodes import qos
 from solar_ros.nodes.cameras import assemble_view, subscribe_views
 from solar_ros.nodes.conversions import answers, potential_to_msg
-from solar_ros.nodes.spin import spin_node
+from solar_ros.nodes.spin import publish, spin_node
 from solar_ros_msgs.msg import EpisodeEvent, LatentPotential
 from std_msgs.msg import String
 
@@ -97,7 +97,7 @@ class EncoderNode(Node):
         if view >= config.views:
             return  # a camera this model does not read
         if answers(self._last_potential, msg.header):  # a copy of the frame encoded last
-            self._publisher.publish(self._last_potential)
+            publish(self, self._publisher, self._last_potential)
             return
         frame = assemble_view(self, self._views, msg, view, config.image_size, config.views,
                               'rejected')
@@ -107,7 +107,7 @@ class EncoderNode(Node):
         mean = h / precision if precision.ndim == 1 else np.linalg.solve(precision, h)
         potential = potential_to_msg(msg.header, self._episode_id, self._step, mean,
                                      precision, self._model_version)
-        self._publisher.publish(potential)
+        publish(self, self._publisher, potential)
         self._step += 1
         self._last_potential = potential
 

@@ -33,7 +33,7 @@ from solar_ros.core.online import OnlineStep
 from solar_ros.nodes import qos
 from solar_ros.nodes.conversions import (answers, belief_to_msg, gains_from_msg,
                                          potential_from_msg, stamp_ns)
-from solar_ros.nodes.spin import spin_node
+from solar_ros.nodes.spin import publish, spin_node
 from solar_ros.validation import check_vector, MessageValidationError
 from solar_ros_msgs.msg import EpisodeEvent, LatentBelief, LatentPotential
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
@@ -107,7 +107,7 @@ class LatentFilterNode(Node):
     def _on_potential(self, msg: LatentPotential) -> None:
         if answers(self._last_belief, msg.header):  # a copy of the potential filtered last
             if self._state == AWAIT_COMMAND:
-                self._publisher.publish(self._last_belief)
+                publish(self, self._publisher, self._last_belief)
             return
         if self._state != AWAIT_FRAME or stamp_ns(msg.header) < self._start_ns:
             self._early = msg
@@ -126,7 +126,7 @@ class LatentFilterNode(Node):
             mean, cov = self._online.belief()
         belief = belief_to_msg(msg.header, self._episode_id, self._online.t, mean, cov,
                                msg.model_version)
-        self._publisher.publish(belief)
+        publish(self, self._publisher, belief)
         self._last_belief = belief
         self._state = AWAIT_COMMAND
 

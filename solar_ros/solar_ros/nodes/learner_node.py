@@ -44,7 +44,7 @@ from solar_ros.nodes import qos
 from solar_ros.nodes.cameras import assemble_view, IMAGE_TOPICS, subscribe_views
 from solar_ros.nodes.conversions import gains_to_msg, stamp_ns
 from solar_ros.nodes.runnable import served_config
-from solar_ros.nodes.spin import spin_node
+from solar_ros.nodes.spin import publish, spin_node
 from solar_ros_msgs.msg import EpisodeBudget, EpisodeEvent, PolicyInUse
 from solar_ros_msgs.msg import TimeVaryingGains as GainsMsg
 from std_msgs.msg import String
@@ -143,9 +143,9 @@ class LearnerNode(Node):
         if mean_action is not None:
             self._mean_action = mean_action
         seeds = self.learner.check_seeds_left() if self._mean_action else []
-        self._budget_pub.publish(EpisodeBudget(session=self._session, issued=self._issued,
-                                               mean_action=self._mean_action,
-                                               check_seeds=seeds))
+        publish(self, self._budget_pub, EpisodeBudget(
+            session=self._session, issued=self._issued, mean_action=self._mean_action,
+            check_seeds=seeds))
 
     def _ask_once_connected(self) -> None:
         """Ask for the first episodes once every recorded topic has a publisher."""
@@ -189,11 +189,11 @@ class LearnerNode(Node):
         """
         if not self.context.ok() or self._closing:
             return
-        self._model_pub.publish(String(data=str(self.learner.model_path().resolve())))
+        publish(self, self._model_pub, String(data=str(self.learner.model_path().resolve())))
         if self._connected:  # after the first request: ask for the next update's
             self._ask(*self.learner.next_request())
-        self._gains_pub.publish(gains_to_msg(self.learner.gains,
-                                             self.get_clock().now().to_msg()))
+        publish(self, self._gains_pub,
+                gains_to_msg(self.learner.gains, self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:
         """Stop publishing, then destroy the node."""

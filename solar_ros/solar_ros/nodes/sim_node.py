@@ -50,7 +50,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from solar_ros.nodes.cameras import IMAGE_TOPICS, INFO_TOPICS
 from solar_ros.nodes.runnable import env_settings, served_config
-from solar_ros.nodes.spin import spin_node
+from solar_ros.nodes.spin import publish, spin_node
 from solar_ros.sim.sawyer_config import SawyerStackConfig, TASKS
 from solar_ros.sim.sawyer_env import SawyerStackEnv
 from solar_ros.sim.sawyer_urdf import ARM_JOINTS
@@ -221,7 +221,7 @@ class SimNode(Node):
             publishers = (*self._image_pubs, *self._info_pubs, self._joint_pub,
                           self._event_pub)
             for publisher, msg in zip(publishers, self._last_frame):
-                publisher.publish(msg)
+                publish(self, publisher, msg)
             self._last_frame_time = self.get_clock().now()
             self._copies_sent += 1
             self._warn_if_stalled()
@@ -294,7 +294,7 @@ class SimNode(Node):
                              final_distance=float(final_distance),
                              action=[float(a) for a in action], aim_offset=offset)
         if image is None:
-            self._event_pub.publish(event)
+            publish(self, self._event_pub, event)
             return
         images, infos = [], []
         for view, rgb in enumerate(np.split(image, self._env.views, axis=-1)):
@@ -307,7 +307,7 @@ class SimNode(Node):
                             velocity=self._env.joint_velocities().tolist())
         for publisher, msg in zip((*self._image_pubs, *self._info_pubs, self._joint_pub,
                                    self._event_pub), (*images, *infos, joints, event)):
-            publisher.publish(msg)
+            publish(self, publisher, msg)
         self._last_frame = (*images, *infos, joints, event)
         self._last_frame_time = self._frame_sent_at = self.get_clock().now()
         self._copies_sent = 0

@@ -13,6 +13,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 
 
 def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -> NoReturn:
@@ -124,6 +125,22 @@ def stop_by_context() -> None:
     """
     global _raise_on_stop
     _raise_on_stop = False
+
+
+def publish(node: Node, publisher: Publisher, msg: object) -> None:
+    """Publish ``msg`` from a callback of ``node``, or drop it once a stop has begun.
+
+    A stop signal shuts the node's context down in rclpy's signal-handling thread, which can
+    happen while a callback runs (an encoder's forward pass, a simulator's render); the
+    callback's publish then raises (rclpy's RCLError, "publisher's context is invalid") and
+    the events executor would report it as a fatal error that ends the bringup with status 1.
+    Such a message has no reader left, so it is dropped; any other failure raises.
+    """
+    try:
+        publisher.publish(msg)
+    except RuntimeError:
+        if node.context.ok():
+            raise
 
 
 @contextmanager
