@@ -37,4 +37,9 @@ def test_pretrained_policy_reproduces_its_evaluation(run_dir, tmp_path):
     again = read_table(tmp_path / shipped[0].name)
     assert again['task'] == expected['task']
     assert abs(again['success_rate'] - expected['success_rate']) <= 0.1, (expected, again)
-    assert again['final_distance'] == pytest.approx(expected['final_distance'], rel=0.2)
+    assert again['mean_cost'] == pytest.approx(expected['mean_cost'], rel=0.1)
+    if again['success_rate'] == expected['success_rate']:
+        # An episode that stacks on one CPU and misses on another (the bound above allows
+        # five) moves the mean final distance by its miss, centimetres against a mean of
+        # millimetres: the task-2 folder's one flip moved it from 7.4 to 5.7 mm.
+        assert again['final_distance'] == pytest.approx(expected['final_distance'], rel=0.2)
