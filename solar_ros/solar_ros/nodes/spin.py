@@ -1,4 +1,4 @@
-"""Run one node in its own process: the body of every node's ``main``."""
+"""Run one node in its own process (the body of every node's ``main``) and stop it cleanly."""
 
 from contextlib import contextmanager
 import faulthandler
