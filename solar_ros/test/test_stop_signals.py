@@ -74,17 +74,23 @@ print('spin_node returned', flush=True)
 """
 
 
+def _node_process(tmp_path: Path, first: str, second: str,
+                  when: str) -> subprocess.CompletedProcess:
+    """Run NODE_SCRIPT with its signals and mode; return the finished process."""
+    script = tmp_path / 'busy_node.py'
+    script.write_text(NODE_SCRIPT)
+    return subprocess.run([sys.executable, str(script), first, second, when],
+                          capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, PYTHONUNBUFFERED='1'))
+
+
 def _run_node(tmp_path: Path, first: str, second: str, when: str, status: int = 0) -> str:
     """Run NODE_SCRIPT; return its output after checking how it ended.
 
     Exit status ``status``, no traceback, and the process ended in ``spin_node`` without
     running the interpreter's exit handlers.
     """
-    script = tmp_path / 'busy_node.py'
-    script.write_text(NODE_SCRIPT)
-    done = subprocess.run([sys.executable, str(script), first, second, when],
-                          capture_output=True, text=True, timeout=30,
-                          env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    done = _node_process(tmp_path, first, second, when)
     output = done.stdout + done.stderr
     assert done.returncode == status, output
     assert 'spin_node returned' not in output, output
@@ -115,11 +121,7 @@ def test_a_message_published_after_the_stop_is_dropped_without_a_fault(tmp_path:
 
 def test_a_plain_publish_after_the_stop_is_what_spin_publish_guards_against(tmp_path: Path):
     """That publish raises in rclpy, and the events executor reports it as a fatal error."""
-    script = tmp_path / 'busy_node.py'
-    script.write_text(NODE_SCRIPT)
-    done = subprocess.run([sys.executable, str(script), 'SIGINT', 'SIGINT', 'RAW'],
-                          capture_output=True, text=True, timeout=30,
-                          env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    done = _node_process(tmp_path, 'SIGINT', 'SIGINT', 'RAW')
     output = done.stdout + done.stderr
     assert 'context shut down: True' in output, output
     assert "Exception in 'timers' callback" in output and 'context is invalid' in output, output
