@@ -45,7 +45,7 @@ from solar_ros.nodes.learner_node import LearnerNode
 from solar_ros.nodes.policy_node import PolicyNode
 from solar_ros.nodes.sim_node import SimNode
 from solar_ros.nodes.spin import (end_process, ignore_stop_signals, limit_cleanup,
-                                  stop_by_context, stop_on_first_signal)
+                                  quiet_after_stop, stop_by_context, stop_on_first_signal)
 from solar_ros.sim.sawyer_config import TASKS
 import yaml
 
@@ -173,21 +173,19 @@ def run_system(argv: Optional[List[str]] = None) -> int:
         return 0
     stop_by_context()  # a signal now shuts the context down: spin_until returns
     try:
-        if learn:
-            learner = bringup.learner.learner
-            if bringup.spin_until(lambda: learner.done() and not bringup.learner.updating):
-                print(f'solar_ros: {learner.config.loop.iterations} policy updates done, the run '
-                      f'ends on policy {learner.policy_version}; run directory '
-                      f'{learner.run_dir}')
-        elif bringup.spin_until(lambda: bringup.runner.finished):
-            runner = bringup.runner
-            print(f'solar_ros: {runner.ended} episodes of policy '
-                  f'{bringup.policy.gains.policy_version}, {runner.successes} stacked')
+        with quiet_after_stop(bringup.context):  # a stop that landed while a message was taken
+            if learn:
+                learner = bringup.learner.learner
+                if bringup.spin_until(lambda: learner.done() and not bringup.learner.updating):
+                    print(f'solar_ros: {learner.config.loop.iterations} policy updates done, the '
+                          f'run ends on policy {learner.policy_version}; run directory '
+                          f'{learner.run_dir}')
+            elif bringup.spin_until(lambda: bringup.runner.finished):
+                runner = bringup.runner
+                print(f'solar_ros: {runner.ended} episodes of policy '
+                      f'{bringup.policy.gains.policy_version}, {runner.successes} stacked')
     except ExternalShutdownException:
         pass
-    except RuntimeError:  # rclpy's RCLError: a stop that landed while a message was taken
-        if bringup.context.ok():
-            raise
     finally:
         ignore_stop_signals()
         with limit_cleanup():

@@ -9,11 +9,13 @@ from types import FrameType
 from typing import Callable, Iterator, List, NoReturn, Optional
 
 import rclpy
+from rclpy.context import Context
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
+from rclpy.utilities import get_default_context
 
 
 def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -> NoReturn:
@@ -23,34 +25,35 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
     middleware to its callback in a fraction of the default executor's time; see
     ``bench/control_latency.py``), spun a step at a time so that a shutdown ends the loop.
 
-    Exit status 0 on SIGINT or SIGTERM, also when the signal comes twice: once the node
-    spins, the first signal shuts the context down (rclpy's handler) and raises nothing, so
-    a callback that is running (a learner's refit, which watches the context) ends on its
-    own; later signals are ignored, so the node's cleanup is not cut short (see
-    :func:`stop_by_context`). A signal while the node starts raises KeyboardInterrupt,
-    which ends the start. The shutdown can land while the executor converts a message; the
-    error that raises then is part of stopping, not a fault. Cleanup shuts the executor
-    down before it destroys the node (as :mod:`solar_ros.nodes.bringup` does): an executor
-    torn down after the node it spun once hung a sim node's exit in an event handler's
-    ``__exit__``. A process still running :data:`STACKS_AFTER_STOP_S` after the first
-    signal writes every thread's stack to stderr, so that a stop that hangs names the call
-    it hangs in; a cleanup still running :data:`CLEANUP_LIMIT_S` after it began writes them
-    and ends the process with status 1 (:func:`limit_cleanup`). A node that cannot start (a
-    bad parameter: ValueError, or a value outside its declared range) logs one line naming
-    the problem and exits with status 1. The process then ends through :func:`end_process`.
+    Exit status 0 on SIGINT or SIGTERM, also when the signal comes twice: once the node spins,
+    the first signal shuts the context down (rclpy's handler) and raises nothing, so a callback
+    that is running (a learner's refit, which watches the context) ends on its own; later
+    signals are ignored, so the node's cleanup is not cut short (see :func:`stop_by_context`).
+    A signal while the node starts raises KeyboardInterrupt, which ends the start. The shutdown
+    can land while the executor converts a message; the error that raises then is part of
+    stopping, not a fault (:func:`quiet_after_stop`). Cleanup shuts the executor down before it
+    destroys the node (as :mod:`solar_ros.nodes.bringup` does): an executor torn down after the
+    node it spun once hung a sim node's exit in an event handler's ``__exit__``. A process
+    still running :data:`STACKS_AFTER_STOP_S` after the first signal writes every thread's
+    stack to stderr, so that a stop that hangs names the call it hangs in; a cleanup still
+    running :data:`CLEANUP_LIMIT_S` after it began writes them and ends the process with status
+    1 (:func:`limit_cleanup`). A node that cannot start (a bad parameter: ValueError, or a
+    value outside its declared range) logs one line naming the problem and exits with status 1.
+    The process then ends through :func:`end_process`.
     """
     stop_on_first_signal()  # before rclpy.init: rclpy's handlers then call this one
     node = None
     executor = None
     status = 0
     try:
-        rclpy.init(args=args)
-        node = make_node()
-        executor = EventsExecutor()
-        executor.add_node(node)
-        stop_by_context()
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+        with quiet_after_stop(get_default_context()):
+            rclpy.init(args=args)
+            node = make_node()
+            executor = EventsExecutor()
+            executor.add_node(node)
+            stop_by_context()
+            while rclpy.ok():
+                executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, ParameterException) as error:
@@ -58,9 +61,6 @@ def spin_node(make_node: Callable[[], Node], args: Optional[List[str]] = None) -
             raise
         rclpy.logging.get_logger('solar_ros').fatal(f'cannot start: {error}')
         status = 1
-    except RuntimeError:
-        if rclpy.ok():
-            raise
     finally:
         ignore_stop_signals()
         with limit_cleanup():
@@ -136,10 +136,23 @@ def publish(node: Node, publisher: Publisher, msg: object) -> None:
     the events executor would report it as a fatal error that ends the bringup with status 1.
     Such a message has no reader left, so it is dropped; any other failure raises.
     """
-    try:
+    with quiet_after_stop(node.context):
         publisher.publish(msg)
+
+
+@contextmanager
+def quiet_after_stop(context: Context) -> Iterator[None]:
+    """End the block quietly where rclpy raises because a stop has shut ``context`` down.
+
+    The shutdown runs in rclpy's signal-handling thread, so it can land while the block is
+    inside rclpy (a node starting, the executor converting a message, a publish); rclpy then
+    raises a RuntimeError (its RCLError: "context is invalid"). Once the context is down that
+    error is part of stopping; while the context is up, a RuntimeError raises as any fault.
+    """
+    try:
+        yield
     except RuntimeError:
-        if node.context.ok():
+        if context.ok():
             raise
 
 
