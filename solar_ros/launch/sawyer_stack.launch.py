@@ -41,7 +41,7 @@ ARGUMENTS = {
     'params_file': (PathJoinSubstitution([FindPackageShare('solar_ros'), 'config',
                                           'sawyer_stack.yaml']),
                     'ROS parameter file of the nodes, applied after config/sim.yaml'),
-    'run_config': ('', 'model/lqr/loop YAML of the learner; empty: config/sawyer_task1.yaml'),
+    'run_config': ('', 'model/lqr/loop YAML of the learner; empty: config/sawyer_task<task>.yaml'),
     'namespace': ('', 'namespace of every node and topic'),
     'run_dir': ('runs/sawyer_stack',
                 'episodes, checkpoints and metrics; an existing run resumes'),

@@ -1,15 +1,22 @@
 """Node parameters are applied live with the start-up checks, or refused as read-only."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
+from solar_ros.learn.config import RunConfig
 from solar_ros.nodes.controller_node import ControllerNode
 from solar_ros.nodes.encoder_node import EncoderNode
 from solar_ros.nodes.episode_runner_node import EpisodeRunnerNode
 from solar_ros.nodes.learner_node import LearnerNode
+from solar_ros.nodes.runnable import env_settings
 from solar_ros.nodes.sim_node import SimNode
+from solar_ros.sim.sawyer_config import SawyerStackConfig
 import yaml
+
+CONFIGS = Path(__file__).resolve().parents[1] / 'config'
 
 
 def test_controller_limits_and_noise_scale_change_live_and_are_checked(context):
@@ -72,3 +79,27 @@ def test_a_task_out_of_range_is_refused_at_start(context):
             EpisodeRunnerNode(context=runner_context)
     finally:
         rclpy.try_shutdown(context=runner_context)
+
+
+@pytest.mark.parametrize('task, views', [(2, 4), (3, 3)])
+def test_without_a_run_config_sim_and_learner_serve_their_tasks_config(context, tmp_path,
+                                                                       task, views):
+    expected = RunConfig.from_yaml(CONFIGS / f'sawyer_task{task}.yaml')
+    assert expected.env['views'] == views and expected.loop.task == task
+    node_context = rclpy.Context()
+    rclpy.init(args=['--ros-args', '-p', f'task:={task}', '-p', 'start_task:=0',
+                     '-p', f'run_dir:={tmp_path / "run"}'], context=node_context)
+    sim = learner = None
+    try:
+        sim = SimNode(context=node_context)
+        assert sim._env.config.views == views
+        assert sim._env.config.to_dict() == SawyerStackConfig.from_dict(
+            {**SawyerStackConfig().to_dict(), **env_settings(expected)}).to_dict()
+        learner = LearnerNode(context=node_context)
+        assert learner.learner.config.loop.task == task
+        assert learner.learner.model_config.views == views
+    finally:
+        for node in (sim, learner):
+            if node is not None:
+                node.destroy_node()
+        rclpy.try_shutdown(context=node_context)

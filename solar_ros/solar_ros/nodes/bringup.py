@@ -130,7 +130,9 @@ def run_system(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--run-dir', type=Path, help='run directory (default: parameter)')
     parser.add_argument('--task', type=int, help='initial position 1, 2 or 3')
-    parser.add_argument('--run-config', type=Path, help='model/lqr/loop settings (YAML)')
+    parser.add_argument('--run-config', type=Path,
+                        help="model/lqr/loop settings (YAML; default: the task's installed "
+                             'config/sawyer_task<N>.yaml)')
     parser.add_argument('--params', type=Path, nargs='*', default=[],
                         help='extra ROS parameter files, applied last')
     parser.add_argument('--learn', choices=('true', 'false'), default='true',

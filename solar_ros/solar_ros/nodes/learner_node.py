@@ -66,7 +66,8 @@ class LearnerNode(Node):
         config = self.declare_parameter(
             'run_config', '', ParameterDescriptor(
                 description='YAML with the model, lqr and loop sections; empty: the '
-                            'installed config/sawyer_task1.yaml', read_only=True)).value
+                            "task's installed config/sawyer_task<task>.yaml",
+                read_only=True)).value
 
         def integer(name: str, default: int, description: str) -> int:
             descriptor = ParameterDescriptor(description=description, read_only=True,
@@ -87,7 +88,7 @@ class LearnerNode(Node):
                             'needs episodes, after which they are asked for again; 0: never',
                 read_only=True, floating_point_range=[FloatingPointRange(
                     from_value=0.0, to_value=3600.0, step=0.0)])).value
-        config, settings = served_config(config, '')
+        config, settings = served_config(config, '', self._task)
         horizon = int(settings.env.get('horizon', horizon))
         self.learner = SolarLearner(settings, horizon, action_dim, Path(run_dir),
                                     log=self.get_logger().info,

@@ -26,14 +26,15 @@ def check_runnable_by_nodes(config: RunConfig, source: str) -> None:
                          f'sawyer_stack), not {config.env["name"]!r}')
 
 
-def served_config(run_config: str, policy_dir: str) -> Tuple[str, RunConfig]:
+def served_config(run_config: str, policy_dir: str, task: int) -> Tuple[str, RunConfig]:
     """Return the path and settings of the run the nodes serve.
 
     Args:
         run_config: the ``run_config`` parameter: a run config YAML; empty: the installed
-            ``config/sawyer_task1.yaml``.
+            config of the task, ``config/sawyer_task<task>.yaml``.
         policy_dir: the ``policy_dir`` parameter (deploy mode); when given, its
             ``config.yaml`` is served and ``run_config`` is not read.
+        task: the ``task`` parameter (1, 2 or 3), the task the system runs.
 
     Raises:
         ValueError: the file cannot be read or holds bad settings (named in the message).
@@ -45,7 +46,7 @@ def served_config(run_config: str, policy_dir: str) -> Tuple[str, RunConfig]:
         path = run_config
     else:
         path = str(Path(get_package_share_directory('solar_ros')) / 'config'
-                   / 'sawyer_task1.yaml')
+                   / f'sawyer_task{task}.yaml')
     try:
         settings = RunConfig.from_yaml(path)
     except OSError as error:

@@ -35,8 +35,8 @@ and sends that command again only once two copies of its frame came after its an
 command lost to the latent filter alone is made up from the STEP event's ``action``.
 The environment's parameters are those of SawyerStackConfig (see config/sim.yaml); the
 ``env`` section of the run config the learner (or, in deploy mode, the policy node) serves
-overrides them, so the sim renders the cameras and charges the cost the model was trained
-with.
+(``run_config``, by default the installed config of ``task``) overrides them, so the sim
+renders the cameras and charges the cost the model was trained with.
 """
 
 import math
@@ -105,9 +105,13 @@ class SimNode(Node):
                           "frame_id of the close camera's images and camera info (views: 3)"),
             self._declare('top_camera_frame_id', 'top_camera_optical_frame',
                           "frame_id of the top camera's images and camera info (views: 4)"))
+        task = self._declare(
+            'task', 1, 'the task the system runs (1, 2 or 3): with run_config empty, its '
+            'installed config/sawyer_task<task>.yaml serves the env section',
+            integer_range=[IntegerRange(from_value=min(TASKS), to_value=max(TASKS), step=1)])
         run_config = self._declare(
             'run_config', '', 'run config whose env section (cameras, cost, aim point) '
-            'overrides the settings below; empty: the installed config/sawyer_task1.yaml')
+            "overrides the settings below; empty: the task's installed config")
         policy_dir = self._declare(
             'policy_dir', '', 'deploy mode: the run directory or pretrained folder whose '
             'config.yaml is used in place of run_config')
@@ -115,7 +119,7 @@ class SimNode(Node):
         defaults = SawyerStackConfig().to_dict()
         values = {name: self._declare(name, defaults[name], description)
                   for name, description in descriptions.items()}
-        source, served = served_config(run_config, policy_dir)
+        source, served = served_config(run_config, policy_dir, task)
         overrides = env_settings(served)
         values.update(overrides)
         if overrides:
