@@ -4,7 +4,8 @@
 # Uses `ros2 launch solar_ros sawyer_stack.launch.py` where the ros2 CLI with launch exists,
 # and the in-process bringup (same nodes, same YAML) otherwise.
 # Override with TASK=1|2|3, RUN_CONFIG=<model/lqr/loop YAML> (default: the task's
-# config/sawyer_task<TASK>.yaml, which the nodes read when run_config is empty), RUN_DIR=<directory>.
+# config/sawyer_task<TASK>.yaml, which the nodes read when run_config is empty) and
+# RUN_DIR=<directory>.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -82,8 +82,7 @@ def test_a_task_out_of_range_is_refused_at_start(context):
 
 
 @pytest.mark.parametrize('task, views', [(2, 4), (3, 3)])
-def test_without_a_run_config_sim_and_learner_serve_their_tasks_config(context, tmp_path,
-                                                                       task, views):
+def test_without_a_run_config_sim_and_learner_serve_their_tasks_config(tmp_path, task, views):
     expected = RunConfig.from_yaml(CONFIGS / f'sawyer_task{task}.yaml')
     assert expected.env['views'] == views and expected.loop.task == task
     node_context = rclpy.Context()
