@@ -52,7 +52,7 @@ def test_settings_read_at_start_are_read_only(context, make, name, value):
         node.destroy_node()
 
 
-def test_learner_settings_are_read_only(context, tmp_path):
+def test_learner_settings_are_read_only(tmp_path):
     run_config = tmp_path / 'run.yaml'
     run_config.write_text(yaml.safe_dump({'model': {'latent_dim': 2, 'channels': 4,
                                                     'hidden': 8}}))
@@ -71,7 +71,7 @@ def test_learner_settings_are_read_only(context, tmp_path):
         rclpy.try_shutdown(context=learner_context)
 
 
-def test_a_task_out_of_range_is_refused_at_start(context):
+def test_a_task_out_of_range_is_refused_at_start():
     runner_context = rclpy.Context()
     rclpy.init(args=['--ros-args', '-p', 'task:=7'], context=runner_context)
     try:
