@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from solar_ros.core.model import SolarModel
 from solar_ros.learn import fork, run
 from solar_ros.learn.episodes import EpisodeStore
 from solar_ros.learn.learner import METRICS
@@ -12,7 +13,7 @@ import yaml
 SETTINGS = {
     'env': {'name': 'point_mass', 'horizon': 5, 'image_size': 16},
     'model': {'latent_dim': 2, 'channels': 4, 'hidden': 8, 'image_size': 16,
-              'batch_size': 4, 'action_cost_weight': 0.01},
+              'batch_size': 4, 'action_cost_weight': 0.01, 'residual_dim': 2},
     'loop': {'pretrain_episodes': 6, 'pretrain_updates': 4, 'iterations': 3,
              'rollouts_per_iteration': 3, 'refit_updates': 2, 'check_rollouts': 2},
 }
@@ -68,6 +69,20 @@ def test_the_fork_goes_on_with_other_settings_from_the_same_episodes(source, tmp
     assert not np.array_equal(forked[-1].actions, original[-1].actions)
     rows = MetricsLog(RunDir(target).metrics, METRICS).rows()
     assert [r['policy'] for r in rows] == ['1', '2', '3']
+
+
+def test_the_fork_goes_on_with_another_residual_std_but_no_other_model_setting(
+        source, tmp_path, capsys):
+    target = tmp_path / 'fork'
+    assert fork.main([str(source), str(target), '--policy', '2']) == 0
+    files = RunDir(target)
+    args = ['--config', str(files.config), '--run-dir', str(target), '--threads', '1']
+    assert run.main(args + ['--set', 'model.latent_dim=3']) == 2
+    assert 'other model settings' in capsys.readouterr().err
+    assert files.completed_policies() == [0, 1, 2], 'the refused run changed nothing'
+    _run(files.config, target, 'model.residual_std=0.05')
+    assert [SolarModel.load(files.model(k)).config.residual_std for k in (2, 3)] == [0.1, 0.05]
+    assert yaml.safe_load(files.config.read_text())['model']['residual_std'] == 0.05
 
 
 def test_a_fork_refuses_a_missing_policy_or_a_used_folder(source, tmp_path, capsys):

@@ -3,6 +3,8 @@
 One model is trained once per module (a few hundred updates, single thread) and shared.
 """
 
+import math
+
 import numpy as np
 import pytest
 from solar_ros.core import model as model_module
@@ -520,3 +522,29 @@ def test_residual_term_joins_the_objective_and_its_head_trains(tmp_path):
     loaded = SolarModel.load(tmp_path / 'model.pt')
     latents = torch.randn(2, HORIZON, 4)
     torch.testing.assert_close(loaded.residual_head(latents), model.residual_head(latents))
+
+
+def test_a_trained_model_takes_a_tighter_residual_std_and_nothing_else():
+    torch.set_num_threads(1)
+    batch = make_batch(4, seed=7)
+    residuals = torch.randn(4, HORIZON, 3, generator=torch.Generator().manual_seed(1),
+                            dtype=torch.float64)
+    data = EpisodeBatch(batch.images, batch.actions, batch.costs, residuals)
+    model = SolarModel(make_config(residual_dim=3))
+    model.fit(data, 2)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    latents = torch.randn(2, HORIZON, 4)
+    at_01 = model.residual_head.log_likelihood(latents, residuals[:2].float())
+    model.reweigh(make_config(residual_dim=3, residual_std=0.05))
+    assert model.config.residual_std == 0.05 and model.residual_head.std == 0.05
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+    # log N(r; m, s^2) = -e^2 / (2 s^2) - log s - log(2 pi) / 2 per number, d = 3 per step
+    error = (residuals[:2].float() - model.residual_head(latents)).pow(2).sum(-1)
+    expected = at_01 - 0.5 * error * (1 / 0.05 ** 2 - 1 / 0.1 ** 2) + 3 * math.log(2.0)
+    torch.testing.assert_close(
+        model.residual_head.log_likelihood(latents, residuals[:2].float()), expected)
+    model.fit(data, 1)  # it trains on with the new weight
+    for change in ({'latent_dim': 5}, {'residual_dim': 2}, {'seed': 4}):
+        with pytest.raises(ValueError, match=f"settings \\['{next(iter(change))}'\\] differ"):
+            model.reweigh(make_config(residual_std=0.05, **dict({'residual_dim': 3}, **change)))
+    assert model.config.residual_std == 0.05

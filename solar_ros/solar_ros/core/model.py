@@ -61,7 +61,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .lds import (frame_posteriors, GaussianPotentials, kalman_smoother, LDSParams,
                   sample_backward, SmootherResult)
 from .mniw import MNIW, mniw_natural_step
-from .model_config import ModelConfig
+from .model_config import ModelConfig, OBJECTIVE_WEIGHTS
 from .networks import (bernoulli_log_likelihood, Decoder, Encoder, LogCostHead,
                        QuadraticCostHead, ResidualHead)
 from .sequences import ArrayLike, check_sequences, EpisodeBatch, ModelInputError
@@ -129,6 +129,26 @@ class SolarModel(nn.Module):
                       self.prior.nu.clone())
         self.optimizer = torch.optim.Adam(self.parameters(), lr=config.learning_rate)
         self.num_updates = 0
+
+    def reweigh(self, config: ModelConfig) -> None:
+        """Take ``config``'s objective weights; every other setting must be this model's own.
+
+        The weights (:data:`~solar_ros.core.model_config.OBJECTIVE_WEIGHTS`: the residual
+        read-out's std) hold no parameters, so a trained model, a forked run's, can be
+        fitted on with other values; the networks, the MNIW and the optimiser are kept.
+
+        Raises:
+            ValueError: ``config`` differs in another setting (naming them).
+
+        """
+        other = [name for name in self.config.differences(config)
+                 if name not in OBJECTIVE_WEIGHTS]
+        if other:
+            raise ValueError(f"settings {other} differ from the trained model's (only "
+                             f'{list(OBJECTIVE_WEIGHTS)} may change)')
+        self.config = config
+        if self.residual_head is not None:
+            self.residual_head.std = config.residual_std
 
     @property
     def beta(self) -> float:

@@ -6,6 +6,9 @@ from typing import Dict, Tuple, Union
 
 INFERENCE = ('solar', 'vae')
 PRECISION = ('diagonal', 'full')
+# Settings that only weigh a term of the objective and shape no network or state: a model
+# may take new values of them between updates (SolarModel.reweigh), a forked run among them.
+OBJECTIVE_WEIGHTS = ('residual_std',)
 
 
 @dataclass
@@ -60,7 +63,8 @@ class ModelConfig:
             bias per step (:class:`~solar_ros.core.networks.ResidualHead`): a training
             signal that asks the latent to hold the offset linearly, the target's place in
             it included (0: no such head). LQR-FLM never reads this head.
-        residual_std: std of that likelihood, in the residuals' units.
+        residual_std: std of that likelihood, in the residuals' units; a trained model may
+            take another (:data:`OBJECTIVE_WEIGHTS`, ``SolarModel.reweigh``).
         action_cost_weight: w of the known action penalty w ||a||^2; it is subtracted from
             the observed costs before the cost head fits them, and cost_params() puts
             R = 2 w I in the action block.
@@ -163,6 +167,11 @@ class ModelConfig:
                              f'or empty, got {list(self.view_own_dims)}')
         if not 0 < self.mniw_step <= 1:
             raise ValueError(f'ModelConfig.mniw_step must be in (0, 1], got {self.mniw_step}')
+
+    def differences(self, other: 'ModelConfig') -> Tuple[str, ...]:
+        """Return the names of the settings whose values differ in ``other``, in field order."""
+        return tuple(f.name for f in fields(self)
+                     if getattr(self, f.name) != getattr(other, f.name))
 
     @classmethod
     def from_dict(cls, values: Dict) -> 'ModelConfig':

@@ -12,7 +12,9 @@ resumes at policy K: it records policy K's rollouts on the same seeds as the ori
 settings given to it. The default K = 1 is the policy right after pretraining, the longest
 part of a run, so two settings of the loop, LQR-FLM or cost fit are compared from one
 pretrained model. Model settings cannot change (the checkpoints hold the networks; the run
-refuses them), and the TensorBoard logs, validation and evaluation tables are not copied.
+refuses them), except the objective's weights, which hold no parameters
+(``model.residual_std``: ``SolarModel.reweigh``); the TensorBoard logs, validation and
+evaluation tables are not copied.
 """
 
 import argparse

@@ -538,11 +538,13 @@ class SolarLearner:
         state = load_checkpoint(self.files.learner(version),
                                 LEARNER_KIND, LEARNER_VERSION)
         self.model = SolarModel.load(self.model_path(version))
-        if self.model.config != self.model_config:
+        try:
+            self.model.reweigh(self.model_config)
+        except ValueError as error:
             raise ValueError(
                 f'{self.run_dir}: the run was made with other model settings than the '
-                "config given now; resume with the run's own config.yaml or use a new run "
-                f'directory (run: {self.model.config}; now: {self.model_config})')
+                f"config given now ({error}); resume with the run's own config.yaml or use "
+                'a new run directory') from None
         self.lqr = new_lqr(self.model_config, self.config.lqr)
         self.lqr.load_state_dict(state['lqr'])
         self.gains = TimeVaryingGains.from_dict(state['gains'])
